@@ -1,0 +1,217 @@
+"""Pure tensor math of TC-Padé (Cui et al., CVPR 2026, arXiv 2603.02943) and of a fitted [m/n] Padé.
+
+Tensors are batch-first; every "global" norm is taken per batch row, which equals the official code's
+whole-tensor norm at batch size 1.  Residual histories are passed newest first: ``r[0]`` is R_n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from padecache.math import as_rows, row_dot, row_norm
+
+__all__ = [
+    "tsi",
+    "unit_rows",
+    "official_stability_map",
+    "official_pade_core",
+    "official_weighted_extrapolation",
+    "official_adaptive_order",
+    "official_stability_scalar",
+    "paper_sigma",
+    "paper_pade",
+    "damped_rational",
+    "pade_fit",
+    "pade_eval",
+    "denominator_min",
+]
+
+
+# -- Trajectory Stability Indicator -----------------------------------------------------------------------------
+
+
+def unit_rows(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """``v / (||v|| + eps)`` per batch row (the official ``curvetest`` normalisation)."""
+    return v / as_rows(row_norm(v) + eps, v)
+
+
+def tsi(r_n: torch.Tensor, r_n1: torch.Tensor, r_n2: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """TSI = ½ ||u1 − u2|| per row, u1 = unit(R_{n-1} − R_{n-2}), u2 = unit(R_n − R_{n-1}); in [0, 1]."""
+    u1 = unit_rows(r_n1 - r_n2, eps)
+    u2 = unit_rows(r_n - r_n1, eps)
+    return 0.5 * row_norm(u1 - u2)
+
+
+# -- the official FLUX code (`utils/predict.py`), described in shared/docs/tc-pade-paper.md §2.4 ----------------
+
+
+def official_stability_map(r_n: torch.Tensor, r_n1: torch.Tensor, scale: float = 5.0, eps: float = 1e-7) -> torch.Tensor:
+    """Elementwise s = exp(−scale·|ΔR| / (½(|R_n| + |R_{n−1}|) + eps))."""
+    delta = (r_n - r_n1).abs()
+    mu = 0.5 * (r_n.abs() + r_n1.abs())
+    return torch.exp(-scale * delta / (mu + eps))
+
+
+def official_pade_core(
+    r_n: torch.Tensor,
+    r_n1: torch.Tensor,
+    *,
+    curve_ok: bool = True,
+    scale: float = 5.0,
+    den_gain: float = 0.1,
+    den_eps: float = 1e-5,
+    clamp_weights: tuple[float, float] = (0.6, 0.4),
+    clamp_width: tuple[float, float] = (0.5, 0.1),
+    blend: tuple[float, float] = (0.7, 0.3),
+) -> torch.Tensor:
+    """``_pade_prediction``: elementwise-σ [2/1] core, guarded denominator, clamp band and blend.
+
+    num = 2s R_n − s R_{n−1}; den = 1 − den_gain·s·c (c = the TSI test result as 0/1); the result is
+    clamped to m ± max(w0·|ΔR|, w1·μ) around m = 0.6 R_n + 0.4 R_{n−1}, then blended towards m with
+    weight 1 − (0.7 s + 0.3).
+    """
+    s = official_stability_map(r_n, r_n1, scale)
+    num = 2 * s * r_n - s * r_n1
+    a1 = -den_gain * s
+    den = 1 + a1 * (1.0 if curve_ok else 0.0)
+    tiny = den.abs() < den_eps
+    den = torch.where(tiny, 1 + a1 * r_n, den)
+    den = torch.where(den >= 0, 1.0, -1.0) * den.abs().clamp(min=den_eps)
+    r = num / den
+    delta = (r_n - r_n1).abs()
+    mu = 0.5 * (r_n.abs() + r_n1.abs())
+    m = clamp_weights[0] * r_n + clamp_weights[1] * r_n1
+    d = torch.maximum(clamp_width[0] * delta, clamp_width[1] * mu)
+    r = m + torch.maximum(torch.minimum(r - m, d), -d)
+    w = blend[0] * s + blend[1]
+    return w * r + (1 - w) * m
+
+
+def official_stability_scalar(r_n: torch.Tensor, r_n1: torch.Tensor, gain: float = 10.0, lo: float = 0.8, hi: float = 1.2) -> torch.Tensor:
+    """Per row ``clip(1 / (1 + gain·||R_n − R_{n−1}||), lo, hi)``, used by the weighted fallback."""
+    return (1.0 / (1.0 + gain * row_norm(r_n - r_n1))).clamp(lo, hi)
+
+
+def official_weighted_extrapolation(
+    newest_first: Sequence[torch.Tensor], k: int, stability: torch.Tensor, weights: Sequence[float] = (0.4, 0.3, 0.2, 0.1)
+) -> torch.Tensor:
+    """``_weighted_extrapolation``: stability · Σ w_i R_{n−i} over the k newest, weights renormalised."""
+    k = max(1, min(k, len(newest_first), len(weights)))
+    w = list(weights[:k])
+    total = sum(w)
+    out = sum((wi / total) * r for wi, r in zip(w, newest_first[:k]))
+    return as_rows(stability, out).to(out.dtype) * out
+
+
+def official_adaptive_order(newest_first: Sequence[torch.Tensor], order: int, hi: float = 0.98, mid: float = 0.90) -> int:
+    """``_adaptive_order_selection``: mean of cos(R_n, R_{n−1}) and cos(R_{n−1}, R_{n−2}) picks the order.
+
+    The cosines are averaged over batch rows; with one row (the official setting) this is exact.
+    """
+    r0, r1, r2 = newest_first[:3]
+
+    def cos(a, b):
+        return row_dot(a, b) / (row_norm(a) * row_norm(b)).clamp(min=1e-12)
+
+    avg = float(((cos(r0, r1) + cos(r1, r2)) / 2).mean())
+    if avg > hi:
+        return min(order, 4)
+    if avg > mid:
+        return min(order, 3)
+    return 2
+
+
+# -- the formula as published ------------------------------------------------------------------------------------
+
+
+def paper_sigma(r_n: torch.Tensor, r_n1: torch.Tensor, lam: float = 10.0, eps: float = 1e-12) -> torch.Tensor:
+    """σ_stab = exp(−λ ||R_n − R_{n−1}|| / ||R_n + R_{n−1}||), one value per row."""
+    return torch.exp(-lam * row_norm(r_n - r_n1) / (row_norm(r_n + r_n1) + eps))
+
+
+def paper_pade(
+    r_n: torch.Tensor, r_n1: torch.Tensor, r_n2: torch.Tensor, sigma: torch.Tensor, lam: float = 10.0, den_eps: float = 1e-5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """R = (2σ R_n − σ R_{n−1}) / (1 + (σ/λ) R_{n−2}) with |den| >= den_eps (sign kept).
+
+    Returns the prediction and a boolean mask of the elements whose denominator was guarded.
+    """
+    s = as_rows(sigma, r_n).to(r_n.dtype)
+    num = 2 * s * r_n - s * r_n1
+    den = 1 + (s / lam) * r_n2
+    guarded = den.abs() < den_eps
+    den = torch.where(den >= 0, 1.0, -1.0) * den.abs().clamp(min=den_eps)
+    return num / den, guarded
+
+
+# -- the repaired ("damped") variant -----------------------------------------------------------------------------
+
+
+def damped_rational(r_n: torch.Tensor, r_n1: torch.Tensor, gap: float, distance: float, sigma: torch.Tensor) -> torch.Tensor:
+    """R_n + D·d / (1 + (1 − σ)·d/h): a [1/1] rational extrapolant in the real step distance.
+
+    D = (R_n − R_{n−1})/h is the slope over the last computed gap h, d the distance to the target.  A
+    stable trajectory (σ → 1) extrapolates linearly; an unstable one (σ → 0) saturates at one gap's
+    increment R_n + ΔR.  For σ in [0, 1] and d >= 0 the denominator is >= 1: no pole can occur.
+    """
+    if gap == 0:
+        raise ValueError("the two newest computed residuals share a position")
+    s = as_rows(sigma, r_n).to(r_n.dtype)
+    slope = (r_n - r_n1) / gap
+    return r_n + slope * distance / (1 + (1 - s) * (distance / gap))
+
+
+# -- a genuine [m/n] Padé-type extrapolant fitted by linearised least squares ------------------------------------
+
+
+def pade_fit(
+    xs: Sequence[float], ys: Sequence[torch.Tensor], m: int, n: int, *, center: float = 0.0, scale: float = 1.0, ridge: float = 1e-10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Elementwise [m/n] rational fit y(u) ≈ P(u)/Q(u), u = (x − center)/scale, Q(0) = 1.
+
+    Linearised least squares: Σ_j a_j u_i^j − y_i Σ_k b_k u_i^k = y_i for every sample i, solved per
+    element through the normal equations with a tiny relative ridge (so constant or degenerate data
+    give a finite answer).  Needs at least m + n + 1 samples; with exactly that many it interpolates.
+
+    Returns ``(a, b)``: numerator coefficients ``(m+1, *shape)`` and denominator coefficients
+    ``(n, *shape)`` (b_1..b_n).
+    """
+    k = len(xs)
+    if k != len(ys) or k < m + n + 1:
+        raise ValueError(f"an [{m}/{n}] fit needs at least {m + n + 1} samples, got {k}")
+    us = torch.tensor([(float(x) - center) / scale for x in xs], dtype=torch.float64)
+    y = torch.stack([t.to(torch.float64) for t in ys], dim=-1)  # (*shape, k)
+    shape = y.shape[:-1]
+    y = y.reshape(-1, k)
+    poly = torch.stack([us**j for j in range(m + 1)], dim=-1).expand(y.shape[0], k, m + 1)
+    rat = torch.stack([-y * us**j for j in range(1, n + 1)], dim=-1)  # (E, k, n)
+    a_mat = torch.cat([poly, rat], dim=-1)  # (E, k, m+n+1)
+    ata = a_mat.transpose(1, 2) @ a_mat
+    diag = torch.diagonal(ata, dim1=1, dim2=2)
+    reg = ridge * diag.mean(dim=1, keepdim=True).clamp(min=1e-30)
+    ata = ata + torch.diag_embed(reg.expand_as(diag))
+    atb = (a_mat.transpose(1, 2) @ y.unsqueeze(-1)).squeeze(-1)
+    coef = torch.linalg.solve(ata, atb)  # (E, m+n+1)
+    a = coef[:, : m + 1].T.reshape(m + 1, *shape)
+    b = coef[:, m + 1 :].T.reshape(n, *shape)
+    return a, b
+
+
+def pade_eval(a: torch.Tensor, b: torch.Tensor, u: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Numerator/denominator value P(u)/Q(u) and Q(u) for coefficients from :func:`pade_fit`."""
+    num = sum(a[j] * u**j for j in range(a.shape[0]))
+    den = 1 + sum(b[j] * u ** (j + 1) for j in range(b.shape[0]))
+    return num / den, den
+
+
+def denominator_min(b: torch.Tensor, lo: float, hi: float, samples: int = 9) -> torch.Tensor:
+    """Smallest value of Q(u) = 1 + Σ b_k u^k over ``samples`` points of [lo, hi] (elementwise)."""
+    out = None
+    for i in range(samples):
+        u = lo + (hi - lo) * i / (samples - 1)
+        q = 1 + sum(b[j] * u ** (j + 1) for j in range(b.shape[0]))
+        out = q if out is None else torch.minimum(out, q)
+    return out
+

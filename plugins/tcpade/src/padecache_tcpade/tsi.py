@@ -1,0 +1,81 @@
+"""Policy ``tsi``: TC-Padé's Trajectory Stability Indicator decides when to recompute.
+
+TSI = ½ ||u1 − u2||, u1 and u2 the unit directions of the last two residual increments
+(arXiv 2603.02943; official ``curvetest``), computed per batch row.  Steps are computed in full when
+
+* they are among the first ``warmup`` steps, the last step (``last``), or the first step of a cache
+  interval (``step % interval == 0``, the paper's 𝒩 = 4), or
+* the TSI test fails: with ``skip_when = "below"`` (the official code) a step may be predicted only
+  while TSI < ``threshold`` in every row, i.e. a sharp turn of the trajectory forces a refresh; with
+  ``"above"`` (the paper notes' reading) only while TSI >= ``threshold``.
+
+The official default threshold, 1.4, never fires: TSI lies in [0, 1].  Residuals that were predicted
+feed the TSI only with ``include_predicted = true`` (the official code's behaviour).
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+
+from padecache import CachePolicy, StepContext, option
+
+from . import _math as pm
+
+__all__ = ["TSIPolicy"]
+
+
+class TSIPolicy(CachePolicy):
+    """Compute on interval heads and whenever the Trajectory Stability Indicator flags a sharp turn."""
+
+    name = "tsi"
+
+    @attrs.frozen
+    class Config:
+        threshold: float = option(1.4, ge=0.0, doc="TSI threshold θ (official code 1.4, which never fires; paper fast 0.7, slow 1.0)")
+        skip_when: str = option("below", "str", choices=("below", "above"), doc="predict while TSI is below / above θ")
+        interval: int = option(4, "int", ge=0, doc="compute every step with step % interval == 0 (paper 𝒩 = 4; 0 = never)")
+        warmup: int = option(3, "int", ge=0, doc="steps computed at the start")
+        last: bool = option(True, "bool", doc="always compute the final step")
+        include_predicted: bool = option(False, "bool", doc="let predicted residuals feed the TSI (official code)")
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.reset()
+
+    def reset(self) -> None:
+        self.last_residual: torch.Tensor | None = None
+        self.last_direction: torch.Tensor | None = None
+        self.value: torch.Tensor | None = None  # per-row TSI of the last three residuals
+        self._indicators: dict[str, float] = {}
+
+    def state_tensors(self):
+        return tuple(t for t in (self.last_residual, self.last_direction) if t is not None)
+
+    def observe(self, ctx: StepContext, residual: torch.Tensor, computed: bool) -> None:
+        if not (computed or self.config.include_predicted):
+            return
+        if self.last_residual is not None:
+            direction = pm.unit_rows(residual - self.last_residual)
+            if self.last_direction is not None:
+                self.value = 0.5 * torch.linalg.vector_norm((self.last_direction - direction).flatten(1), dim=1)
+            self.last_direction = direction
+        self.last_residual = residual
+
+    def scheduled(self, step: int, num_steps: int) -> bool:
+        c = self.config
+        return step < c.warmup or (c.last and step == num_steps - 1) or (c.interval > 0 and step % c.interval == 0)
+
+    def should_compute(self, ctx: StepContext) -> bool:
+        self._indicators = {}
+        if self.scheduled(ctx.step, ctx.num_steps):
+            return True
+        if self.value is None:
+            return False
+        worst = float(self.value.max() if self.config.skip_when == "below" else self.value.min())  # the one host sync
+        self._indicators = {"tsi": worst}
+        ok = worst < self.config.threshold if self.config.skip_when == "below" else worst >= self.config.threshold
+        return not ok
+
+    def indicators(self) -> dict[str, float]:
+        return dict(self._indicators)

@@ -1,0 +1,243 @@
+"""The three questions padecache asks at every denoising step, as three small interfaces.
+
+* :class:`Predictor`: *what* value stands in for the block stack when it is skipped;
+* :class:`CachePolicy`: *when* the block stack runs for real;
+* :class:`StageDetector`: *which phase* of sampling a step belongs to (early / mid / late).
+
+The engine hands each of them a :class:`StepContext`.  Components are chosen by name from the
+registry (:mod:`padecache.plugins`); each carries an attrs ``Config`` class whose fields are its
+options.  Nothing in the engine knows a concrete component by name.
+
+The value that is predicted is the residual of the whole block stack, ``R = stack_output - stack_input``,
+as a tensor of the stack's hidden-state shape (batch first).  Every built-in component treats batch
+rows independently: per-row norms, per-row statistics.  With a fixed schedule a batch therefore gives
+exactly what its samples give one by one, and the two CFG halves of a batched call never mix.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, Literal
+
+import attrs
+import torch
+
+__all__ = [
+    "Stage",
+    "Schedule",
+    "StepContext",
+    "Predictor",
+    "CachePolicy",
+    "StageDetector",
+    "Grid",
+]
+
+Grid = Literal["step", "sigma", "timestep"]
+
+
+class Stage(str, enum.Enum):
+    """Phase of sampling.  Early = high noise (structure forms), late = low noise (detail refines)."""
+
+    EARLY = "early"
+    MID = "mid"
+    LATE = "late"
+
+
+def _floats(values: Iterable[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+@attrs.frozen
+class Schedule:
+    """The sampling schedule of one generation: one timestep (and sigma, if known) per denoising step.
+
+    ``sigmas`` is the scheduler's noise level at each step where it has one (flow matching: in [0, 1]);
+    for DDPM-style schedulers it is ``sqrt(1 - alphas_cumprod[t])``.  It may be ``None``.
+    """
+
+    timesteps: tuple[float, ...] = attrs.field(converter=_floats)
+    sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats)
+
+    def __attrs_post_init__(self):
+        if len(self.timesteps) == 0:
+            raise ValueError("a schedule needs at least one timestep")
+        if self.sigmas is not None and len(self.sigmas) < len(self.timesteps):
+            raise ValueError(f"got {len(self.sigmas)} sigmas for {len(self.timesteps)} timesteps")
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.timesteps)
+
+    @classmethod
+    def uniform(cls, num_steps: int) -> Schedule:
+        """Rectified-flow schedule with sigma going linearly from 1 to 1/num_steps (timestep = 1000 sigma)."""
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        sig = [1.0 - i / num_steps for i in range(num_steps)]
+        return cls([1000.0 * s for s in sig], sig)
+
+    def position(self, step: int, grid: Grid) -> float:
+        """Abscissa of ``step`` on ``grid``: the step index, the sigma, or the timestep value."""
+        if grid == "step":
+            return float(step)
+        if grid == "sigma":
+            if self.sigmas is None:
+                raise ValueError("this scheduler exposes no sigmas; use grid='step' or grid='timestep'")
+            return self.sigmas[step]
+        return self.timesteps[step]
+
+
+@attrs.frozen
+class StepContext:
+    """Where sampling is when the engine asks a component something.
+
+    Attributes:
+        step: index of the denoising step, 0-based, found from the timestep the pipeline passed.
+        num_steps: number of denoising steps of this generation.
+        timestep: the timestep value of this step, in the scheduler's units.
+        sigma: the noise level of this step, or ``None`` if the scheduler has none.
+        branch: the guidance branch this call belongs to (``"cond"``/``"uncond"`` from a diffusers
+            ``cache_context``, or ``"main"``, ``"call1"``, ... in call order); batched CFG is one branch.
+        stage: the stage the stage detector assigned (``None`` only while detecting it).
+        schedule: the whole schedule, for components that look ahead (static masks, time grids).
+    """
+
+    step: int
+    num_steps: int
+    timestep: float
+    sigma: float | None
+    branch: str = "main"
+    stage: Stage | None = None
+    schedule: Schedule | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Share of sampling already done before this step, in [0, 1)."""
+        return self.step / self.num_steps
+
+    @property
+    def is_last(self) -> bool:
+        return self.step == self.num_steps - 1
+
+    def position(self, grid: Grid, step: int | None = None) -> float:
+        """Abscissa of ``step`` (default: this step) on ``grid``."""
+        step = self.step if step is None else step
+        if self.schedule is None:
+            if grid == "step":
+                return float(step)
+            if step != self.step:
+                raise ValueError("no schedule attached to this context")
+            value = self.sigma if grid == "sigma" else self.timestep
+            if value is None:
+                raise ValueError("this scheduler exposes no sigmas; use grid='step' or grid='timestep'")
+            return float(value)
+        return self.schedule.position(step, grid)
+
+
+class _Component(ABC):
+    """Shared shape of the three component kinds: a registered ``name`` and an attrs ``Config``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = type(None)
+
+    def __init__(self, config=None):
+        self.config = self.Config() if config is None else config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+class Predictor(_Component):
+    """What stands in for the block stack on a skipped step.
+
+    The engine calls :meth:`update` after *every* step, with the residual that was used (the real one
+    on computed steps, the predicted one otherwise, flagged by ``computed``), and :meth:`predict` on
+    the steps the policy skips, once :meth:`ready` says the history suffices.  A predictor keeps its own
+    history; it never reads another branch's.  Subclasses document their source (paper, code) in one line.
+    """
+
+    #: computed residuals needed before :meth:`predict` may be called
+    min_history: ClassVar[int] = 1
+
+    @abstractmethod
+    def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
+        """Record the residual used at ``ctx.step`` and the block-stack input it was added to."""
+
+    @abstractmethod
+    def predict(self, ctx: StepContext, block_input: torch.Tensor) -> torch.Tensor:
+        """Predicted residual at ``ctx.step``, to be added to ``block_input``."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything (a new generation starts)."""
+
+    def ready(self, ctx: StepContext) -> bool:
+        """Whether :meth:`predict` can be called at ``ctx``."""
+        return self.num_computed >= self.min_history
+
+    @property
+    def num_computed(self) -> int:
+        """Computed residuals currently held."""
+        return 0
+
+    def state_tensors(self) -> Iterable[torch.Tensor]:
+        """Tensors held between steps (for ``cache_bytes``)."""
+        return ()
+
+    def indicators(self) -> dict[str, float]:
+        """Cheap scalar diagnostics of the last prediction, reported per step in the stats."""
+        return {}
+
+
+class CachePolicy(_Component):
+    """When the block stack runs for real.
+
+    :meth:`should_compute` is asked once per transformer call.  The engine computes anyway while the
+    predictor is not ready, and records what was actually done.  Static policies return their whole
+    plan from :meth:`mask` for any step count; adaptive ones return ``None`` there and may watch the
+    residuals through :meth:`observe`.
+    """
+
+    @abstractmethod
+    def should_compute(self, ctx: StepContext) -> bool:
+        """True: run the block stack at this step; False: predict it."""
+
+    def observe(self, ctx: StepContext, residual: torch.Tensor, computed: bool) -> None:
+        """See the residual used at ``ctx.step`` (adaptive policies keep what they need)."""
+
+    def reset(self) -> None:
+        """Forget everything (a new generation starts)."""
+
+    def mask(self, num_steps: int) -> list[bool] | None:
+        """The static plan, ``True`` = compute, or ``None`` for adaptive policies."""
+        return None
+
+    def indicators(self) -> dict[str, float]:
+        """Scalar indicators behind the last decision (e.g. the TSI), reported per step in the stats."""
+        return {}
+
+    def state_tensors(self) -> Iterable[torch.Tensor]:
+        return ()
+
+
+class StageDetector(_Component):
+    """Which phase of sampling a step belongs to.  Stateless; called once per step."""
+
+    @abstractmethod
+    def stage(self, ctx: StepContext) -> Stage:
+        """Stage of ``ctx.step`` (``ctx.stage`` is not yet set)."""
+
+    def stages(self, schedule: Schedule) -> list[Stage]:
+        """Stage of every step of ``schedule``."""
+        n = schedule.num_steps
+        return [
+            self.stage(StepContext(i, n, schedule.timesteps[i], None if schedule.sigmas is None else schedule.sigmas[i], schedule=schedule))
+            for i in range(n)
+        ]
+
+
+def mask_to_str(mask: Sequence[bool]) -> str:
+    """``[True, False, ...]`` -> ``"#.##."`` (``#`` = computed)."""
+    return "".join("#" if m else "." for m in mask)

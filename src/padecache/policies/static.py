@@ -1,0 +1,176 @@
+"""Static policies: the plan depends only on the step index and the number of steps.
+
+Each one can print its mask for any step count (``padecache mask POLICY --steps N``).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import attrs
+
+from ..config import OptionError, option
+from ..interfaces import CachePolicy, StepContext
+
+__all__ = ["StaticPolicy", "AlwaysPolicy", "FixedPolicy", "MaskPolicy", "BudgetPolicy", "budget_mask"]
+
+
+class StaticPolicy(CachePolicy):
+    """A policy whose decisions are a precomputed mask (cached per step count)."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self._masks: dict[int, list[bool]] = {}
+
+    @abstractmethod
+    def build_mask(self, num_steps: int) -> list[bool]:
+        """``True`` = compute, one entry per step."""
+
+    def mask(self, num_steps: int) -> list[bool]:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        if num_steps not in self._masks:
+            self._masks[num_steps] = self.build_mask(num_steps)
+        return list(self._masks[num_steps])
+
+    def should_compute(self, ctx: StepContext) -> bool:
+        return self.mask(ctx.num_steps)[ctx.step]
+
+
+class AlwaysPolicy(StaticPolicy):
+    """Compute every step (caching off; the reference for 'same image')."""
+
+    name = "always"
+
+    @attrs.frozen
+    class Config:
+        """``always`` has no options."""
+
+    def build_mask(self, num_steps: int) -> list[bool]:
+        return [True] * num_steps
+
+
+class FixedPolicy(StaticPolicy):
+    """Compute the first ``warmup`` steps, then every ``interval``-th step, and the last step if ``last``.
+
+    Intervals are counted from the last warm-up step, as TaylorSeer's ``fresh_threshold`` /
+    ``first_enhance`` do: ``interval=5, warmup=3`` computes steps 0, 1, 2, 7, 12, 17.
+    """
+
+    name = "fixed"
+
+    @attrs.frozen
+    class Config:
+        interval: int = option(3, "int", ge=1, doc="compute every N-th step after warm-up (TaylorSeer's N)")
+        warmup: int = option(3, "int", ge=1, doc="steps computed at the start (TaylorSeer's first_enhance)")
+        last: bool = option(True, "bool", doc="always compute the final step")
+
+    def build_mask(self, num_steps: int) -> list[bool]:
+        c = self.config
+        anchor = c.warmup - 1
+        out = [s < c.warmup or (s - anchor) % c.interval == 0 for s in range(num_steps)]
+        if c.last:
+            out[-1] = True
+        return out
+
+
+class MaskPolicy(StaticPolicy):
+    """An explicit plan: ``mask = "###.#..."`` (``#``/``1`` compute) or ``steps = [0, 1, 2, 5, ...]``.
+
+    A plan is tied to its step count: running another number of steps is an error, unless
+    ``scale = true``, which maps the plan onto the new count by step fraction.
+    """
+
+    name = "mask"
+
+    @attrs.frozen
+    class Config:
+        mask: str | None = option(None, "str", optional=True, doc='"#" or "1" = compute, "." or "0" = predict')
+        steps: tuple[int, ...] | None = option(None, "ints", ge=0, optional=True, doc="indices of the computed steps")
+        num_steps: int | None = option(None, "int", ge=1, optional=True, doc="step count of `steps` (required with it)")
+        scale: bool = option(False, "bool", doc="map the plan onto other step counts by step fraction")
+
+        def __attrs_post_init__(self):
+            if (self.mask is None) == (self.steps is None):
+                raise OptionError("mask", "give exactly one of `mask` or `steps`")
+            if self.mask is not None:
+                bad = set(self.mask) - set("#.10")
+                if bad or not self.mask:
+                    raise OptionError("mask", f"use '#'/'1' for compute and '.'/'0' for predict, got {self.mask!r}")
+            else:
+                if self.num_steps is None:
+                    raise OptionError("num_steps", "is required with `steps`")
+                if self.steps and max(self.steps) >= self.num_steps:
+                    raise OptionError("steps", f"step {max(self.steps)} is outside 0..{self.num_steps - 1}")
+
+    def _plan(self) -> list[bool]:
+        c = self.config
+        if c.mask is not None:
+            return [ch in "#1" for ch in c.mask]
+        chosen = set(c.steps)
+        return [s in chosen for s in range(c.num_steps)]
+
+    def build_mask(self, num_steps: int) -> list[bool]:
+        plan = self._plan()
+        if len(plan) == num_steps:
+            return plan
+        if not self.config.scale:
+            raise ValueError(
+                f"policy 'mask' has a plan for {len(plan)} steps but the pipeline runs {num_steps}; "
+                f"pass a plan for {num_steps} steps or set scale = true"
+            )
+        out = [False] * num_steps
+        for s, on in enumerate(plan):
+            if on:
+                out[min(num_steps - 1, round(s * num_steps / len(plan)))] = True
+        out[0] = True
+        if plan[-1]:
+            out[-1] = True
+        return out
+
+
+def budget_mask(num_steps: int, passes: int, warmup: int, last: bool) -> list[bool]:
+    """``passes`` computed steps: the first ``warmup``, the last (if ``last``), the rest evenly in between."""
+    passes = max(1, min(num_steps, passes))
+    head = min(warmup, passes, num_steps)
+    out = [s < head for s in range(num_steps)]
+    tail = last and passes > head and not out[-1]
+    if tail:
+        out[-1] = True
+    rest = passes - head - int(tail)
+    lo, hi = head - 1, (num_steps - 1 if tail else num_steps)
+    if rest > 0:
+        free = [s for s in range(lo + 1, hi) if not out[s]]
+        # `rest` points evenly spread over the open interval (lo, hi), snapped to free steps
+        for k in range(1, rest + 1):
+            target = lo + k * (hi - lo) / (rest + 1)
+            best = min(free, key=lambda s: (abs(s - target), s))
+            out[best] = True
+            free.remove(best)
+    return out
+
+
+class BudgetPolicy(StaticPolicy):
+    """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread evenly after warm-up."""
+
+    name = "budget"
+
+    @attrs.frozen
+    class Config:
+        speedup: float | None = option(2.5, ge=1.0, optional=True, doc="target steps / full block-stack passes")
+        full_passes: int | None = option(None, "int", ge=1, optional=True, doc="exact number of passes (overrides speedup)")
+        warmup: int = option(3, "int", ge=1, doc="steps computed at the start")
+        last: bool = option(True, "bool", doc="always compute the final step")
+
+        def __attrs_post_init__(self):
+            if self.speedup is None and self.full_passes is None:
+                raise OptionError("speedup", "give `speedup` or `full_passes`")
+
+    def passes(self, num_steps: int) -> int:
+        c = self.config
+        if c.full_passes is not None:
+            return min(num_steps, c.full_passes)
+        return max(1, min(num_steps, round(num_steps / c.speedup)))
+
+    def build_mask(self, num_steps: int) -> list[bool]:
+        return budget_mask(num_steps, self.passes(num_steps), self.config.warmup, self.config.last)

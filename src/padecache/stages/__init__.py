@@ -1,0 +1,3 @@
+from .fraction import FractionStageDetector
+
+__all__ = ["FractionStageDetector"]

@@ -1,0 +1,153 @@
+"""Tiny, offline diffusers pipelines built from configs (recipes from shared/docs/environment.md §2)."""
+
+from __future__ import annotations
+
+import string
+
+import torch
+
+
+def _bytes_to_unicode():
+    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def tiny_clip_tokenizer(max_len=77):
+    from transformers import CLIPTokenizer
+
+    chars, vocab = _bytes_to_unicode(), {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = CLIPTokenizer(vocab=vocab, merges=[])
+    tok.model_max_length = max_len
+    return tok
+
+
+def tiny_t5_tokenizer(max_len=512):
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [(c, -1.0) for c in string.ascii_letters + string.digits + "▁.,!?'-"]
+    tok = T5Tokenizer(vocab=pieces, extra_ids=0)
+    tok.model_max_length = max_len
+    return tok
+
+
+def tiny_clip_text(hidden=32, proj=32):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = CLIPTextConfig(
+        bos_token_id=512, eos_token_id=513, pad_token_id=513, hidden_size=hidden, intermediate_size=37,
+        num_attention_heads=4, num_hidden_layers=2, vocab_size=514, max_position_embeddings=77,
+        projection_dim=proj, hidden_act="gelu",
+    )
+    return CLIPTextModel(cfg).eval()
+
+
+def tiny_t5(d_model=32, umt5=False):
+    from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+
+    cls, cfgcls = (UMT5EncoderModel, UMT5Config) if umt5 else (T5EncoderModel, T5Config)
+    return cls(cfgcls(
+        vocab_size=100, d_model=d_model, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    )).eval()
+
+
+def tiny_vae(latent_channels=4, sf=1.5035, shift=None):
+    from diffusers import AutoencoderKL
+
+    kw = dict(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+              latent_channels=latent_channels, norm_num_groups=1, scaling_factor=sf)
+    if shift is not None:
+        kw.update(shift_factor=shift, use_quant_conv=False, use_post_quant_conv=False)
+    return AutoencoderKL(**kw).eval()
+
+
+def dit_transformer(seed=0, num_layers=3):
+    from diffusers import DiTTransformer2DModel
+
+    torch.manual_seed(seed)
+    return DiTTransformer2DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=8, num_layers=num_layers,
+        sample_size=8, patch_size=2, num_embeds_ada_norm=1000,
+    ).eval()
+
+
+def flux_transformer(seed=0):
+    from diffusers import FluxTransformer2DModel
+
+    torch.manual_seed(seed)
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+    ).eval()
+
+
+def wan_transformer(seed=0):
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=32,
+    ).eval()
+
+
+def dit_pipeline(seed=0):
+    from diffusers import DDIMScheduler, DiTPipeline
+
+    torch.manual_seed(seed)
+    return DiTPipeline(transformer=dit_transformer(seed), vae=tiny_vae(4, sf=0.18215), scheduler=DDIMScheduler())
+
+
+def flux_pipeline(seed=0):
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
+
+    torch.manual_seed(seed)
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(), vae=tiny_vae(4, shift=0.0609),
+        text_encoder=tiny_clip_text(), tokenizer=tiny_clip_tokenizer(), text_encoder_2=tiny_t5(32),
+        tokenizer_2=tiny_t5_tokenizer(), transformer=flux_transformer(seed), image_encoder=None,
+        feature_extractor=None,
+    )
+
+
+def wan_pipeline(seed=0):
+    from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
+
+    torch.manual_seed(seed)
+    return WanPipeline(
+        tokenizer=tiny_t5_tokenizer(), text_encoder=tiny_t5(32, umt5=True),
+        vae=AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                             temperal_downsample=[False, True, True]),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0), transformer=wan_transformer(seed),
+    )
+
+
+def run_dit(pipe, steps=20, labels=(1, 2), guidance=4.0, seed=0):
+    return pipe(class_labels=list(labels), num_inference_steps=steps, guidance_scale=guidance, output_type="pt",
+                generator=torch.Generator().manual_seed(seed)).images
+
+
+def run_flux(pipe, steps=20, seed=0, true_cfg=1.0):
+    kw = dict(negative_prompt="blurry", true_cfg_scale=true_cfg) if true_cfg > 1 else {}
+    return pipe("a squirrel", num_inference_steps=steps, guidance_scale=3.5, height=32, width=32,
+                max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(seed), **kw).images
+
+
+def run_wan(pipe, steps=20, seed=0, guidance=5.0):
+    return pipe("a cat", negative_prompt="bad", num_inference_steps=steps, guidance_scale=guidance, height=16,
+                width=16, num_frames=5, max_sequence_length=16, output_type="pt",
+                generator=torch.Generator().manual_seed(seed)).frames
