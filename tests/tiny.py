@@ -143,7 +143,7 @@ def run_dit(pipe, steps=20, labels=(1, 2), guidance=4.0, seed=0):
 
 def run_flux(pipe, steps=20, seed=0, true_cfg=1.0):
     kw = dict(negative_prompt="blurry", true_cfg_scale=true_cfg) if true_cfg > 1 else {}
-    return pipe("a squirrel", num_inference_steps=steps, guidance_scale=3.5, height=32, width=32,
+    return pipe("a squirrel", num_inference_steps=steps, guidance_scale=3.5, height=16, width=16,
                 max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(seed), **kw).images
 
 

@@ -46,11 +46,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 #: preset used by ``padecache.apply(pipe)`` when no configuration is given
 DEFAULT_PRESET = "default"
 
-#: component kinds, their hook and a human name
+#: component kinds, their hook, and human names (singular, plural)
 KINDS = {
-    "predictor": ("padecache_predictors", "predictor"),
-    "policy": ("padecache_policies", "policy"),
-    "stage": ("padecache_stage_detectors", "stage detector"),
+    "predictor": ("padecache_predictors", "predictor", "predictors"),
+    "policy": ("padecache_policies", "policy", "policies"),
+    "stage": ("padecache_stage_detectors", "stage detector", "stage detectors"),
 }
 
 
@@ -171,7 +171,7 @@ class Registry:
                 return versions[id(impl.plugin)]
             return impl.plugin_name, str(getattr(impl.plugin, "__version__", "unknown"))
 
-        for kind, (hook_name, human) in KINDS.items():
+        for kind, (hook_name, human, _) in KINDS.items():
             for impl in getattr(pm.hook, hook_name).get_hookimpls():
                 plugin, version = provenance(impl)
                 for cls in impl.function() or ():
@@ -212,10 +212,10 @@ class Registry:
         try:
             return self.components[kind][name]
         except (KeyError, TypeError):
-            human = KINDS[kind][1]
+            _, human, plural = KINDS[kind]
             names = self.names(kind)
             raise ValueError(
-                f"unknown {human} {name!r}{suggest(str(name), names)}; registered {human}s: {', '.join(names)}"
+                f"unknown {human} {name!r}{suggest(str(name), names)}; registered {plural}: {', '.join(names)}"
             ) from None
 
     def create(self, kind: str, name: str, options=None):

@@ -120,19 +120,20 @@ class MaskPolicy(StaticPolicy):
                 f"pass a plan for {num_steps} steps or set scale = true"
             )
         out = [False] * num_steps
+        span = (num_steps - 1) / max(1, len(plan) - 1)  # first and last steps map onto themselves
         for s, on in enumerate(plan):
             if on:
-                out[min(num_steps - 1, round(s * num_steps / len(plan)))] = True
-        out[0] = True
-        if plan[-1]:
-            out[-1] = True
+                out[round(s * span)] = True
         return out
 
 
 def budget_mask(num_steps: int, passes: int, warmup: int, last: bool) -> list[bool]:
-    """``passes`` computed steps: the first ``warmup``, the last (if ``last``), the rest evenly in between."""
+    """``passes`` computed steps: the first ``warmup``, the last (if ``last``), the rest evenly in between.
+
+    When the budget is too small for both, the warm-up shrinks (to one step at least) before the last step goes.
+    """
     passes = max(1, min(num_steps, passes))
-    head = min(warmup, passes, num_steps)
+    head = min(warmup, max(1, passes - int(last)))  # the last step outranks the end of the warm-up
     out = [s < head for s in range(num_steps)]
     tail = last and passes > head and not out[-1]
     if tail:

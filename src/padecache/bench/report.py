@@ -1,0 +1,270 @@
+"""Benchmark outputs: ``results.json``, ``results.md``, ``pareto.png`` and ``grid.png``.
+
+Everything here reads records; nothing reruns a model.  "Equal compute" means: at a target speedup
+``s`` each method is represented by its best run that spent at most ``round(steps / s)`` block-stack
+passes, so no method gets more compute than the budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["write_results", "equal_compute", "summary", "markdown"]
+
+GROUP_OURS = ("tc-pade", "tc-pade-reference", "tc-pade-paper", "tc-pade+tsi", "pade-fit")
+GROUP_TAYLORSEER = ("taylor-1", "taylor-2", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer-O1", "diffusers-taylorseer-O2")
+
+
+def _ok(records):
+    return [r for r in records if r.get("status") == "ok" and r.get("full_passes")]
+
+
+def budget(steps: int, target: float) -> int:
+    return max(1, min(steps, round(steps / target)))
+
+
+def equal_compute(records: Sequence[dict], steps: int, target: float, methods: Sequence[str] | None = None) -> dict[str, dict]:
+    """Best run (by PSNR) of each method that spent at most the budget of ``target`` at ``steps``."""
+    cap = budget(steps, target) + 1e-6
+    best: dict[str, dict] = {}
+    for r in _ok(records):
+        if r["steps"] != steps or r["method"] == "full" or r["full_passes"] > cap:
+            continue
+        if methods is not None and r["method"] not in methods:
+            continue
+        psnr = r["psnr"] if r["psnr"] is not None else math.inf
+        cur = best.get(r["method"])
+        if cur is None or psnr > (cur["psnr"] if cur["psnr"] is not None else math.inf):
+            best[r["method"]] = r
+    return best
+
+
+def _best(rows: dict[str, dict], names: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> dict | None:
+    cands = [r for m, r in rows.items() if (names is None or m in names) and m not in exclude and r["psnr"] is not None]
+    return max(cands, key=lambda r: r["psnr"]) if cands else None
+
+
+def summary(records: Sequence[dict], targets: Sequence[float] = (2.5, 10 / 3)) -> list[dict[str, Any]]:
+    """Per (model, steps, target): best of ours, of TaylorSeer, of the other peers, and the margins."""
+    out = []
+    keys = sorted({(r["model"], r["steps"]) for r in _ok(records)})
+    for model, steps in keys:
+        recs = [r for r in records if r["model"] == model]
+        for target in targets:
+            rows = equal_compute(recs, steps, target)
+            ours = _best(rows, GROUP_OURS)
+            ts = _best(rows, GROUP_TAYLORSEER)
+            peers = _best({m: r for m, r in rows.items() if r.get("kind") == "peer" and m not in GROUP_TAYLORSEER})
+            reuse = rows.get("reuse")
+            entry = {"model": model, "steps": steps, "target": round(target, 3), "passes": budget(steps, target)}
+            for key, r in (("ours", ours), ("taylorseer", ts), ("peer", peers), ("reuse", reuse)):
+                entry[key] = None if r is None else {"method": r["method"], "psnr": r["psnr"], "fid_cls": r["fid_cls"], "fid": r.get("fid"), "passes": r["full_passes"], "wall_speedup": r["wall_speedup"], "pass_speedup": r["pass_speedup"]}
+            for key in ("taylorseer", "peer", "reuse"):
+                if ours is not None and entry[key] is not None:
+                    entry[f"margin_vs_{key}_db"] = round(ours["psnr"] - entry[key]["psnr"], 3)
+            for key in ("reference", "paper"):
+                r = rows.get(f"tc-pade-{key}")
+                if r is not None and ts is not None:
+                    entry[f"tc_pade_{key}_vs_taylorseer_db"] = round(r["psnr"] - ts["psnr"], 3)
+            out.append(entry)
+    return out
+
+
+def _fmt(v, nd=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
+
+
+def markdown(records: Sequence[dict], meta: dict[str, Any], targets: Sequence[float]) -> str:
+    lines = ["# padecache bench results", ""]
+    lines.append(
+        f"Model(s) {', '.join(sorted({r['model'] for r in records}))}; {meta['samples']} samples (labels 0..9 cycled, "
+        f"noise seed {meta['seed']}+i); PSNR/SSIM/relL2 against full compute of the same seeds; class accuracy and "
+        f"FID-cls against real digits; wall speedup against full compute timed in the same run "
+        f"({meta['machine']}, torch {meta['torch']}, {meta['threads']} threads)."
+    )
+    lines.append("")
+    summ = summary(records, [t for t in targets if t in (2.5, 10 / 3)] or targets[:1])
+    if summ:
+        lines += ["## Equal compute: best of each group", "",
+                  "| model | steps | passes (×) | ours | TaylorSeer (best setting) | best other peer | reuse | ours − TaylorSeer | ours − peer |",
+                  "|---|---:|---|---|---|---|---|---:|---:|"]
+        for e in summ:
+            def cell(x):
+                return "–" if x is None else f"{x['method']} {_fmt(x['psnr'])} dB"
+            lines.append(
+                f"| {e['model']} | {e['steps']} | {e['passes']} ({e['steps'] / e['passes']:.2f}×) | {cell(e['ours'])} | {cell(e['taylorseer'])} | "
+                f"{cell(e['peer'])} | {cell(e['reuse'])} | {_fmt(e.get('margin_vs_taylorseer_db'))} | {_fmt(e.get('margin_vs_peer_db'))} |"
+            )
+        lines.append("")
+    for model, steps in sorted({(r["model"], r["steps"]) for r in _ok(records)}):
+        recs = [r for r in records if r["model"] == model and r["steps"] == steps]
+        methods = list(dict.fromkeys(r["method"] for r in recs if r["method"] != "full"))
+        for metric, nd, title in (("psnr", 2, "PSNR (dB) vs full compute"), ("fid_cls", 2, "FID-cls vs real digits (lower is better)")):
+            lines += [f"## {model}, {steps} steps: {title}, best run within each pass budget", ""]
+            header = "| method | " + " | ".join(f"≤{budget(steps, t)} passes ({t:.2f}×)" for t in targets) + " |"
+            lines += [header, "|---|" + "---:|" * len(targets)]
+            per_target = [equal_compute(recs, steps, t) for t in targets]
+            for m in methods:
+                cells = [_fmt(rows[m][metric], nd) if m in rows else "–" for rows in per_target]
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            full = next((r for r in recs if r["method"] == "full"), None)
+            if full is not None and metric == "fid_cls":
+                lines.append(f"| full compute | {_fmt(full['fid_cls'])} | " + " | ".join("" for _ in targets[1:]) + " |")
+            lines.append("")
+        lines += [f"## {model}, {steps} steps: every run", "",
+                  "| method | settings | passes | pass × | wall × | PSNR | SSIM | relL2 | class acc | FID-cls | FID | status |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for r in recs:
+            psnr = "∞" if r.get("status") == "ok" and r["psnr"] is None else (
+                f"{r['psnr']:.2f} ± {r.get('psnr_se', 0):.2f}" if r["psnr"] is not None else "–")
+            lines.append(
+                f"| {r['method']} | {_short(r['config'])} | {_fmt(r['full_passes'])} | {_fmt(r['pass_speedup'])} | {_fmt(r['wall_speedup'])} | "
+                f"{psnr} | {_fmt(r['ssim'], 4)} | {_fmt(r['rel_l2'], 4)} | {_fmt(r['class_acc'], 3)} | {_fmt(r['fid_cls'])} | {_fmt(r['fid'])} | {r.get('status', '')} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _short(config: dict) -> str:
+    """A config in a few words: component names and the options that differ from their defaults."""
+    if not config:
+        return ""
+    if "peer" in config:
+        keep = {k: v for k, v in config.items() if k not in ("peer", "cache_identifiers", "steps_computation_mask", "taylor_factors_dtype", "calibrated_on")}
+        return ", ".join(f"{k}={v}" for k, v in keep.items())
+    from ..plugins import get_registry
+
+    registry = get_registry()
+    parts = []
+    for section in ("predictor", "policy"):
+        sec = dict(config.get(section, {}))
+        name = sec.pop("name", "?")
+        try:
+            defaults = _defaults(registry, section, name)
+        except ValueError:
+            defaults = {}
+        opts = ",".join(f"{k}={v}" for k, v in sec.items() if _norm(defaults.get(k)) != _norm(v))
+        parts.append(f"{name}({opts})" if opts else name)
+    return " + ".join(parts)
+
+
+def _defaults(registry, section: str, name: str) -> dict:
+    import attrs
+
+    cls = registry.get(section, name).cls.Config
+    return {f.name: f.default for f in attrs.fields(cls) if f.default is not attrs.NOTHING}
+
+
+def _norm(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def pareto_plot(records: Sequence[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({(r["model"], r["steps"]) for r in _ok(records)})
+    fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 5.5), squeeze=False)
+    for ax, (model, steps) in zip(axes[0], keys):
+        recs = [r for r in _ok(records) if r["model"] == model and r["steps"] == steps and r["method"] != "full" and r["psnr"] is not None]
+        for method in dict.fromkeys(r["method"] for r in recs):
+            pts = sorted((r["pass_speedup"], r["psnr"]) for r in recs if r["method"] == method)
+            style = "-o" if method in GROUP_OURS else ("--s" if method in GROUP_TAYLORSEER else ":^")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method, markersize=4)
+        ax.set_xlabel("pass speedup (steps / block-stack passes)")
+        ax.set_ylabel("PSNR vs full compute (dB)")
+        ax.set_title(f"{model}, {steps} steps")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def grid_plot(records: Sequence[dict], gallery: dict[int, torch.Tensor], path: Path, target: float = 2.5) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next((r for r in records if r["method"] == "full"), None)
+    if first is None:
+        return
+    model, steps = first["model"], first["steps"]
+    rows: list[tuple[str, int]] = []
+    best: dict[str, tuple[float, int]] = {}
+    for i, r in enumerate(records):
+        if r["model"] != model or r["steps"] != steps or i not in gallery or r.get("status") != "ok":
+            continue
+        if r["method"] == "full":
+            rows.insert(0, ("full compute", i))
+            continue
+        d = abs(math.log(r["pass_speedup"] / target))
+        if r["method"] not in best or d < best[r["method"]][0]:
+            best[r["method"]] = (d, i)
+    rows += [(f"{m} ({records[i]['pass_speedup']:.2f}×, {_fmt(records[i]['psnr'], 1)} dB)", i) for m, (_, i) in best.items()]
+    n = gallery[rows[0][1]].shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9 + 2.8, len(rows) * 0.95), squeeze=False)
+    for row, (label, i) in enumerate(rows):
+        imgs = gallery[i]
+        for col in range(n):
+            ax = axes[row][col]
+            ax.imshow(imgs[col, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+    fig.suptitle(f"{model}, {steps} steps, same seeds; each method at its run nearest {target}× fewer passes", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_results(result, out: str | Path, meta: dict[str, Any], targets: Sequence[float]) -> dict[str, Path]:
+    """Write the four files into ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "md": out / "results.md", "pareto": out / "pareto.png", "grid": out / "grid.png"}
+    payload = {"meta": meta, "summary": summary(result.records), "records": result.records}
+    paths["json"].write_text(json.dumps(result.records, indent=1, default=_jsonable) + "\n")
+    (out / "summary.json").write_text(json.dumps({k: v for k, v in payload.items() if k != "records"}, indent=1, default=_jsonable) + "\n")
+    paths["md"].write_text(markdown(result.records, meta, targets) + "\n")
+    pareto_plot(result.records, paths["pareto"])
+    grid_plot(result.records, result.gallery, paths["grid"])
+    return paths
+
+
+def _jsonable(v):
+    if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
+        return None
+    if isinstance(v, tuple):
+        return list(v)
+    return str(v)
+
+
+def machine_meta(options) -> dict[str, Any]:
+    import datetime
+
+    return {
+        "samples": options.samples,
+        "seed": options.seed,
+        "steps": list(options.steps),
+        "targets": list(options.targets),
+        "machine": f"{platform.machine()} CPU" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.date.today().isoformat(),
+    }

@@ -1,0 +1,89 @@
+"""Configs: validated attrs classes, loaded from presets, dicts and TOML, round-tripping unchanged."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+import padecache
+from padecache.config import CacheConfig, ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@pytest.mark.parametrize("preset", sorted(padecache.get_registry().presets))
+def test_every_preset_round_trips_through_json_and_toml(preset):
+    cfg = padecache.load_config(preset)
+    assert CacheConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert CacheConfig.from_dict(tomllib.loads(cfg.to_toml())) == cfg
+    assert padecache.load_config(cfg.to_dict()).to_dict() == cfg.to_dict()
+
+
+def test_toml_file_and_overrides(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('[predictor]\nname = "taylor"\norder = 2\n\n[policy]\nname = "fixed"\ninterval = 4\n')
+    cfg = padecache.load_config(path)
+    assert cfg.predictor.name == "taylor" and cfg.predictor.options.order == 2
+    assert cfg.policy.options.interval == 4 and cfg.stage.name == "fraction"
+    swapped = padecache.load_config(str(path), policy={"name": "budget", "speedup": 3})
+    assert swapped.policy.name == "budget" and swapped.policy.options.speedup == 3.0
+    assert swapped.predictor == cfg.predictor
+
+
+def test_missing_sections_take_defaults():
+    cfg = padecache.load_config({"predictor": {"name": "linear"}})
+    assert (cfg.policy.name, cfg.stage.name) == ("budget", "fraction")
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"predictor": {"name": "taylr"}}, r"unknown predictor 'taylr' \(did you mean 'taylor'\?\); registered predictors: .*linear.*noop.*taylor"),
+    ({"policy": {"name": "fixed", "intervall": 3}}, r"unknown option 'intervall' \(did you mean 'interval'\?\); valid options: interval, warmup, last"),
+    ({"policy": {"name": "fixed", "interval": 0}}, r"\[policy\] \(fixed\)\.interval: must be >= 1, got 0"),
+    ({"predictor": {"name": "taylor", "order": 7}}, r"order: must be <= 3, got 7"),
+    ({"predictor": {"name": "taylor", "order": 1.5}}, r"order: expected a whole number"),
+    ({"policy": {"name": "budget", "speedup": "fast"}}, r"speedup: expected a number"),
+    ({"policy": {"name": "budget", "speedup": float("nan")}}, r"speedup: must be a number, got NaN"),
+    ({"engine": {"guard": "yes"}}, r"guard: expected true or false"),
+    ({"stage": {"name": "fraction", "early": 0.9, "late": 0.5}}, r"late: must be >= early"),
+    ({"predictor": {"order": 1}}, r"needs a component name"),
+    ({"predictr": {"name": "taylor"}}, r"unknown section 'predictr' \(did you mean 'predictor'\?\)"),
+])
+def test_bad_configs_raise_value_errors_that_say_what_to_do(data, message):
+    with pytest.raises(ValueError, match=message):
+        padecache.load_config(data)
+
+
+def test_unknown_preset_lists_presets():
+    with pytest.raises(ConfigError, match=r"unknown preset 'tylorseer' \(did you mean 'taylorseer'\?\); presets: .*fora.*none"):
+        padecache.load_config("tylorseer")
+
+
+def test_malformed_toml_names_file_and_position(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('[predictor]\nname = "taylor"\norder = \n')
+    with pytest.raises(ConfigError, match=r"broken\.toml: invalid TOML: .*line 3"):
+        padecache.load_config(path)
+
+
+def test_bad_value_in_toml_names_file_section_and_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[predictor]\nname = "taylor"\n\n[policy]\nname = "fixed"\nwarmup = -2\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml: \[policy\] \(fixed\)\.warmup: must be >= 1, got -2"):
+        padecache.load_config(path)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="no such config file"):
+        padecache.load_config("nowhere.toml")
+
+
+def test_options_are_immutable_and_typed():
+    cfg = padecache.load_config({"predictor": {"name": "taylor", "order": 2.0}})
+    assert cfg.predictor.options.order == 2 and isinstance(cfg.predictor.options.order, int)
+    with pytest.raises(Exception):
+        cfg.predictor.options.order = 3

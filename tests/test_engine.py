@@ -1,0 +1,354 @@
+"""The engine on tiny DiT, FLUX and Wan pipelines: exactness, masks, CFG isolation, lifecycle, errors."""
+
+from __future__ import annotations
+
+import inspect
+
+import attrs
+import pytest
+import torch
+
+import padecache
+import tiny
+from padecache import Predictor, option
+from padecache.plugins import get_registry
+
+RUNNERS = {
+    "dit": tiny.run_dit,
+    "flux": lambda pipe, **kw: tiny.run_flux(pipe, true_cfg=2.0, **kw),  # true CFG: two calls per step
+    "wan": tiny.run_wan,
+}
+STEPS = 8
+
+
+@pytest.fixture
+def pipes(dit_pipe, flux_pipe, wan_pipe):
+    return {"dit": dit_pipe, "flux": flux_pipe, "wan": wan_pipe}
+
+
+def attention_modules(transformer):
+    adapter, _ = get_registry().adapter_for(transformer)
+    return [next(m for m in block.children() if type(m).__name__.endswith("Attention")) for _, _, block in adapter.blocks(transformer)]
+
+
+class CallLog:
+    """Records which branch called each block's first attention (i.e. when the block stack really ran)."""
+
+    def __init__(self, transformer):
+        self.calls = 0
+        first = attention_modules(transformer)[0]
+        self.handle = first.register_forward_hook(self._hit)
+
+    def _hit(self, *_):
+        self.calls += 1
+
+    def close(self):
+        self.handle.remove()
+
+
+@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+def test_policy_always_equals_the_unhooked_model(family, pipes):
+    pipe, run = pipes[family], RUNNERS[family]
+    reference = run(pipe, steps=STEPS)
+    padecache.apply(pipe, "none")
+    try:
+        out = run(pipe, steps=STEPS)
+        stats = padecache.stats(pipe)
+    finally:
+        padecache.remove(pipe)
+    assert (out - reference).abs().max().item() <= 1e-6
+    assert stats.full_passes == STEPS and stats.forecast_steps == 0
+    expected_branches = ("main",) if family == "dit" else ("cond", "uncond")
+    assert stats.branches == expected_branches
+
+
+@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+@pytest.mark.parametrize("policy", [{"name": "fixed", "interval": 3, "warmup": 2}, {"name": "budget", "speedup": 2.0, "warmup": 2}])
+def test_block_stack_runs_exactly_on_the_policy_mask(family, policy, pipes):
+    pipe, run = pipes[family], RUNNERS[family]
+    cfg = padecache.load_config({"predictor": {"name": "linear"}, "policy": policy})
+    mask = get_registry().create("policy", policy["name"], cfg.policy.options).mask(STEPS)
+    padecache.apply(pipe, cfg)
+    log = CallLog(pipe.transformer)
+    try:
+        out = run(pipe, steps=STEPS)
+        stats = padecache.stats(pipe)
+    finally:
+        log.close()
+        padecache.remove(pipe)
+    branches = 1 if family == "dit" else 2
+    assert log.calls == sum(mask) * branches
+    for branch in stats.branches:
+        assert stats.mask(branch) == mask
+    assert stats.full_passes == sum(mask) < STEPS
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+def test_remove_restores_forward_and_signature(family, pipes):
+    pipe = pipes[family]
+    t = pipe.transformer
+    adapter, _ = get_registry().adapter_for(t)
+    blocks = [b for _, _, b in adapter.blocks(t)]
+    head = adapter.head_module(t)
+    signature = inspect.signature(t.forward)
+    block_signatures = [inspect.signature(b.forward) for b in blocks]
+    state = {k: v.clone() for k, v in t.state_dict().items()}
+    had_registry = hasattr(t, "_diffusers_hook")
+    padecache.apply(pipe, "default")
+    assert inspect.signature(t.forward) == signature
+    assert [inspect.signature(b.forward) for b in blocks] == block_signatures
+    padecache.remove(pipe)
+    assert "forward" not in t.__dict__ and t.forward.__func__ is type(t).forward
+    assert all("forward" not in b.__dict__ and b.forward.__func__ is type(b).forward for b in blocks)
+    assert not head._forward_pre_hooks
+    assert hasattr(t, "_diffusers_hook") == had_registry
+    assert all(torch.equal(v, state[k]) for k, v in t.state_dict().items())
+    assert not padecache.is_applied(pipe)
+
+
+class SpyPredictor(Predictor):
+    """Linear forecast that records which branch and how many rows each instance sees."""
+
+    name = "spy"
+    seen: list = []
+
+    @attrs.frozen
+    class Config:
+        pass
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.history = []
+
+    def update(self, ctx, residual, block_input, computed):
+        SpyPredictor.seen.append((id(self), ctx.branch, ctx.step, residual.shape[0], computed))
+        if computed:
+            self.history = (self.history + [(ctx.step, residual)])[-2:]
+
+    def predict(self, ctx, block_input):
+        (s0, r0), (s1, r1) = self.history
+        return r1 + (r1 - r0) * (ctx.step - s1) / (s1 - s0)
+
+    def reset(self):
+        self.history = []
+
+    @property
+    def num_computed(self):
+        return len(self.history)
+
+    min_history = 2
+
+
+class SpyPlugin:
+    @padecache.hookimpl
+    def padecache_predictors(self):
+        return [SpyPredictor]
+
+
+@pytest.fixture
+def spy():
+    plugin = SpyPlugin()
+    padecache.register_plugin(plugin, name="spy")
+    SpyPredictor.seen = []
+    yield SpyPredictor
+    padecache.unregister_plugin(plugin)
+
+
+@pytest.mark.parametrize("family", ["flux", "wan"])
+def test_two_calls_per_step_keep_one_history_per_branch(family, pipes, spy):
+    pipe = pipes[family]
+    padecache.apply(pipe, {"predictor": {"name": "spy"}, "policy": {"name": "fixed", "interval": 2, "warmup": 2}})
+    try:
+        RUNNERS[family](pipe, steps=STEPS)
+    finally:
+        padecache.remove(pipe)
+    by_instance = {}
+    for inst, branch, step, rows, computed in spy.seen:
+        by_instance.setdefault(inst, set()).add(branch)
+    assert sorted(b for branches in by_instance.values() for b in branches) == ["cond", "uncond"]
+    assert all(len(branches) == 1 for branches in by_instance.values())
+    for inst in by_instance:
+        steps = [s for i, _, s, _, _ in spy.seen if i == inst]
+        assert steps == list(range(STEPS))  # the step comes from the timestep: both branches see 0..7
+
+
+def _manual_dit_cfg(transformer, latents, labels, steps, guidance=4.0):
+    """DiT's batched-CFG loop (rows [cond; uncond]) on a bare transformer."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler()
+    sched.set_timesteps(steps)
+    padecache.set_schedule(transformer, sched.timesteps.tolist())
+    x = latents.clone()
+    null = torch.full_like(labels, 1000)
+    for t in sched.timesteps:
+        out = transformer(torch.cat([x, x]), timestep=t.expand(2 * len(x)), class_labels=torch.cat([labels, null])).sample
+        cond, uncond = out[:, :4].chunk(2)
+        x = sched.step(uncond + guidance * (cond - uncond), t, x).prev_sample
+    return x
+
+
+@pytest.mark.parametrize("preset", ["default", "taylorseer", "fora"])
+def test_batched_cfg_rows_never_mix_and_a_batch_equals_single_runs(preset, dit_pipe):
+    """With a static schedule every row's forecast uses only that row's history.
+
+    The fallback guard is switched off here: its decision (compute the whole call) is taken per call,
+    so on this random-weight model it may fire for a batch and not for one of its samples.
+    """
+    t = dit_pipe.transformer
+    latents = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([1, 5, 9])
+    padecache.apply(t, preset, engine={"guard": False})
+    try:
+        batch = _manual_dit_cfg(t, latents, labels, STEPS)
+        singles = torch.cat([_manual_dit_cfg(t, latents[i : i + 1], labels[i : i + 1], STEPS) for i in range(3)])
+        assert padecache.stats(t).forecast_steps > 0
+    finally:
+        padecache.remove(t)
+    torch.testing.assert_close(batch, singles, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["dit", "flux"])
+def test_consecutive_generations_with_other_step_counts_equal_fresh_runs(family, pipes):
+    pipe, run = pipes[family], RUNNERS[family]
+    cfg = {"predictor": {"name": "taylor", "order": 2}, "policy": {"name": "budget", "speedup": 2.0}}
+    padecache.apply(pipe, cfg)
+    try:
+        run(pipe, steps=10)
+        first = padecache.stats(pipe)
+        reused = run(pipe, steps=6)
+        second = padecache.stats(pipe)
+    finally:
+        padecache.remove(pipe)
+    padecache.apply(pipe, cfg)
+    try:
+        fresh = run(pipe, steps=6)
+    finally:
+        padecache.remove(pipe)
+    assert first.total_steps == 10 and second.total_steps == 6 and second.generations == first.generations + 1
+    assert torch.equal(reused, fresh)
+
+
+def test_step_index_comes_from_the_timestep_not_from_counting(dit_pipe):
+    t = dit_pipe.transformer
+    schedule = [900.0, 800.0, 700.0, 600.0, 500.0, 400.0]
+    padecache.apply(t, "none")
+    padecache.set_schedule(t, schedule)
+    x = torch.randn(1, 4, 8, 8)
+    try:
+        for value in (900.0, 800.0, 500.0, 400.0):  # steps 0, 1, 4, 5: two steps never called
+            t(x, timestep=torch.tensor([value]), class_labels=torch.tensor([3]))
+        records = padecache.stats(t).records
+    finally:
+        padecache.remove(t)
+    assert [r.step for r in records] == [0, 1, 4, 5]
+
+
+class NaNPredictor(SpyPredictor):
+    """Returns NaN (or an exploding value) so that the engine must fall back to computing."""
+
+    name = "broken"
+    mode = "nan"
+
+    def predict(self, ctx, block_input):
+        good = super().predict(ctx, block_input)
+        return good * float("nan") if NaNPredictor.mode == "nan" else good * 1e6
+
+
+class BrokenPlugin:
+    @padecache.hookimpl
+    def padecache_predictors(self):
+        return [NaNPredictor]
+
+
+@pytest.mark.parametrize("mode", ["nan", "explode"])
+def test_bad_predictions_fall_back_to_computing_and_are_counted(mode, dit_pipe):
+    plugin = BrokenPlugin()
+    padecache.register_plugin(plugin, name="broken")
+    NaNPredictor.mode = mode
+    reference = tiny.run_dit(dit_pipe, steps=STEPS)
+    try:
+        padecache.apply(dit_pipe, {"predictor": {"name": "broken"}, "policy": {"name": "fixed", "interval": 3, "warmup": 2}})
+        try:
+            out = tiny.run_dit(dit_pipe, steps=STEPS)
+            stats = padecache.stats(dit_pipe)
+        finally:
+            padecache.remove(dit_pipe)
+    finally:
+        padecache.unregister_plugin(plugin)
+    assert stats.fallbacks == stats.total_steps - sum(stats.mask()) + stats.fallbacks - stats.forecast_steps
+    assert stats.forecast_steps == 0 and stats.fallbacks > 0
+    assert {r.reason for r in stats.records if r.computed} <= {"policy", "fallback"}
+    assert torch.isfinite(out).all()
+    assert (out - reference).abs().max().item() <= 1e-6  # every step was computed after all
+
+
+def test_stats_report_the_fields_users_read(dit_pipe):
+    padecache.apply(dit_pipe, "default")
+    try:
+        tiny.run_dit(dit_pipe, steps=20)
+        s = padecache.stats(dit_pipe)
+    finally:
+        padecache.remove(dit_pipe)
+    assert (s.total_steps, s.full_passes, s.computed_steps, s.forecast_steps, s.fallbacks) == (20, 8, 8, 12, 0)
+    assert s.pass_speedup == 2.5
+    assert s.cache_bytes > 0
+    d = s.as_dict()
+    assert {"total_steps", "full_passes", "computed_steps", "forecast_steps", "fallbacks", "cache_bytes", "records"} <= set(d)
+    assert [r.stage for r in s.records][:7] == ["early"] * 7 and s.records[-1].stage == "late"
+
+
+def test_errors_say_what_to_do(dit_pipe):
+    with pytest.raises(TypeError, match=r"does not support Linear; supported transformer classes: DiTTransformer2DModel, .*FluxTransformer2DModel.*WanTransformer3DModel"):
+        padecache.apply(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="expects a diffusers pipeline"):
+        padecache.apply(object())
+    padecache.apply(dit_pipe)
+    try:
+        with pytest.raises(ValueError, match=r"already applied .* call padecache.remove\(...\) first"):
+            padecache.apply(dit_pipe)
+    finally:
+        padecache.remove(dit_pipe)
+    with pytest.raises(ValueError, match="not applied"):
+        padecache.remove(dit_pipe)
+    with pytest.raises(ValueError, match="unknown predictor"):
+        padecache.apply(dit_pipe, predictor="nope")
+    assert not padecache.is_applied(dit_pipe)
+
+
+def test_bare_transformer_without_a_schedule_explains_itself(dit_pipe):
+    t = dit_pipe.transformer
+    padecache.apply(t, "default")
+    try:
+        with pytest.raises(ValueError, match=r"set_schedule\(transformer, timesteps\)"):
+            t(torch.randn(1, 4, 8, 8), timestep=torch.tensor([500]), class_labels=torch.tensor([1]))
+    finally:
+        padecache.remove(t)
+
+
+def test_a_diffusers_cache_must_be_disabled_first(flux_pipe):
+    from diffusers.hooks import FirstBlockCacheConfig
+
+    flux_pipe.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.1))
+    try:
+        with pytest.raises(ValueError, match="disable_cache"):
+            padecache.apply(flux_pipe)
+    finally:
+        flux_pipe.transformer.disable_cache()
+
+
+def test_a_model_in_half_precision_keeps_its_dtype(dit_pipe):
+    t = dit_pipe.transformer.to(torch.bfloat16)
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    try:
+        padecache.apply(t, "default")
+        try:
+            out = _manual_dit_cfg(t, latents, torch.tensor([2, 7]), 10)
+            s = padecache.stats(t)
+        finally:
+            padecache.remove(t)
+    finally:
+        t.to(torch.float32)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+    assert s.forecast_steps > 0

@@ -1,0 +1,66 @@
+"""Static policies print their plan for any step count; the plans match their definitions."""
+
+from __future__ import annotations
+
+import pytest
+
+import padecache
+from padecache.interfaces import mask_to_str
+from padecache.plugins import get_registry
+
+
+def policy(name, **options):
+    cfg = padecache.load_config({"policy": {"name": name, **options}})
+    return get_registry().create("policy", name, cfg.policy.options)
+
+
+def test_fixed_follows_taylorseer_intervals():
+    assert mask_to_str(policy("fixed", interval=5, warmup=3, last=False).mask(20)) == "###....#....#....#.."
+    assert mask_to_str(policy("fixed", interval=5, warmup=2, last=False).mask(20)) == "##....#....#....#..."
+    assert mask_to_str(policy("fixed", interval=4, warmup=3, last=True).mask(20)) == "###...#...#...#...##"
+
+
+def test_always():
+    assert policy("always").mask(7) == [True] * 7
+
+
+@pytest.mark.parametrize("steps", [8, 20, 28, 50])
+@pytest.mark.parametrize("speedup", [1.5, 2.0, 2.5, 10 / 3, 4.0])
+def test_budget_spends_exactly_its_budget(steps, speedup):
+    mask = policy("budget", speedup=speedup).mask(steps)
+    assert len(mask) == steps
+    assert sum(mask) == max(1, min(steps, round(steps / speedup)))
+    head = min(3, sum(mask) - 1)  # a small budget keeps the last step and shortens the warm-up
+    assert mask[-1] and all(mask[:head]) and not mask[head]
+
+
+def test_budget_shortens_warmup_before_dropping_the_last_step():
+    assert mask_to_str(policy("budget", full_passes=3).mask(8)) == "##.....#"
+    assert mask_to_str(policy("budget", full_passes=1).mask(8)) == "#......."
+
+
+def test_budget_full_passes_and_even_spread():
+    assert mask_to_str(policy("budget", full_passes=8).mask(20)) == "###..#...#..#...#..#"
+    # 2 free passes evenly inside (2, 19): 2 + 17/3 = 7.7 -> 8 and 2 + 34/3 = 13.3 -> 13
+    assert mask_to_str(policy("budget", full_passes=6, warmup=3).mask(20)) == "###.....#....#.....#"
+
+
+def test_mask_policy_and_step_count_mismatch():
+    p = policy("mask", mask="##..#")
+    assert p.mask(5) == [True, True, False, False, True]
+    with pytest.raises(ValueError, match="plan for 5 steps but the pipeline runs 7"):
+        p.mask(7)
+    scaled = policy("mask", mask="##..#", scale=True).mask(10)
+    assert scaled[0] and scaled[-1] and sum(scaled) == 3
+    assert policy("mask", steps=[0, 2], num_steps=4).mask(4) == [True, False, True, False]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"mask": "##x."}, "mask"),
+    ({}, "exactly one of"),
+    ({"steps": [0, 9], "num_steps": 4}, "outside"),
+    ({"steps": [0, 1]}, "num_steps"),
+])
+def test_mask_policy_validation(options, message):
+    with pytest.raises(ValueError, match=message):
+        policy("mask", **options)
