@@ -167,13 +167,13 @@ def damped_rational(r_n: torch.Tensor, r_n1: torch.Tensor, gap: float, distance:
 
 
 def pade_fit(
-    xs: Sequence[float], ys: Sequence[torch.Tensor], m: int, n: int, *, center: float = 0.0, scale: float = 1.0, ridge: float = 1e-10
+    xs: Sequence[float], ys: Sequence[torch.Tensor], m: int, n: int, *, center: float = 0.0, scale: float = 1.0, ridge: float = 1e-12
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Elementwise [m/n] rational fit y(u) ≈ P(u)/Q(u), u = (x − center)/scale, Q(0) = 1.
 
     Linearised least squares: Σ_j a_j u_i^j − y_i Σ_k b_k u_i^k = y_i for every sample i, solved per
-    element through the normal equations with a tiny relative ridge (so constant or degenerate data
-    give a finite answer).  Needs at least m + n + 1 samples; with exactly that many it interpolates.
+    element through the normal equations of the column-equilibrated system with a tiny ridge (so
+    constant or degenerate data give a finite answer).  Needs at least m + n + 1 samples; with exactly that many it interpolates.
 
     Returns ``(a, b)``: numerator coefficients ``(m+1, *shape)`` and denominator coefficients
     ``(n, *shape)`` (b_1..b_n).
@@ -188,12 +188,13 @@ def pade_fit(
     poly = torch.stack([us**j for j in range(m + 1)], dim=-1).expand(y.shape[0], k, m + 1)
     rat = torch.stack([-y * us**j for j in range(1, n + 1)], dim=-1)  # (E, k, n)
     a_mat = torch.cat([poly, rat], dim=-1)  # (E, k, m+n+1)
+    # equilibrate the columns, so that the ridge acts the same on every coefficient
+    col = torch.linalg.vector_norm(a_mat, dim=1, keepdim=True).clamp(min=1e-30)  # (E, 1, m+n+1)
+    a_mat = a_mat / col
     ata = a_mat.transpose(1, 2) @ a_mat
-    diag = torch.diagonal(ata, dim1=1, dim2=2)
-    reg = ridge * diag.mean(dim=1, keepdim=True).clamp(min=1e-30)
-    ata = ata + torch.diag_embed(reg.expand_as(diag))
+    ata = ata + ridge * torch.eye(m + n + 1, dtype=ata.dtype)
     atb = (a_mat.transpose(1, 2) @ y.unsqueeze(-1)).squeeze(-1)
-    coef = torch.linalg.solve(ata, atb)  # (E, m+n+1)
+    coef = torch.linalg.solve(ata, atb) / col.squeeze(1)  # (E, m+n+1)
     a = coef[:, : m + 1].T.reshape(m + 1, *shape)
     b = coef[:, m + 1 :].T.reshape(n, *shape)
     return a, b

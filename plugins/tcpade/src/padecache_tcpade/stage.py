@@ -16,7 +16,7 @@ __all__ = ["SigmaStageDetector"]
 
 
 class SigmaStageDetector(StageDetector):
-    """Early while σ/σ_max > ``early``, late once σ/σ_max < ``late``; needs a scheduler with sigmas."""
+    """Early while σ/σ_max >= ``early``, late once σ/σ_max < ``late``; needs a scheduler with sigmas."""
 
     name = "sigma"
 
@@ -37,8 +37,8 @@ class SigmaStageDetector(StageDetector):
             )
         top = max(ctx.schedule.sigmas) if ctx.schedule is not None and ctx.schedule.sigmas else 1.0
         level = ctx.sigma / top if top > 0 else 0.0
-        if level > self.config.early:
+        if level >= self.config.early - 1e-9:  # ">=": on a uniform schedule this equals `fraction`'s step <= 0.3 T
             return Stage.EARLY
-        if level < self.config.late:
+        if level < self.config.late - 1e-9:
             return Stage.LATE
         return Stage.MID
