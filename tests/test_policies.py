@@ -15,7 +15,7 @@ def policy(name, **options):
 
 
 def test_fixed_follows_taylorseer_intervals():
-    assert mask_to_str(policy("fixed", interval=5, warmup=3, last=False).mask(20)) == "###....#....#....#.."
+    assert mask_to_str(policy("fixed", interval=5, warmup=3).mask(20)) == "###....#....#....#.."
     assert mask_to_str(policy("fixed", interval=5, warmup=2, last=False).mask(20)) == "##....#....#....#..."
     assert mask_to_str(policy("fixed", interval=4, warmup=3, last=True).mask(20)) == "###...#...#...#...##"
 
@@ -26,23 +26,25 @@ def test_always():
 
 @pytest.mark.parametrize("steps", [8, 20, 28, 50])
 @pytest.mark.parametrize("speedup", [1.5, 2.0, 2.5, 10 / 3, 4.0])
-def test_budget_spends_exactly_its_budget(steps, speedup):
-    mask = policy("budget", speedup=speedup).mask(steps)
+@pytest.mark.parametrize("last", [False, True])
+def test_budget_spends_exactly_its_budget(steps, speedup, last):
+    mask = policy("budget", speedup=speedup, last=last).mask(steps)
     assert len(mask) == steps
     assert sum(mask) == max(1, min(steps, round(steps / speedup)))
-    head = min(3, sum(mask) - 1)  # a small budget keeps the last step and shortens the warm-up
-    assert mask[-1] and all(mask[:head]) and not mask[head]
+    head = min(3, sum(mask) - int(last))  # with `last`, a small budget keeps it and shortens the warm-up
+    assert all(mask[:head]) and not mask[head] and mask[-1] == (last or sum(mask) == steps)
 
 
 def test_budget_shortens_warmup_before_dropping_the_last_step():
-    assert mask_to_str(policy("budget", full_passes=3).mask(8)) == "##.....#"
-    assert mask_to_str(policy("budget", full_passes=1).mask(8)) == "#......."
+    assert mask_to_str(policy("budget", full_passes=3, last=True).mask(8)) == "##.....#"
+    assert mask_to_str(policy("budget", full_passes=1, last=True).mask(8)) == "#......."
 
 
 def test_budget_full_passes_and_even_spread():
-    assert mask_to_str(policy("budget", full_passes=8).mask(20)) == "###..#...#..#...#..#"
-    # 2 free passes evenly inside (2, 19): 2 + 17/3 = 7.7 -> 8 and 2 + 34/3 = 13.3 -> 13
-    assert mask_to_str(policy("budget", full_passes=6, warmup=3).mask(20)) == "###.....#....#.....#"
+    # 5 free passes evenly inside (2, 20): 2 + 18k/6 = 5, 8, 11, 14, 17 (the last two steps are forecast)
+    assert mask_to_str(policy("budget", full_passes=8).mask(20)) == "###..#..#..#..#..#.."
+    # with the final step forced: 4 passes inside (2, 19): 5.4, 8.8, 12.2, 15.6 -> 5, 9, 12, 16
+    assert mask_to_str(policy("budget", full_passes=8, last=True).mask(20)) == "###..#...#..#...#..#"
 
 
 def test_mask_policy_and_step_count_mismatch():

@@ -186,8 +186,12 @@ class Predictor(_Component):
         """Tensors held between steps (for ``cache_bytes``)."""
         return ()
 
-    def indicators(self) -> dict[str, float]:
-        """Cheap scalar diagnostics of the last prediction, reported per step in the stats."""
+    def indicators(self) -> dict[str, float | torch.Tensor]:
+        """Cheap scalar diagnostics of the last prediction, reported per step in the stats.
+
+        Return 0-d tensors rather than floats to avoid a host sync per step: the engine converts them
+        only when :func:`padecache.stats` is read.
+        """
         return {}
 
 

@@ -124,6 +124,12 @@ class StatsRecorder:
         self.peak_bytes = max(self.peak_bytes, state_bytes)
 
     def snapshot(self) -> CacheStats:
+        # indicators may arrive as 0-d tensors: they become floats here, when stats are read, not per step
+        self.records = [
+            r if all(isinstance(v, float) for v in r.indicators.values())
+            else attrs.evolve(r, indicators={k: float(v) for k, v in r.indicators.items()})
+            for r in self.records
+        ]
         branches = tuple(dict.fromkeys(r.branch for r in self.records))
         computed = sum(r.computed for r in self.records)
         return CacheStats(

@@ -27,27 +27,41 @@ def make(variant, values, positions):
     return p
 
 
-# Hand computation (R_{n-2}, R_{n-1}, R_n) = (0.5, 1, 2):
+# Hand computation, paper variant, (R_{n-2}, R_{n-1}, R_n) = (0.5, 1, 2):
 #   sigma = exp(-10 |2 - 1| / |2 + 1|) = exp(-10/3) = 0.0356739933
-#   paper:  (2 sigma 2 - sigma 1) / (1 + (sigma/10) 0.5) = 0.1068314249; late adds 0.3 (2 - 1)
-#   damped (R_{n-1} at step 4, R_n at step 8, target 10: h = 4, d = 2):
-#           2 + (1/4) 2 / (1 + (1 - sigma) 2/4) = 2.3373448122; late adds 0.3 (1/4) 2 = 0.15
-#   early (all variants): 0.9 * 2 + 0.1 * 1 = 1.9
-HAND = {
-    ("paper", Stage.EARLY): 1.9,
-    ("paper", Stage.MID): 0.10683142486476203,
-    ("paper", Stage.LATE): 0.40683142486476204,
-    ("damped", Stage.EARLY): 1.9,
-    ("damped", Stage.MID): 2.3373448121953286,
-    ("damped", Stage.LATE): 2.4873448121953285,
-}
+#   (2 sigma 2 - sigma 1) / (1 + (sigma/10) 0.5) = 0.1068314249; late adds 0.3 (2 - 1); early 0.9*2 + 0.1*1
+PAPER = {Stage.EARLY: 1.9, Stage.MID: 0.10683142486476203, Stage.LATE: 0.40683142486476204}
+
+# Hand computation, damped variant, R = (0.5, 1.0, 1.4) at steps (0, 4, 8), target step 10:
+#   slopes D_n = 0.4/4 = 0.1, D_{n-1} = 0.5/4 = 0.125; rho = 0.1*0.125/0.125^2 = 0.8
+#   sigma = 0.75*0.8 + 0.25 = 0.85; spacing = (8 - 0)/2 = 4; lambda = -ln(0.85)/4 = 0.0406297
+#   1.4 + 0.1 * 2 / (1 + lambda * 2/2) = 1.5921913; with stage rules: late adds 0.3 * 0.4 * 2/4 = 0.06,
+#   early is 0.9 * 1.4 + 0.1 * 1.0 = 1.36
+DAMPED = {Stage.EARLY: 1.5921913181777465, Stage.MID: 1.5921913181777465, Stage.LATE: 1.5921913181777465}
+DAMPED_STAGED = {Stage.EARLY: 1.36, Stage.MID: 1.5921913181777465, Stage.LATE: 1.6521913181777466}
 
 
-@pytest.mark.parametrize("variant, stage", sorted(HAND, key=str))
-def test_paper_and_damped_match_hand_computation(variant, stage):
-    p = make(variant, [0.5, 1.0, 2.0], [0, 4, 8])
-    got = p.predict(ctx(10, stage), torch.zeros(1, 1)).item()
-    assert got == pytest.approx(HAND[(variant, stage)], rel=1e-6)
+@pytest.mark.parametrize("stage", list(Stage))
+def test_paper_matches_hand_computation(stage):
+    p = make("paper", [0.5, 1.0, 2.0], [0, 4, 8])
+    assert p.predict(ctx(10, stage), torch.zeros(1, 1)).item() == pytest.approx(PAPER[stage], rel=1e-6)
+
+
+@pytest.mark.parametrize("stage", list(Stage))
+@pytest.mark.parametrize("staged", [False, True])
+def test_damped_matches_hand_computation(stage, staged):
+    p = TCPadePredictor(TCPadePredictor.Config(stage_rules=staged))
+    for v, s in zip([0.5, 1.0, 1.4], [0, 4, 8]):
+        p.update(ctx(s, Stage.EARLY), torch.full((1, 1), v), torch.zeros(1, 1), computed=True)
+    want = (DAMPED_STAGED if staged else DAMPED)[stage]
+    assert p.predict(ctx(10, stage), torch.zeros(1, 1)).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_damped_is_exact_on_lines_and_linear_with_two_residuals():
+    p = make("damped", [1.0, 3.0], [2, 6])  # two residuals: the linear trend
+    assert p.predict(ctx(9, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(4.5)
+    p = make("damped", [1.0, 2.0, 4.0], [0, 2, 6])  # slopes 0.5 and 0.5: rho = 1, sigma = 1
+    assert p.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(6.5)
 
 
 def test_reference_matches_hand_computation_in_every_stage():
@@ -98,13 +112,20 @@ def test_a_paper_pole_in_a_generation_falls_back_and_is_counted(dit_pipe):
     assert stats.fallbacks >= 1 and all(r.computed for r in stats.records if r.reason == "fallback")
 
 
-def test_damped_has_no_pole_for_any_stability():
-    r_n1, r_n = torch.randn(4, 8), torch.randn(4, 8)
-    for s in (0.0, 0.3, 1.0):
-        out = pm.damped_rational(r_n, r_n1, gap=2.0, distance=7.0, sigma=torch.full((4,), s))
-        assert torch.isfinite(out).all()
-    saturated = pm.damped_rational(r_n, r_n1, gap=2.0, distance=1e9, sigma=torch.zeros(4))
-    torch.testing.assert_close(saturated, r_n + (r_n - r_n1), rtol=1e-5, atol=1e-5)  # at most one gap's increment
+def test_decay_pade_is_the_pade_approximant_of_a_relaxing_trend():
+    """A slope decaying like e^{-lam t}: the forecast matches (1 - e^{-lam d})/lam up to O(lam^2 d^3)."""
+    lam, d = 0.2, 1.5
+    r_n1, r_n = torch.zeros(1, 1), torch.ones(1, 1)  # slope 1 over h = 1
+    sigma = torch.tensor([math.exp(-lam * 2.0)])  # the slope keeps this share over a spacing of 2
+    out = pm.decay_pade(r_n, r_n1, h=1.0, distance=d, stability=sigma, spacing=2.0).item()
+    assert out == pytest.approx(1 + d / (1 + lam * d / 2), rel=1e-6)  # float32
+    # x/(1 + x/2) = x - x^2/2 + x^3/4 - ... against 1 - e^{-x} = x - x^2/2 + x^3/6 - ...: the first
+    # difference is x^3/12, i.e. lam^2 d^3 / 12 in displacement
+    assert abs((out - 1) - (1 - math.exp(-lam * d)) / lam) < lam**2 * d**3 / 10
+    fast = pm.decay_pade(r_n, r_n1, h=1.0, distance=1e6, stability=torch.tensor([1e-9]), spacing=1.0)
+    assert torch.isfinite(fast).all() and fast.item() < 1.2  # a dead trend cannot run away
+    accel = pm.decay_pade(r_n, r_n1, h=1.0, distance=50.0, stability=torch.tensor([1e3]), spacing=1.0)
+    assert accel.item() <= 1 + 50 / 0.5  # the denominator guard bounds acceleration
 
 
 @pytest.mark.parametrize("variant", ["reference", "paper", "damped"])

@@ -59,75 +59,75 @@ def padecache_setting(method: str, config: CacheConfig | dict | str, target: flo
 
 @attrs.frozen
 class Family:
-    """A method swept over target speedups: ``make(steps, target) -> config dict | None``."""
+    """A method swept over target speedups: ``make(steps, target)`` gives the configs to run there."""
 
     name: str
-    make: Callable[[int, float], dict | None]
+    make: Callable[[int, float], list[dict]]
     summary: str = ""
-    ours: bool = False  # counted as padecache's own method in the summary comparisons
-    taylorseer: bool = False  # counted as a TaylorSeer setting in the summary comparisons
 
     def settings(self, steps: int, targets: Iterable[float]) -> list[Setting]:
         out, seen = [], set()
         for target in targets:
-            cfg = self.make(steps, target)
-            if cfg is None:
-                continue
-            key = repr(sorted((k, repr(v)) for k, v in cfg.items()))
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append(padecache_setting(self.name, cfg, target))
+            for cfg in self.make(steps, target):
+                key = repr(sorted((k, repr(v)) for k, v in cfg.items()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                out.append(padecache_setting(self.name, cfg, target))
         return out
 
 
 def _budget(target: float, warmup: int = 3) -> dict:
-    return {"name": "budget", "speedup": round(target, 4), "warmup": warmup, "last": True}
+    return {"name": "budget", "speedup": round(target, 4), "warmup": warmup}
 
 
 def _native_interval(steps: int, target: float, warmup: int = 3, last: bool = False) -> dict | None:
-    """TaylorSeer's schedule (interval N after ``warmup`` steps) whose pass count is closest to the target."""
-    want = steps / target
+    """TaylorSeer's schedule (interval N after ``warmup`` steps) with the most passes within the target's budget."""
+    cap = budget_passes(steps, target)
     best = None
     for n in range(1, steps + 1):
-        mask = FixedPolicy(FixedPolicy.Config(interval=n, warmup=warmup, last=last)).mask(steps)
-        score = abs(sum(mask) - want)
-        if best is None or score < best[0] - 1e-9:
-            best = (score, n)
-    return {"name": "fixed", "interval": best[1], "warmup": warmup, "last": last}
+        passes = sum(FixedPolicy(FixedPolicy.Config(interval=n, warmup=warmup, last=last)).mask(steps))
+        if passes <= cap and (best is None or passes > best[0]):
+            best = (passes, n)
+    return None if best is None else {"name": "fixed", "interval": best[1], "warmup": warmup, "last": last}
 
 
-def _tsi(steps: int, target: float, **kw) -> dict:
-    """TC-Padé's schedule (warm-up 3, interval heads, last step) with the interval closest to the target."""
-    want = steps / target
+def _native_intervals(steps: int, target: float) -> list[dict]:
+    """TaylorSeer's knob space at this budget: first_enhance 2 or 3, interval N."""
+    return [p for p in (_native_interval(steps, target, w) for w in (2, 3)) if p is not None]
+
+
+def _tsi(steps: int, target: float, **kw) -> list[dict]:
+    """TC-Padé's schedule (warm-up 3, interval heads) with the most passes within the target's budget."""
+    cap = budget_passes(steps, target)
     best = None
     for n in range(2, steps + 1):
-        computed = sum(1 for s in range(steps) if s < 3 or s == steps - 1 or s % n == 0)
-        score = abs(computed - want)
-        if best is None or score < best[0] - 1e-9:
-            best = (score, n)
-    return {"name": "tsi", "interval": best[1], "warmup": 3, "last": True, **kw}
+        computed = sum(1 for s in range(steps) if s < 3 or s % n == 0)
+        if computed <= cap and (best is None or computed > best[0]):
+            best = (computed, n)
+    return [] if best is None else [{"name": "tsi", "interval": best[1], "warmup": 3, "last": False, **kw}]
 
 
-def _fam(name: str, predictor: dict, policy: Callable[[int, float], dict | None], summary: str, **flags) -> Family:
-    return Family(name, lambda steps, t: {"predictor": dict(predictor), "policy": policy(steps, t)}, summary, **flags)
+def _fam(name: str, predictor: dict, policies: Callable[[int, float], list[dict]], summary: str) -> Family:
+    return Family(name, lambda steps, t: [{"predictor": dict(predictor), "policy": p} for p in policies(steps, t)], summary)
 
 
-BUDGET = lambda steps, t: _budget(t)  # noqa: E731
+BUDGET = lambda steps, t: [_budget(t)]  # noqa: E731
 
 _ALL: dict[str, Family] = {
     f.name: f
     for f in (
-        _fam("reuse", {"name": "noop"}, BUDGET, "plain reuse of the last residual (FORA), equal schedule"),
-        _fam("taylor-1", {"name": "taylor", "order": 1}, BUDGET, "first-order TaylorSeer on the residual, equal schedule", taylorseer=True),
-        _fam("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, BUDGET, "second-order TaylorSeer (its recursion), equal schedule", taylorseer=True),
-        _fam("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, _native_interval, "TaylorSeer O1, native interval N, 3 warm-up steps", taylorseer=True),
-        _fam("taylorseer-O2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, _native_interval, "TaylorSeer O2, native interval N, 3 warm-up steps", taylorseer=True),
-        _fam("tc-pade-reference", {"name": "tc-pade", "variant": "reference"}, BUDGET, "TC-Padé, official code's predictor, equal schedule", ours=True),
-        _fam("tc-pade-paper", {"name": "tc-pade", "variant": "paper"}, BUDGET, "TC-Padé, formula as published, equal schedule", ours=True),
-        _fam("tc-pade", {"name": "tc-pade"}, BUDGET, "TC-Padé damped (our repair), equal schedule", ours=True),
-        _fam("tc-pade+tsi", {"name": "tc-pade"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé damped with its own TSI schedule", ours=True),
-        _fam("pade-fit", {"name": "pade-fit"}, BUDGET, "fitted [1/1] Padé with pole guard, equal schedule", ours=True),
+        _fam("reuse", {"name": "noop"}, BUDGET, "plain reuse of the last residual (FORA), budget schedule"),
+        _fam("taylor-1", {"name": "taylor", "order": 1}, BUDGET, "first-order TaylorSeer forecast on padecache's budget schedule"),
+        _fam("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, BUDGET, "second-order TaylorSeer (its recursion) on the budget schedule"),
+        _fam("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O1 with its own knobs: interval N, first_enhance 2 or 3"),
+        _fam("taylorseer-O2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O2 with its own knobs: interval N, first_enhance 2 or 3"),
+        _fam("tc-pade-reference", {"name": "tc-pade", "variant": "reference"}, BUDGET, "TC-Padé, the official code's predictor, budget schedule"),
+        _fam("tc-pade-paper", {"name": "tc-pade", "variant": "paper"}, BUDGET, "TC-Padé, the formula as published, budget schedule"),
+        _fam("tc-pade-reference+tsi", {"name": "tc-pade", "variant": "reference"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé official predictor with its own TSI schedule"),
+        _fam("tc-pade", {"name": "tc-pade"}, BUDGET, "TC-Padé damped (our repair), budget schedule"),
+        _fam("tc-pade+tsi", {"name": "tc-pade"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé damped with TC-Padé's TSI schedule"),
+        _fam("pade-fit", {"name": "pade-fit"}, BUDGET, "fitted [1/1] Padé with pole guard, budget schedule"),
     )
 }
 

@@ -75,7 +75,8 @@ def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
     sqrt_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
     inner = np.linalg.eigvalsh(sqrt_a @ cov_b @ sqrt_a)
     tr_covmean = np.sqrt(np.clip(inner, 0, None)).sum()
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean)
+    value = float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean)
+    return max(0.0, value)  # rounding can leave a tiny negative number for (nearly) equal sets
 
 
 def fid_classifier(images: torch.Tensor, real_features: np.ndarray, classifier: torch.nn.Module) -> float:

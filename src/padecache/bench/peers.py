@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .methods import Attached, Setting, _native_interval, budget_passes
+from .methods import Attached, Setting, budget_passes
 from ..policies import budget_mask
 
 __all__ = ["peer_settings", "PEER_NAMES", "peer_status"]
@@ -60,26 +60,32 @@ def _diffusers_attach(pipe, apply_fn, config) -> Attached:
     return Attached(reset=reset)
 
 
-def _taylorseer(family: str, steps: int, target: float, order: int) -> Setting:
+def _diffusers_taylorseer_mask(steps: int, interval: int, before: int, after: int | None) -> list[bool]:
+    """diffusers computes step s when s < before, (s - before - 1) % interval == 0, or s >= after."""
+    return [s < before or (s - before - 1) % interval == 0 or (after is not None and s >= after) for s in range(steps)]
+
+
+def _taylorseer(family: str, steps: int, target: float, order: int) -> list[Setting]:
+    """diffusers' own knobs at this budget: warm-up 2 or 3 steps, the densest interval that fits."""
     from diffusers.hooks import TaylorSeerCacheConfig, apply_taylorseer_cache
 
-    fixed = _native_interval(steps, target, warmup=3, last=True)
-    # diffusers computes step s when s < before or (s - before - 1) % interval == 0; before = warmup - 1
-    # and after = steps - 1 make that exactly padecache's fixed(interval, warmup=3, last=True) mask.
-    params = dict(
-        cache_interval=fixed["interval"],
-        disable_cache_before_step=2,
-        disable_cache_after_step=steps - 1,
-        max_order=order,
-        taylor_factors_dtype="float32",
-        cache_identifiers=_BLOCK_PATTERNS[family],
-    )
+    cap = budget_passes(steps, target)
+    out = []
+    for before in (2, 3):
+        fits = [(sum(_diffusers_taylorseer_mask(steps, n, before, None)), n) for n in range(1, steps + 1)]
+        fits = [f for f in fits if f[0] <= cap]
+        if not fits:
+            continue
+        interval = max(fits)[1]
+        params = dict(cache_interval=interval, disable_cache_before_step=before, disable_cache_after_step=None,
+                      max_order=order, taylor_factors_dtype="float32", cache_identifiers=_BLOCK_PATTERNS[family])
 
-    def attach(pipe):
-        cfg = TaylorSeerCacheConfig(**{**params, "taylor_factors_dtype": torch.float32})
-        return _diffusers_attach(pipe, apply_taylorseer_cache, cfg)
+        def attach(pipe, params=params):
+            cfg = TaylorSeerCacheConfig(**{**params, "taylor_factors_dtype": torch.float32})
+            return _diffusers_attach(pipe, apply_taylorseer_cache, cfg)
 
-    return Setting(f"diffusers-taylorseer-O{order}", {"peer": "diffusers.TaylorSeerCacheConfig", **params}, attach, target, "peer")
+        out.append(Setting(f"diffusers-taylorseer-O{order}", {"peer": "diffusers.TaylorSeerCacheConfig", **params}, attach, target, "peer"))
+    return out
 
 
 def _fbc(threshold: float) -> Setting:
@@ -103,7 +109,7 @@ def _magcache(threshold: float, steps: int, ratios: list[float]) -> Setting:
 
 
 def _cache_dit(steps: int, target: float, calibrator: str) -> Setting:
-    mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, True)]
+    mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, False)]
     params = {"peer": "cache_dit.DBCacheConfig", "Fn_compute_blocks": 1, "Bn_compute_blocks": 0, "steps_computation_mask": mask, "calibrator": calibrator}
 
     def attach(pipe):
@@ -183,10 +189,11 @@ def peer_settings(names: Iterable[str], family: str, steps: int, targets: Iterab
             for order in (1, 2):
                 seen = set()
                 for t in targets:
-                    s = _taylorseer(family, steps, t, order)
-                    if s.config["cache_interval"] not in seen:
-                        seen.add(s.config["cache_interval"])
-                        settings.append(s)
+                    for s in _taylorseer(family, steps, t, order):
+                        key = (s.config["cache_interval"], s.config["disable_cache_before_step"])
+                        if key not in seen:
+                            seen.add(key)
+                            settings.append(s)
         elif name == "diffusers-fbc":
             settings.extend(_fbc(th) for th in (0.02, 0.05, 0.1, 0.2, 0.4))
         elif name == "diffusers-magcache":

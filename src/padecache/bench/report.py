@@ -18,8 +18,12 @@ import torch
 
 __all__ = ["write_results", "equal_compute", "summary", "markdown"]
 
-GROUP_OURS = ("tc-pade", "tc-pade-reference", "tc-pade-paper", "tc-pade+tsi", "pade-fit")
-GROUP_TAYLORSEER = ("taylor-1", "taylor-2", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer-O1", "diffusers-taylorseer-O2")
+#: padecache's own predictors (TC-Padé in every variant and schedule, the fitted Padé)
+GROUP_OURS = ("tc-pade", "tc-pade+tsi", "tc-pade-reference", "tc-pade-reference+tsi", "tc-pade-paper", "pade-fit")
+#: TaylorSeer as its users run it: its own knobs (order, interval N, warm-up), ours and diffusers' implementation
+GROUP_TAYLORSEER = ("taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer-O1", "diffusers-taylorseer-O2")
+#: the TaylorSeer forecast on padecache's budget schedule (reported separately: predictor-only comparison)
+GROUP_TAYLOR_ON_BUDGET = ("taylor-1", "taylor-2")
 
 
 def _ok(records):

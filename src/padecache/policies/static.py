@@ -54,7 +54,9 @@ class FixedPolicy(StaticPolicy):
     """Compute the first ``warmup`` steps, then every ``interval``-th step, and the last step if ``last``.
 
     Intervals are counted from the last warm-up step, as TaylorSeer's ``fresh_threshold`` /
-    ``first_enhance`` do: ``interval=5, warmup=3`` computes steps 0, 1, 2, 7, 12, 17.
+    ``first_enhance`` do: ``interval=5, warmup=3`` computes steps 0, 1, 2, 7, 12, 17.  TaylorSeer does not
+    force the final step, and neither do we by default: a pass spent there only corrects the last
+    update, while spent earlier it shortens every forecast after it (see docs/methods.md).
     """
 
     name = "fixed"
@@ -63,7 +65,7 @@ class FixedPolicy(StaticPolicy):
     class Config:
         interval: int = option(3, "int", ge=1, doc="compute every N-th step after warm-up (TaylorSeer's N)")
         warmup: int = option(3, "int", ge=1, doc="steps computed at the start (TaylorSeer's first_enhance)")
-        last: bool = option(True, "bool", doc="always compute the final step")
+        last: bool = option(False, "bool", doc="always compute the final step")
 
     def build_mask(self, num_steps: int) -> list[bool]:
         c = self.config
@@ -152,7 +154,12 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool) -> list[bo
 
 
 class BudgetPolicy(StaticPolicy):
-    """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread evenly after warm-up."""
+    """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread evenly after warm-up.
+
+    The computed steps after the warm-up are spread evenly over the rest of the run, so the last one falls
+    a few steps before the end (``last = true`` forces the final step instead, which measurably wastes the
+    pass: see docs/methods.md).
+    """
 
     name = "budget"
 
@@ -161,7 +168,7 @@ class BudgetPolicy(StaticPolicy):
         speedup: float | None = option(2.5, ge=1.0, optional=True, doc="target steps / full block-stack passes")
         full_passes: int | None = option(None, "int", ge=1, optional=True, doc="exact number of passes (overrides speedup)")
         warmup: int = option(3, "int", ge=1, doc="steps computed at the start")
-        last: bool = option(True, "bool", doc="always compute the final step")
+        last: bool = option(False, "bool", doc="always compute the final step")
 
         def __attrs_post_init__(self):
             if self.speedup is None and self.full_passes is None:

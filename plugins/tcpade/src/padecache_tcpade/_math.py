@@ -22,7 +22,8 @@ __all__ = [
     "official_stability_scalar",
     "paper_sigma",
     "paper_pade",
-    "damped_rational",
+    "slope_ratio",
+    "decay_pade",
     "pade_fit",
     "pade_eval",
     "denominator_min",
@@ -149,18 +150,33 @@ def paper_pade(
 # -- the repaired ("damped") variant -----------------------------------------------------------------------------
 
 
-def damped_rational(r_n: torch.Tensor, r_n1: torch.Tensor, gap: float, distance: float, sigma: torch.Tensor) -> torch.Tensor:
-    """R_n + D·d / (1 + (1 − σ)·d/h): a [1/1] rational extrapolant in the real step distance.
+def slope_ratio(r_n: torch.Tensor, r_n1: torch.Tensor, r_n2: torch.Tensor, h: float, h_prev: float) -> torch.Tensor:
+    """ρ = <D_n, D_{n−1}> / ||D_{n−1}||² per row: the share of the previous trend that persisted.
 
-    D = (R_n − R_{n−1})/h is the slope over the last computed gap h, d the distance to the target.  A
-    stable trajectory (σ → 1) extrapolates linearly; an unstable one (σ → 0) saturates at one gap's
-    increment R_n + ΔR.  For σ in [0, 1] and d >= 0 the denominator is >= 1: no pole can occur.
+    D_n = (R_n − R_{n−1}) / h and D_{n−1} = (R_{n−1} − R_{n−2}) / h_prev are the slopes over the last two
+    computed gaps.  ρ ≈ 1 on a steady trajectory, → 0 when the trend dies out, < 0 when it reverses.
     """
-    if gap == 0:
-        raise ValueError("the two newest computed residuals share a position")
-    s = as_rows(sigma, r_n).to(r_n.dtype)
-    slope = (r_n - r_n1) / gap
-    return r_n + slope * distance / (1 + (1 - s) * (distance / gap))
+    d_n = (r_n - r_n1) / h
+    d_p = (r_n1 - r_n2) / h_prev
+    return row_dot(d_n, d_p) / row_dot(d_p, d_p).clamp(min=1e-30)
+
+
+def decay_pade(
+    r_n: torch.Tensor, r_n1: torch.Tensor, h: float, distance: float, stability: torch.Tensor, spacing: float, den_min: float = 0.5
+) -> torch.Tensor:
+    """R_n + D d / (1 + λ d / 2) with λ = −ln(σ) / spacing: the [1/1] Padé approximant of a relaxing trend.
+
+    If the slope D = (R_n − R_{n−1}) / h keeps a share σ of itself per ``spacing`` (the distance
+    between the midpoints of the last two gaps), it decays like e^{−λ t} and the residual moves by
+    D (1 − e^{−λ d}) / λ over a distance d, whose [1/1] Padé approximant is D d / (1 + λ d / 2).  σ = 1
+    gives the linear forecast.  The denominator is kept >= ``den_min`` (σ is bounded by the caller,
+    so this only matters for strongly accelerating trends).
+    """
+    if h == 0 or spacing <= 0:
+        raise ValueError("the computed residuals must sit at distinct positions")
+    lam = -torch.log(stability.clamp(min=1e-6)) / spacing
+    den = (1 + as_rows(lam, r_n).to(r_n.dtype) * (distance / 2)).clamp(min=den_min)
+    return r_n + (r_n - r_n1) / h * distance / den
 
 
 # -- a genuine [m/n] Padé-type extrapolant fitted by linearised least squares ------------------------------------

@@ -68,7 +68,7 @@ class PadeFitPredictor(HistoryPredictor):
         qmin = pm.denominator_min(b, min(lo, u), max(0.0, u))
         bound = c.max_ratio * torch.stack([y.abs() for y in ys]).amax(dim=0).to(value.dtype)
         ok = (qmin >= c.min_denominator) & torch.isfinite(value) & (value.abs() <= bound + 1e-12)
-        self._indicators = {"pade_rejected": float(1 - ok.float().mean())}
+        self._indicators = {"pade_rejected": 1 - ok.float().mean()}
         return torch.where(ok, value.to(fallback.dtype), fallback)
 
     def indicators(self) -> dict[str, float]:

@@ -6,16 +6,19 @@
   appended to its 6-deep history.  It reproduces the golden vectors of the official behaviour.
 * ``paper``: the formula as published: σ = exp(−λ‖R_n−R_{n−1}‖/‖R_n+R_{n−1}‖),
   R = (2σ R_n − σ R_{n−1}) / (1 + (σ/λ) R_{n−2}) with a guarded denominator, and the stage rules.
-* ``damped`` (default): the paper's ideas, repaired where a measurement found them broken
-  (``shared/docs/prototype-study.md``): σ damps the *trend* instead of scaling the whole residual
-  towards zero, the extrapolation uses the real distance to the target step, and only computed
-  residuals enter the history.  The mid-stage core is a [1/1] rational in the step distance,
-  ``R_n + D d / (1 + (1 − σ) d / h)``, with no pole for d >= 0.
+* ``damped`` (default): the paper's ideas (a rational predictor whose coefficients are modulated by
+  how stable recent residuals are), repaired where measurements found them broken
+  (``shared/docs/prototype-study.md``, ``docs/methods.md``): the stability factor damps the *trend*
+  instead of scaling the whole residual towards zero, the extrapolation uses the real distance to the
+  target step, and only computed residuals enter the history.  Stability is measured, per batch row, as
+  the share of the previous slope that persisted over the last gap (ρ = <D_n, D_{n−1}>/||D_{n−1}||²),
+  shrunk towards 1 (``shrink``); the trend then relaxes exponentially at the rate this implies and the
+  forecast is the [1/1] Padé approximant of that relaxation, ``R_n + D d / (1 + λ d / 2)``.
 
-Stage rules (all variants, stage from the engine's stage detector):
-early ``α1 R_n + α2 R_{n−1}``; mid ``core``; late ``core + β·trend`` where the trend is
-``R_n − R_{n−1}`` for ``reference``/``paper`` and ``D·d`` (the same quantity scaled to the real
-distance) for ``damped``.
+Stage rules (stage from the engine's stage detector): early ``α1 R_n + α2 R_{n−1}``; mid ``core``; late
+``core + β·trend``, the trend being ``R_n − R_{n−1}`` (``reference``, ``paper``) or ``D·d`` scaled to the
+real distance (``damped``).  ``reference`` and ``paper`` always apply them; ``damped`` applies them only
+with ``stage_rules = true``, because on top of the fitted decay they cost 1-4 dB in our benchmark.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class TCPadePredictor(Predictor):
         lam: float = option(10.0, gt=0.0, doc="λ, sensitivity of the stability factor σ (paper: 10)")
         alpha: tuple[float, float] = option((0.9, 0.1), "floats", doc="early-stage weights α1, α2 of R_n, R_{n−1} (code: 0.9, 0.1)")
         beta: float = option(0.3, ge=0.0, doc="late-stage weight of the trend term (code: 0.3)")
+        # the repaired variant
+        shrink: float = option(0.25, ge=0.0, le=1.0, doc="damped: weight of the steady-trend prior (σ = 1) in the stability σ")
+        rho_max: float = option(1.5, ge=0.0, doc="damped: largest slope ratio believed (bounds acceleration)")
+        stage_rules: bool | None = option(None, "bool", optional=True, doc="apply the early/late rules (default: yes for reference/paper, no for damped)")
         grid: str = option("step", "str", choices=("step", "sigma", "timestep"), doc="damped: abscissa of the distance")
         # official-code constants (reference variant)
         order: int = option(3, "int", ge=2, le=4, doc="reference: maximum adaptive order (code: 3)")
@@ -75,6 +82,11 @@ class TCPadePredictor(Predictor):
     @property
     def min_history(self) -> int:  # type: ignore[override]
         return 3 if self.config.variant in ("reference", "paper") else 2
+
+    @property
+    def stage_rules(self) -> bool:
+        c = self.config
+        return c.variant != "damped" if c.stage_rules is None else c.stage_rules
 
     @property
     def num_computed(self) -> int:
@@ -119,7 +131,7 @@ class TCPadePredictor(Predictor):
             return self._paper(ctx)
         return self._damped(ctx)
 
-    def indicators(self) -> dict[str, float]:
+    def indicators(self) -> dict[str, torch.Tensor]:
         return dict(self._indicators)
 
     def _early(self, r: list[torch.Tensor]) -> torch.Tensor:
@@ -129,11 +141,11 @@ class TCPadePredictor(Predictor):
     def _reference(self, ctx: StepContext, block_input: torch.Tensor) -> torch.Tensor:
         c = self.config
         r = self._newest(len(self.history))
-        if ctx.stage is Stage.EARLY:
+        if self.stage_rules and ctx.stage is Stage.EARLY:
             pred = self._early(r)
         else:
             pred = self._reference_core(r)
-            if ctx.stage is Stage.LATE:
+            if self.stage_rules and ctx.stage is Stage.LATE:
                 pred = pred + c.beta * (r[0] - r[1])
         if self.last_input is not None and c.input_delta:
             pred = pred + c.input_delta * (block_input - self.last_input)
@@ -161,25 +173,30 @@ class TCPadePredictor(Predictor):
     def _paper(self, ctx: StepContext) -> torch.Tensor:
         c = self.config
         r = self._newest(3)
-        if ctx.stage is Stage.EARLY:
+        if self.stage_rules and ctx.stage is Stage.EARLY:
             return self._early(r)
         sigma = pm.paper_sigma(r[0], r[1], c.lam)
         pred, guarded = pm.paper_pade(r[0], r[1], r[2], sigma, c.lam, c.den_eps)
-        self._indicators = {"sigma": float(sigma.mean()), "guarded": float(guarded.float().mean())}
-        if ctx.stage is Stage.LATE:
+        self._indicators = {"sigma": sigma.mean(), "guarded": guarded.float().mean()}
+        if self.stage_rules and ctx.stage is Stage.LATE:
             pred = pred + c.beta * (r[0] - r[1])
         return pred
 
     def _damped(self, ctx: StepContext) -> torch.Tensor:
         c = self.config
-        r = self._newest(2)
-        if ctx.stage is Stage.EARLY:
+        r = self._newest(3)
+        if self.stage_rules and ctx.stage is Stage.EARLY:
             return self._early(r)
-        x_n, x_n1 = self.positions[-1], self.positions[-2]
-        gap, distance = x_n - x_n1, ctx.position(c.grid) - x_n
-        sigma = pm.paper_sigma(r[0], r[1], c.lam)
-        pred = pm.damped_rational(r[0], r[1], gap, distance, sigma)
-        self._indicators = {"sigma": float(sigma.mean())}
-        if ctx.stage is Stage.LATE:
-            pred = pred + c.beta * (r[0] - r[1]) * (distance / gap)
+        xs = [self.positions[-1 - i] for i in range(len(r))]
+        h, distance = xs[0] - xs[1], ctx.position(c.grid) - xs[0]
+        if len(r) < 3:  # two residuals: nothing to measure stability on yet, follow the trend
+            stability, spacing = torch.ones(r[0].shape[0]), h
+        else:
+            rho = pm.slope_ratio(r[0], r[1], r[2], h, xs[1] - xs[2])
+            stability = (1 - c.shrink) * rho.clamp(0.0, c.rho_max) + c.shrink
+            spacing = 0.5 * (xs[0] - xs[2])
+        pred = pm.decay_pade(r[0], r[1], h, distance, stability, spacing)
+        self._indicators = {"sigma": stability.mean()}
+        if self.stage_rules and ctx.stage is Stage.LATE:
+            pred = pred + c.beta * (r[0] - r[1]) * (distance / h)
         return pred
