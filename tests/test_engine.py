@@ -352,3 +352,19 @@ def test_a_model_in_half_precision_keeps_its_dtype(dit_pipe):
         t.to(torch.float32)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     assert s.forecast_steps > 0
+
+
+def test_a_cache_context_with_step_information_is_enough(wan_pipe):
+    """Wan pipelines pass step_index/num_inference_steps/sigma in their cache_context: no scheduler needed."""
+    t = wan_pipe.transformer
+    padecache.apply(t, {"predictor": {"name": "linear"}, "policy": {"name": "fixed", "interval": 2, "warmup": 2}})
+    x, text = torch.randn(1, 16, 1, 8, 8), torch.randn(1, 4, 32)
+    try:
+        for i, sigma in enumerate([0.9, 0.7, 0.5, 0.3]):
+            with t.cache_context("cond", step_index=i, num_inference_steps=4, sigma=sigma):
+                t(hidden_states=x, timestep=torch.tensor([sigma * 1000]), encoder_hidden_states=text)
+        stats = padecache.stats(t)
+    finally:
+        padecache.remove(t)
+    assert stats.branches == ("cond",) and stats.total_steps == 4
+    assert stats.mask() == [True, True, False, True]

@@ -118,6 +118,13 @@ def match_step(schedule: Schedule, value: float, after: int = -1) -> int:
     return later[0] if later else candidates[0]
 
 
+def _same_key(a: Any, b: Any) -> bool:
+    """Schedules are compared by identity (a re-run of set_timesteps is a new generation), other keys by value."""
+    if isinstance(a, Schedule) or isinstance(b, Schedule):
+        return a is b
+    return a == b
+
+
 # -- per-branch and per-call state ------------------------------------------------------------------------------
 
 
@@ -153,6 +160,7 @@ class Engine:
         self.recorder = StatsRecorder()
         self.branches: dict[str, Branch] = {}
         self.schedule: Schedule | None = None
+        self._key: Any = None
         self.call: Call | None = None
         self._last_step = -1
         self._calls_at_step = 0
@@ -169,12 +177,12 @@ class Engine:
         self._calls_at_step = 0
         self._generation_open = False
 
-    def _new_generation(self, schedule: Schedule) -> None:
+    def _new_generation(self, num_steps: int, key: Any, schedule: Schedule | None) -> None:
         self.reset()
-        self.schedule = schedule
+        self.schedule, self._key = schedule, key
         self._generation_open = True
         self.recorder.generations += 1
-        self.recorder.start(schedule.num_steps)
+        self.recorder.start(num_steps)
 
     def _branch(self, name: str) -> Branch:
         if name not in self.branches:
@@ -202,34 +210,45 @@ class Engine:
         name = getattr(context, "name", None)
         step_index = getattr(context, "step_index", None)
         schedule = self.source.current() if self.source is not None else None
-        if schedule is None and step_index is not None and getattr(context, "num_inference_steps", None):
-            n = int(context.num_inference_steps)
-            schedule = self.schedule if self.schedule is not None and self.schedule.num_steps == n else Schedule.uniform(n)
-        if schedule is None:
+        if schedule is not None:
+            key: Any = schedule  # a new set_timesteps gives a new Schedule object: a new generation
+            num_steps = schedule.num_steps
+            if step_index is None:
+                after = self.branches[name].last_step if name in self.branches else self._last_step
+                step = match_step(schedule, self._timestep(args, kwargs), after=after)
+            else:
+                step = int(step_index)
+            timestep = schedule.timesteps[step]
+            sigma = schedule.sigmas[step] if schedule.sigmas is not None else getattr(context, "sigma", None)
+        elif step_index is not None and getattr(context, "num_inference_steps", None):
+            # no scheduler known, but the pipeline says where the loop is (diffusers CacheContext)
+            num_steps = int(context.num_inference_steps)
+            key = ("cache_context", num_steps)
+            step = int(step_index)
+            t = getattr(context, "timestep", None)
+            timestep = float(torch.as_tensor(t).float().max()) if t is not None else self._timestep(args, kwargs)
+            sigma = getattr(context, "sigma", None)
+        else:
             raise ValueError(
                 f"padecache cannot tell which denoising step this {type(self.model).__name__} call is: no scheduler "
                 f"is known. Apply padecache to the pipeline (padecache.apply(pipe, ...)), or call "
                 f"padecache.set_schedule(transformer, timesteps) before a hand-written sampling loop."
             )
-        if step_index is None:
-            after = self.branches[name].last_step if name in self.branches else self._last_step
-            step = match_step(schedule, self._timestep(args, kwargs), after=after)
-        else:
-            step = int(step_index)
-        # a new generation: other schedule, or a step that does not advance its branch
-        if not self._generation_open or schedule is not self.schedule:
-            self._new_generation(schedule)
+        # a new generation: another schedule, or a step that does not advance its branch
+        if not self._generation_open or not _same_key(key, self._key):
+            self._new_generation(num_steps, key, schedule)
         if name is None:
             self._calls_at_step = self._calls_at_step + 1 if step == self._last_step else 0
             name = "main" if self._calls_at_step == 0 else f"call{self._calls_at_step}"
         if name in self.branches and step <= self.branches[name].last_step:
-            self._new_generation(schedule)
+            self._new_generation(num_steps, key, schedule)
             self._calls_at_step = 0
+        if not 0 <= step < num_steps:
+            raise ValueError(f"step {step} is outside this generation's {num_steps} steps")
         self._last_step = step
         branch = self._branch(name)
         branch.last_step = step
-        sigma = schedule.sigmas[step] if schedule.sigmas is not None else getattr(context, "sigma", None)
-        ctx = StepContext(step, schedule.num_steps, schedule.timesteps[step], sigma, name, None, schedule)
+        ctx = StepContext(step, num_steps, timestep, sigma, name, None, schedule)
         ctx = attrs.evolve(ctx, stage=self.detector.stage(ctx))
         compute = bool(branch.policy.should_compute(ctx))
         reason = "policy"
