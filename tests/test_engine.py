@@ -368,3 +368,27 @@ def test_a_cache_context_with_step_information_is_enough(wan_pipe):
         padecache.remove(t)
     assert stats.branches == ("cond",) and stats.total_steps == 4
     assert stats.mask() == [True, True, False, True]
+
+
+def test_apply_to_a_compiled_transformer_hooks_the_original(dit_pipe):
+    """torch.compile wraps the module; padecache hooks the module inside and the wrapper calls through."""
+    original = dit_pipe.transformer
+    reference = tiny.run_dit(dit_pipe, steps=STEPS)
+    padecache.apply(dit_pipe, "default")
+    try:
+        expected = tiny.run_dit(dit_pipe, steps=STEPS)
+    finally:
+        padecache.remove(dit_pipe)
+    dit_pipe.transformer = torch.compile(original, backend="eager")
+    try:
+        padecache.apply(dit_pipe, "default")
+        try:
+            out = tiny.run_dit(dit_pipe, steps=STEPS)
+            stats = padecache.stats(dit_pipe)
+        finally:
+            padecache.remove(dit_pipe)
+    finally:
+        dit_pipe.transformer = original
+    assert stats.forecast_steps > 0
+    torch.testing.assert_close(out, expected)
+    assert not torch.equal(out, reference)

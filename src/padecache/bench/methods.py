@@ -118,6 +118,7 @@ _ALL: dict[str, Family] = {
     f.name: f
     for f in (
         _fam("reuse", {"name": "noop"}, BUDGET, "plain reuse of the last residual (FORA), budget schedule"),
+        _fam("linear", {"name": "linear"}, BUDGET, "linear extrapolation on the real grid, budget schedule (equals taylor-1)"),
         _fam("taylor-1", {"name": "taylor", "order": 1}, BUDGET, "first-order TaylorSeer forecast on padecache's budget schedule"),
         _fam("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, BUDGET, "second-order TaylorSeer (its recursion) on the budget schedule"),
         _fam("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O1 with its own knobs: interval N, first_enhance 2 or 3"),

@@ -23,7 +23,7 @@ GROUP_OURS = ("tc-pade", "tc-pade+tsi", "tc-pade-reference", "tc-pade-reference+
 #: TaylorSeer as its users run it: its own knobs (order, interval N, warm-up), ours and diffusers' implementation
 GROUP_TAYLORSEER = ("taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer-O1", "diffusers-taylorseer-O2")
 #: the TaylorSeer forecast on padecache's budget schedule (reported separately: predictor-only comparison)
-GROUP_TAYLOR_ON_BUDGET = ("taylor-1", "taylor-2")
+GROUP_TAYLOR_ON_BUDGET = ("linear", "taylor-1", "taylor-2")
 
 
 def _ok(records):
@@ -65,12 +65,18 @@ def summary(records: Sequence[dict], targets: Sequence[float] = (2.5, 10 / 3)) -
             rows = equal_compute(recs, steps, target)
             ours = _best(rows, GROUP_OURS)
             ts = _best(rows, GROUP_TAYLORSEER)
+            ts_budget = _best(rows, GROUP_TAYLOR_ON_BUDGET)
             peers = _best({m: r for m, r in rows.items() if r.get("kind") == "peer" and m not in GROUP_TAYLORSEER})
             reuse = rows.get("reuse")
             entry = {"model": model, "steps": steps, "target": round(target, 3), "passes": budget(steps, target)}
-            for key, r in (("ours", ours), ("taylorseer", ts), ("peer", peers), ("reuse", reuse)):
-                entry[key] = None if r is None else {"method": r["method"], "psnr": r["psnr"], "fid_cls": r["fid_cls"], "fid": r.get("fid"), "passes": r["full_passes"], "wall_speedup": r["wall_speedup"], "pass_speedup": r["pass_speedup"]}
-            for key in ("taylorseer", "peer", "reuse"):
+            for key, r in (("ours", ours), ("taylorseer", ts), ("taylor_on_budget", ts_budget), ("peer", peers), ("reuse", reuse)):
+                entry[key] = None if r is None else {
+                    "method": r["method"], "config": r["config"], "psnr": r["psnr"], "ssim": r["ssim"], "fid_cls": r["fid_cls"],
+                    "fid": r.get("fid"), "passes": r["full_passes"], "wall_speedup": r["wall_speedup"], "pass_speedup": r["pass_speedup"],
+                }
+            if ours is not None and ours["pass_speedup"]:
+                entry["ours_wall_over_pass"] = round(ours["wall_speedup"] / ours["pass_speedup"], 3)
+            for key in ("taylorseer", "taylor_on_budget", "peer", "reuse"):
                 if ours is not None and entry[key] is not None:
                     entry[f"margin_vs_{key}_db"] = round(ours["psnr"] - entry[key]["psnr"], 3)
             for key in ("reference", "paper"):
@@ -100,15 +106,20 @@ def markdown(records: Sequence[dict], meta: dict[str, Any], targets: Sequence[fl
     lines.append("")
     summ = summary(records, [t for t in targets if t in (2.5, 10 / 3)] or targets[:1])
     if summ:
-        lines += ["## Equal compute: best of each group", "",
-                  "| model | steps | passes (×) | ours | TaylorSeer (best setting) | best other peer | reuse | ours − TaylorSeer | ours − peer |",
-                  "|---|---:|---|---|---|---|---|---:|---:|"]
+        lines += ["## Equal compute: best of each group (PSNR vs full compute, dB)", "",
+                  "Each group is represented by its best run that spent at most the pass budget.  *TaylorSeer* is "
+                  "TaylorSeer with its own knobs (order 1-2, interval N, first_enhance; padecache's and diffusers' "
+                  "implementations); *TaylorSeer on our schedule* is the same forecast on padecache's budget schedule.",
+                  "",
+                  "| model | steps | passes (×) | ours | TaylorSeer | TaylorSeer on our schedule | best other peer | reuse | ours − TaylorSeer | ours − peer | ours: wall × / pass × |",
+                  "|---|---:|---|---|---|---|---|---|---:|---:|---:|"]
         for e in summ:
             def cell(x):
-                return "–" if x is None else f"{x['method']} {_fmt(x['psnr'])} dB"
+                return "–" if x is None else f"{x['method']} {_fmt(x['psnr'])}"
             lines.append(
                 f"| {e['model']} | {e['steps']} | {e['passes']} ({e['steps'] / e['passes']:.2f}×) | {cell(e['ours'])} | {cell(e['taylorseer'])} | "
-                f"{cell(e['peer'])} | {cell(e['reuse'])} | {_fmt(e.get('margin_vs_taylorseer_db'))} | {_fmt(e.get('margin_vs_peer_db'))} |"
+                f"{cell(e['taylor_on_budget'])} | {cell(e['peer'])} | {cell(e['reuse'])} | {_fmt(e.get('margin_vs_taylorseer_db'))} | "
+                f"{_fmt(e.get('margin_vs_peer_db'))} | {_fmt(e.get('ours_wall_over_pass'))} |"
             )
         lines.append("")
     for model, steps in sorted({(r["model"], r["steps"]) for r in _ok(records)}):

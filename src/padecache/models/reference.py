@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from importlib import resources
@@ -141,6 +142,7 @@ class ReferencePipeline:
         self.transformer = transformer.eval()
         self.conditioner = conditioner.eval() if conditioner is not None else None
         self.scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0)
+        self.metadata: dict | None = None  # the training record (padecache.json) of loaded weights
         self._ids: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -231,28 +233,18 @@ class ReferencePipeline:
     def _flux_step(self, x, t, labels, null, g):
         sigma = (t / 1000).expand(len(x))
         with _maybe_context(self.transformer, "cond"):
-            cond = self._flux_call(x, sigma, labels)
+            cond = self.velocity(x, sigma, labels)
         if g == 1.0:
             return cond
         with _maybe_context(self.transformer, "uncond"):
-            uncond = self._flux_call(x, sigma, null)
+            uncond = self.velocity(x, sigma, null)
         return uncond + g * (cond - uncond)
-
-    def _flux_call(self, x, sigma, labels):
-        return self.velocity(x, sigma, labels)
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _maybe_context(transformer, name: str):
+    """``transformer.cache_context(name)`` where the model has one (diffusers CacheMixin), else nothing."""
     ctx = getattr(transformer, "cache_context", None)
-    return ctx(name) if ctx is not None else _NullContext()
+    return ctx(name) if ctx is not None else contextlib.nullcontext()
 
 
 def _pack(x: torch.Tensor) -> torch.Tensor:
