@@ -392,3 +392,18 @@ def test_apply_to_a_compiled_transformer_hooks_the_original(dit_pipe):
     assert stats.forecast_steps > 0
     torch.testing.assert_close(out, expected)
     assert not torch.equal(out, reference)
+
+
+def test_flux_style_timesteps_do_not_collide_with_raw_ones():
+    """FLUX pipelines pass t/1000; with sigma_min = 1/1000 the first value (1.0) equals the last raw timestep."""
+    from padecache import Schedule
+    from padecache.engine import match_step
+
+    schedule = Schedule([1000.0, 667.0, 334.0, 1.0])
+    assert match_step(schedule, 1.0, scale=1e-3) == 0
+    assert match_step(schedule, 0.334, scale=1e-3) == 2
+    assert match_step(schedule, 1.0, scale=1.0) == 3
+    with pytest.raises(ValueError, match="not in the scheduler's timesteps"):
+        match_step(schedule, 0.5, scale=1e-3)
+    duplicated = Schedule([999.0, 500.0, 500.0, 1.0])  # a second-order scheduler evaluates twice
+    assert match_step(duplicated, 500.0, after=1) == 2 and match_step(duplicated, 500.0, after=0) == 1

@@ -90,28 +90,23 @@ class FixedSource:
         return self.schedule
 
 
-def match_step(schedule: Schedule, value: float, after: int = -1) -> int:
-    """Index of ``value`` in ``schedule.timesteps`` (or of ``value * 1000``: Flux-style pipelines pass t/1000).
+def match_step(schedule: Schedule, value: float, after: int = -1, scale: float = 1.0) -> int:
+    """Index of ``value`` in ``schedule.timesteps * scale`` (FLUX pipelines pass t/1000: ``scale = 1e-3``).
 
     Among equal timesteps (second-order schedulers) the first index greater than ``after`` wins.
     Raises ``ValueError`` when no timestep is clearly nearest.
     """
-    ts = schedule.timesteps
-    best: tuple[float, float] | None = None
-    for scale in (1.0, 1e-3):
-        d = min(abs(t * scale - value) for t in ts)
-        if best is None or d < best[0]:
-            best = (d, scale)
-    dist, scale = best
-    scaled = [t * scale for t in ts]
+    scaled = [t * scale for t in schedule.timesteps]
+    dist = min(abs(t - value) for t in scaled)
     distinct = sorted(set(scaled))
     spacing = min((b - a for a, b in zip(distinct, distinct[1:])), default=abs(distinct[0]) or 1.0)
     tol = max(0.45 * spacing, 1e-6 * max(1.0, abs(value)))
     if dist > tol:
+        shown = [round(t, 4) for t in scaled[:4]]
         raise ValueError(
-            f"timestep {value:g} is not in the scheduler's timesteps {[round(t, 4) for t in ts[:4]]}...; "
-            f"padecache finds the step from the schedule: call the model from its pipeline, or "
-            f"padecache.set_schedule(model, timesteps) for a hand-written sampling loop"
+            f"timestep {value:g} is not in the scheduler's timesteps (x{scale:g}: {shown}...); padecache finds the "
+            f"step from the schedule: call the model from its pipeline, or padecache.set_schedule(model, timesteps) "
+            f"for a hand-written sampling loop"
         )
     candidates = [i for i, t in enumerate(scaled) if abs(t - value) <= dist + 1e-9 * max(1.0, abs(value))]
     later = [i for i in candidates if i > after]
@@ -215,7 +210,7 @@ class Engine:
             num_steps = schedule.num_steps
             if step_index is None:
                 after = self.branches[name].last_step if name in self.branches else self._last_step
-                step = match_step(schedule, self._timestep(args, kwargs), after=after)
+                step = match_step(schedule, self._timestep(args, kwargs), after=after, scale=self.adapter.timestep_scale)
             else:
                 step = int(step_index)
             timestep = schedule.timesteps[step]

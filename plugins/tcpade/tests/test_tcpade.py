@@ -57,9 +57,9 @@ def test_damped_matches_hand_computation(stage, staged):
     assert p.predict(ctx(10, stage), torch.zeros(1, 1)).item() == pytest.approx(want, rel=1e-6)
 
 
-def test_damped_is_exact_on_lines_and_linear_with_two_residuals():
-    p = make("damped", [1.0, 3.0], [2, 6])  # two residuals: the linear trend
-    assert p.predict(ctx(9, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(4.5)
+def test_damped_is_exact_on_lines_and_conservative_with_two_residuals():
+    p = make("damped", [1.0, 3.0], [2, 6])  # two residuals: no stability measure yet, 0.9 * 3 + 0.1 * 1
+    assert p.predict(ctx(9, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.8)
     p = make("damped", [1.0, 2.0, 4.0], [0, 2, 6])  # slopes 0.5 and 0.5: rho = 1, sigma = 1
     assert p.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(6.5)
 

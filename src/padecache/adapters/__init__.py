@@ -49,6 +49,9 @@ class Adapter:
         head: attribute name of the module whose first positional input is the block-stack output.
         passthrough: per block list, what a skipped block returns given its ``(args, kwargs)``.
         stack_input: how to read the image hidden states from the first block's ``(args, kwargs)``.
+        timestep_scale: what the family's pipelines pass as ``timestep``, relative to the scheduler's
+            timesteps (FLUX pipelines pass ``t / 1000``).  The step is found by matching
+            ``scheduler.timesteps * timestep_scale``.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Adapter:
     head: str = "norm_out"
     passthrough: dict[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
     stack_input: Callable[[tuple, dict], Any] = hidden_passthrough
+    timestep_scale: float = 1.0
 
     def supports(self, model: nn.Module) -> bool:
         names = {cls.__name__ for cls in type(model).__mro__}
@@ -96,6 +100,7 @@ BUILTIN_ADAPTERS = (
             "transformer_blocks": dual_stream_passthrough,
             "single_transformer_blocks": dual_stream_passthrough,
         },
+        timestep_scale=1e-3,
     ),
     Adapter(
         name="wan",

@@ -13,7 +13,9 @@
   target step, and only computed residuals enter the history.  Stability is measured, per batch row, as
   the share of the previous slope that persisted over the last gap (ρ = <D_n, D_{n−1}>/||D_{n−1}||²),
   shrunk towards 1 (``shrink``); the trend then relaxes exponentially at the rate this implies and the
-  forecast is the [1/1] Padé approximant of that relaxation, ``R_n + D d / (1 + λ d / 2)``.
+  forecast is the [1/1] Padé approximant of that relaxation, ``R_n + D d / (1 + λ d / 2)``.  With only
+  two computed residuals stability cannot be measured yet, and the early rule ``α1 R_n + α2 R_{n−1}``
+  is used.
 
 Stage rules (stage from the engine's stage detector): early ``α1 R_n + α2 R_{n−1}``; mid ``core``; late
 ``core + β·trend``, the trend being ``R_n − R_{n−1}`` (``reference``, ``paper``) or ``D·d`` scaled to the
@@ -187,15 +189,13 @@ class TCPadePredictor(Predictor):
         r = self._newest(3)
         if self.stage_rules and ctx.stage is Stage.EARLY:
             return self._early(r)
-        xs = [self.positions[-1 - i] for i in range(len(r))]
+        if len(r) < 3:  # stability cannot be measured from two residuals yet: the paper's conservative rule
+            return self._early(r)
+        xs = [self.positions[-1 - i] for i in range(3)]
         h, distance = xs[0] - xs[1], ctx.position(c.grid) - xs[0]
-        if len(r) < 3:  # two residuals: nothing to measure stability on yet, follow the trend
-            stability, spacing = torch.ones(r[0].shape[0]), h
-        else:
-            rho = pm.slope_ratio(r[0], r[1], r[2], h, xs[1] - xs[2])
-            stability = (1 - c.shrink) * rho.clamp(0.0, c.rho_max) + c.shrink
-            spacing = 0.5 * (xs[0] - xs[2])
-        pred = pm.decay_pade(r[0], r[1], h, distance, stability, spacing)
+        rho = pm.slope_ratio(r[0], r[1], r[2], h, xs[1] - xs[2])
+        stability = (1 - c.shrink) * rho.clamp(0.0, c.rho_max) + c.shrink
+        pred = pm.decay_pade(r[0], r[1], h, distance, stability, spacing=0.5 * (xs[0] - xs[2]))
         self._indicators = {"sigma": stability.mean()}
         if self.stage_rules and ctx.stage is Stage.LATE:
             pred = pred + c.beta * (r[0] - r[1]) * (distance / h)
