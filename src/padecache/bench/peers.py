@@ -109,7 +109,7 @@ def _magcache(threshold: float, steps: int, ratios: list[float]) -> Setting:
 
 
 def _cache_dit(steps: int, target: float, calibrator: str) -> Setting:
-    mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, False)]
+    mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, False, 1.0, 0.1)]  # the even schedule
     params = {"peer": "cache_dit.DBCacheConfig", "Fn_compute_blocks": 1, "Bn_compute_blocks": 0, "steps_computation_mask": mask, "calibrator": calibrator}
 
     def attach(pipe):

@@ -19,11 +19,14 @@ import torch
 __all__ = ["write_results", "equal_compute", "summary", "markdown"]
 
 #: padecache's own predictors (TC-Padé in every variant and schedule, the fitted Padé)
-GROUP_OURS = ("tc-pade", "tc-pade+tsi", "tc-pade-reference", "tc-pade-reference+tsi", "tc-pade-paper", "pade-fit")
+GROUP_OURS = (
+    "tc-pade", "tc-pade-damped", "tc-pade+tsi", "tc-pade-reference", "tc-pade-reference+tsi", "tc-pade-paper", "pade-fit",
+    "tc-pade-fast", "tc-pade-slow", "tc-pade-official",
+)
 #: TaylorSeer as its users run it: its own knobs (order, interval N, warm-up), ours and diffusers' implementation
 GROUP_TAYLORSEER = ("taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer-O1", "diffusers-taylorseer-O2")
 #: the TaylorSeer forecast on padecache's budget schedule (reported separately: predictor-only comparison)
-GROUP_TAYLOR_ON_BUDGET = ("linear", "taylor-1", "taylor-2")
+GROUP_TAYLOR_ON_BUDGET = ("linear", "taylor-1", "taylor-2", "taylor-1 front-loaded")
 
 
 def _ok(records):

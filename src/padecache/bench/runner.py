@@ -97,10 +97,14 @@ def _resolve_methods(names: Sequence[str] | None, peers: Sequence[str], steps: i
     from ..config import load_config
     from .methods import family_names
 
+    from ..plugins import get_registry
+    from .methods import DEFAULT_PRESETS
+
     known = set(family_names())
     settings: list[Setting] = []
     peer_names = list(peers)
-    for name in family_names() if names is None else names:
+    presets = [p for p in DEFAULT_PRESETS if p in get_registry().presets]
+    for name in [*family_names(), *presets] if names is None else names:
         if name in known:
             settings.extend(families([name])[0].settings(steps, targets))
         elif name in PEER_NAMES:

@@ -129,36 +129,48 @@ class MaskPolicy(StaticPolicy):
         return out
 
 
-def budget_mask(num_steps: int, passes: int, warmup: int, last: bool) -> list[bool]:
-    """``passes`` computed steps: the first ``warmup``, the last (if ``last``), the rest evenly in between.
+def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: float = 1.0, tail: float = 0.0) -> list[bool]:
+    """``passes`` computed steps: the first ``warmup``, then the rest spread over the run.
 
-    When the budget is too small for both, the warm-up shrinks (to one step at least) before the last step goes.
+    Without ``last`` the remaining passes end ``round(tail * num_steps)`` steps before the final step
+    (those are left to the forecast); with ``last`` the final step is one of them.  ``spacing`` > 1
+    front-loads them: pass k of K sits at fraction (k / K) ** spacing of the free span, at least two
+    steps after the previous pass while the budget allows.  When the budget is too small for both, the
+    warm-up shrinks (to one step at least) before the final step goes.
     """
     passes = max(1, min(num_steps, passes))
-    head = min(warmup, max(1, passes - int(last)))  # the last step outranks the end of the warm-up
+    head = min(warmup, max(1, passes - int(last)))
     out = [s < head for s in range(num_steps)]
-    tail = last and passes > head and not out[-1]
-    if tail:
+    rest = passes - head
+    if rest <= 0:
+        return out
+    lo = head - 1
+    if last:
         out[-1] = True
-    rest = passes - head - int(tail)
-    lo, hi = head - 1, (num_steps - 1 if tail else num_steps)
-    if rest > 0:
-        free = [s for s in range(lo + 1, hi) if not out[s]]
-        # `rest` points evenly spread over the open interval (lo, hi), snapped to free steps
-        for k in range(1, rest + 1):
-            target = lo + k * (hi - lo) / (rest + 1)
-            best = min(free, key=lambda s: (abs(s - target), s))
-            out[best] = True
-            free.remove(best)
+        rest -= 1
+        hi, fractions = num_steps - 1, [(k / (rest + 1)) ** spacing for k in range(1, rest + 1)]
+    else:
+        hi = max(head, num_steps - 1 - round(tail * num_steps), lo + rest)  # the tail gives way to the budget
+        fractions = [(k / rest) ** spacing for k in range(1, rest + 1)]
+    # consecutive passes at least two steps apart while the budget allows: a forecast one step ahead is
+    # cheap to get right, so a pass right after another is the least useful one
+    prev = lo
+    for k, f in enumerate(fractions):
+        remaining = len(fractions) - k - 1
+        top = (hi - 1 if last else hi) - remaining  # room for the rest at gaps of one
+        gap = 2 if prev + 2 + 2 * remaining <= (hi - 1 if last else hi) else 1
+        pos = min(max(round(lo + f * (hi - lo)), prev + gap), top)
+        out[pos] = True
+        prev = pos
     return out
 
 
 class BudgetPolicy(StaticPolicy):
     """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread evenly after warm-up.
 
-    The computed steps after the warm-up are spread evenly over the rest of the run, so the last one falls
-    a few steps before the end (``last = true`` forces the final step instead, which measurably wastes the
-    pass: see docs/methods.md).
+    The computed steps after the warm-up are spread over the rest of the run, evenly or front-loaded
+    (``spacing``), the last one ``tail`` of the run before the end; ``last = true`` forces the final step
+    instead, which measurably wastes the pass (docs/methods.md).
     """
 
     name = "budget"
@@ -167,8 +179,10 @@ class BudgetPolicy(StaticPolicy):
     class Config:
         speedup: float | None = option(2.5, ge=1.0, optional=True, doc="target steps / full block-stack passes")
         full_passes: int | None = option(None, "int", ge=1, optional=True, doc="exact number of passes (overrides speedup)")
-        warmup: int = option(3, "int", ge=1, doc="steps computed at the start")
+        warmup: int = option(2, "int", ge=1, doc="steps computed at the start")
         last: bool = option(False, "bool", doc="always compute the final step")
+        spacing: float = option(1.25, ge=0.5, le=3.0, doc="> 1 front-loads the passes after the warm-up (1 = even)")
+        tail: float = option(0.1, ge=0.0, lt=1.0, doc="share of the steps at the end left to the forecast (without `last`)")
 
         def __attrs_post_init__(self):
             if self.speedup is None and self.full_passes is None:
@@ -181,4 +195,5 @@ class BudgetPolicy(StaticPolicy):
         return max(1, min(num_steps, round(num_steps / c.speedup)))
 
     def build_mask(self, num_steps: int) -> list[bool]:
-        return budget_mask(num_steps, self.passes(num_steps), self.config.warmup, self.config.last)
+        c = self.config
+        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, c.tail)
