@@ -37,6 +37,13 @@ def flux_pipe():
 
 
 @pytest.fixture(scope="module")
+def pixart_pipe():
+    import tiny
+
+    return _quiet(tiny.pixart_pipeline())
+
+
+@pytest.fixture(scope="module")
 def wan_pipe():
     import tiny
 

@@ -15,6 +15,7 @@ from padecache.plugins import get_registry
 
 RUNNERS = {
     "dit": tiny.run_dit,
+    "pixart": tiny.run_pixart,
     "flux": lambda pipe, **kw: tiny.run_flux(pipe, true_cfg=2.0, **kw),  # true CFG: two calls per step
     "wan": tiny.run_wan,
 }
@@ -22,8 +23,8 @@ STEPS = 8
 
 
 @pytest.fixture
-def pipes(dit_pipe, flux_pipe, wan_pipe):
-    return {"dit": dit_pipe, "flux": flux_pipe, "wan": wan_pipe}
+def pipes(dit_pipe, flux_pipe, wan_pipe, pixart_pipe):
+    return {"dit": dit_pipe, "flux": flux_pipe, "wan": wan_pipe, "pixart": pixart_pipe}
 
 
 def attention_modules(transformer):
@@ -46,7 +47,7 @@ class CallLog:
         self.handle.remove()
 
 
-@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+@pytest.mark.parametrize("family", ["dit", "flux", "wan", "pixart"])
 def test_policy_always_equals_the_unhooked_model(family, pipes):
     pipe, run = pipes[family], RUNNERS[family]
     reference = run(pipe, steps=STEPS)
@@ -58,11 +59,11 @@ def test_policy_always_equals_the_unhooked_model(family, pipes):
         padecache.remove(pipe)
     assert (out - reference).abs().max().item() <= 1e-6
     assert stats.full_passes == STEPS and stats.forecast_steps == 0
-    expected_branches = ("main",) if family == "dit" else ("cond", "uncond")
+    expected_branches = ("main",) if family in ("dit", "pixart") else ("cond", "uncond")
     assert stats.branches == expected_branches
 
 
-@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+@pytest.mark.parametrize("family", ["dit", "flux", "wan", "pixart"])
 @pytest.mark.parametrize("policy", [{"name": "fixed", "interval": 3, "warmup": 2}, {"name": "budget", "speedup": 2.0, "warmup": 2}])
 def test_block_stack_runs_exactly_on_the_policy_mask(family, policy, pipes):
     pipe, run = pipes[family], RUNNERS[family]
@@ -76,7 +77,7 @@ def test_block_stack_runs_exactly_on_the_policy_mask(family, policy, pipes):
     finally:
         log.close()
         padecache.remove(pipe)
-    branches = 1 if family == "dit" else 2
+    branches = 1 if family in ("dit", "pixart") else 2
     assert log.calls == sum(mask) * branches
     for branch in stats.branches:
         assert stats.mask(branch) == mask
@@ -84,7 +85,7 @@ def test_block_stack_runs_exactly_on_the_policy_mask(family, policy, pipes):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+@pytest.mark.parametrize("family", ["dit", "flux", "wan", "pixart"])
 def test_remove_restores_forward_and_signature(family, pipes):
     pipe = pipes[family]
     t = pipe.transformer

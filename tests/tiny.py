@@ -151,3 +151,21 @@ def run_wan(pipe, steps=20, seed=0, guidance=5.0):
     return pipe("a cat", negative_prompt="bad", num_inference_steps=steps, guidance_scale=guidance, height=16,
                 width=16, num_frames=5, max_sequence_length=16, output_type="pt",
                 generator=torch.Generator().manual_seed(seed)).frames
+
+
+def pixart_pipeline(seed=0):
+    from diffusers import DDIMScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
+
+    torch.manual_seed(seed)
+    transformer = PixArtTransformer2DModel(
+        num_attention_heads=2, attention_head_dim=8, in_channels=4, out_channels=8, num_layers=2,
+        cross_attention_dim=16, sample_size=8, patch_size=2, caption_channels=32, norm_type="ada_norm_single",
+        use_additional_conditions=False,
+    ).eval()
+    return PixArtAlphaPipeline(tokenizer=tiny_t5_tokenizer(), text_encoder=tiny_t5(32), vae=tiny_vae(4),
+                               transformer=transformer, scheduler=DDIMScheduler())
+
+
+def run_pixart(pipe, steps=20, seed=0):
+    return pipe("a squirrel", num_inference_steps=steps, height=16, width=16, max_sequence_length=48, output_type="pt",
+                use_resolution_binning=False, generator=torch.Generator().manual_seed(seed)).images

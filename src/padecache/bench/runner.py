@@ -39,7 +39,7 @@ class BenchOptions:
     weights: str | None = None  # a directory written by train-reference; default: the bundled weights
     steps: tuple[int, ...] = (20,)
     methods: tuple[str, ...] | None = None  # preset names, TOML paths, family names or peer names
-    samples: int = 64
+    samples: int = 32
     seed: int = 0
     targets: tuple[float, ...] = DEFAULT_TARGETS
     peers: tuple[str, ...] = PEER_NAMES
