@@ -271,11 +271,12 @@ class Engine:
         return True
 
     def _acceptable(self, branch: Branch, prediction: torch.Tensor) -> bool:
-        """One host sync: finite, and no row larger than ``max_growth`` x its largest computed residual."""
-        ok = torch.isfinite(prediction).all()
+        """One reduction, one host sync: finite, and no row larger than ``max_growth`` x its largest computed
+        residual.  A NaN or inf anywhere in a row makes that row's norm non-finite."""
+        norms = row_norm(prediction)
+        ok = torch.isfinite(norms).all()
         if branch.max_norm is not None:
-            limit = branch.max_norm * self.config.engine.max_growth
-            ok = ok & (row_norm(prediction) <= limit).all()
+            ok = ok & (norms <= branch.max_norm * self.config.engine.max_growth).all()
         return bool(ok)
 
     def head_input(self, hidden: torch.Tensor) -> torch.Tensor:

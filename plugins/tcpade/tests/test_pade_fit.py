@@ -60,6 +60,15 @@ def test_fit_recovers_coefficients_and_extrapolated_values(case):
     assert got_a.flatten().tolist() == pytest.approx(a, abs=1e-5)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_small_solver_matches_lapack(k):
+    g = torch.Generator().manual_seed(k)
+    m = torch.randn(50, k, k, generator=g, dtype=torch.float64)
+    a = m @ m.transpose(1, 2) + 0.1 * torch.eye(k, dtype=torch.float64)  # the fit's normal matrices are SPD
+    b = torch.randn(50, k, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(pm._solve_spd(a, b), torch.linalg.solve(a, b), rtol=1e-9, atol=1e-9)
+
+
 def test_fit_of_constant_data_is_the_constant():
     ys = [torch.full((2, 3), 4.0) for _ in range(3)]
     a, b = pm.pade_fit([0.0, -1.0, -2.0], ys, 1, 1)

@@ -160,7 +160,8 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
     real = crop_digits(to_model_space(real_imgs[:: max(1, len(real_imgs) // 2000)]))
     real_cls = metrics.classifier_features(real, classifier)
     use_fid = metrics.inception_available() if options.fid is None else options.fid
-    real_inc = metrics.inception_features(real[:500]) if use_fid else None
+    # real side of the Inception FID: 500 digits, or twice the sample count for large runs (FID's bias shrinks with both)
+    real_inc = metrics.inception_features(real[: max(500, 2 * options.samples)]) if use_fid else None
 
     records: list[dict[str, Any]] = []
     gallery: dict[int, torch.Tensor] = {}

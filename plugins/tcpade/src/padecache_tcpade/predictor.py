@@ -78,6 +78,7 @@ class TCPadePredictor(Predictor):
         self.last_input: torch.Tensor | None = None
         self.current_order = c.order
         self.stability: torch.Tensor | None = None
+        self._damped_fit: tuple[torch.Tensor, torch.Tensor] | None = None
         self._indicators: dict[str, float] = {}
 
     # -- history ------------------------------------------------------------------------------------------------
@@ -100,10 +101,12 @@ class TCPadePredictor(Predictor):
         self.last_input = None
         self.current_order = self.config.order
         self.stability = None
+        self._damped_fit = None
 
     def state_tensors(self):
         extra = (self.last_input,) if self.config.variant == "reference" and self.last_input is not None else ()
-        return (*self.history, *extra)
+        fit = (self._damped_fit[0],) if self._damped_fit is not None else ()
+        return (*self.history, *extra, *fit)
 
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
         c = self.config
@@ -111,6 +114,7 @@ class TCPadePredictor(Predictor):
             if computed:
                 self.history.append(residual)
                 self.positions.append(ctx.position(c.grid))
+                self._damped_fit = None  # the damped trend (slope, decay rate) is fitted lazily, once per computed step
             return
         # the official `update_history`: every step is appended, computed or predicted
         self.history.append(residual)
@@ -193,10 +197,13 @@ class TCPadePredictor(Predictor):
             return self._early(r)
         xs = [self.positions[-1 - i] for i in range(3)]
         h, distance = xs[0] - xs[1], ctx.position(c.grid) - xs[0]
-        rho = pm.slope_ratio(r[0], r[1], r[2], h, xs[1] - xs[2])
-        stability = (1 - c.shrink) * rho.clamp(0.0, c.rho_max) + c.shrink
-        pred = pm.decay_pade(r[0], r[1], h, distance, stability, spacing=0.5 * (xs[0] - xs[2]))
-        self._indicators = {"sigma": stability.mean()}
+        if self._damped_fit is None:  # depends on the history only: shared by every forecast until the next compute
+            rho = pm.slope_ratio(r[0], r[1], r[2], h, xs[1] - xs[2])
+            stability = (1 - c.shrink) * rho.clamp(0.0, c.rho_max) + c.shrink
+            self._damped_fit = ((r[0] - r[1]) / h, pm.decay_rate(stability, spacing=0.5 * (xs[0] - xs[2])))
+            self._indicators = {"sigma": stability.mean()}
+        slope, rate = self._damped_fit
+        pred = pm.decay_pade_step(r[0], slope, rate, distance)
         if self.stage_rules and ctx.stage is Stage.LATE:
             pred = pred + c.beta * (r[0] - r[1]) * (distance / h)
         return pred
