@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import string
 
 import torch
+
+import padecache
+
+
+@contextlib.contextmanager
+def applied(target, config=None, **kwargs):
+    """``padecache.apply`` for the ``with`` block; removed on the way out, even when the block fails."""
+    padecache.apply(target, config, **kwargs)
+    try:
+        yield target
+    finally:
+        padecache.remove(target)
 
 
 def _bytes_to_unicode():
