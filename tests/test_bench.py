@@ -48,6 +48,8 @@ def test_records_follow_the_schema(quick_results):
         assert 0 < r["ssim"] <= 1 and r["rel_l2"] >= 0
     full = next(r for r in records if r["method"] == "full")
     assert full["psnr"] is None and full["ssim"] == 1.0 and full["full_passes"] == 20  # psnr inf -> null in JSON
+    assert full["fid_cls_full"] == pytest.approx(0.0, abs=1e-2)  # a set against itself
+    assert all(r["fid_cls_full"] > 0.01 for r in records if r["status"] == "ok" and r["psnr"] is not None and r["psnr"] < 40)
     ours = next(r for r in records if r["method"] == "taylor-1")
     assert ours["full_passes"] == 8 and ours["pass_speedup"] == 2.5 and math.isfinite(ours["psnr"])
 

@@ -141,14 +141,15 @@ def markdown(records: Sequence[dict], meta: dict[str, Any], targets: Sequence[fl
                 lines.append(f"| full compute | {_fmt(full['fid_cls'])} | " + " | ".join("" for _ in targets[1:]) + " |")
             lines.append("")
         lines += [f"## {model}, {steps} steps: every run", "",
-                  "| method | settings | passes | pass × | wall × | PSNR | SSIM | relL2 | class acc | FID-cls | FID | status |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+                  "| method | settings | passes | pass × | wall × | PSNR | SSIM | relL2 | class acc | FID-cls | FID | FID-cls vs full | FID vs full | status |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
         for r in recs:
             psnr = "∞" if r.get("status") == "ok" and r["psnr"] is None else (
                 f"{r['psnr']:.2f} ± {r.get('psnr_se', 0):.2f}" if r["psnr"] is not None else "–")
             lines.append(
                 f"| {r['method']} | {_short(r['config'])} | {_fmt(r['full_passes'])} | {_fmt(r['pass_speedup'])} | {_fmt(r['wall_speedup'])} | "
-                f"{psnr} | {_fmt(r['ssim'], 4)} | {_fmt(r['rel_l2'], 4)} | {_fmt(r['class_acc'], 3)} | {_fmt(r['fid_cls'])} | {_fmt(r['fid'])} | {r.get('status', '')} |"
+                f"{psnr} | {_fmt(r['ssim'], 4)} | {_fmt(r['rel_l2'], 4)} | {_fmt(r['class_acc'], 3)} | {_fmt(r['fid_cls'])} | {_fmt(r['fid'])} | "
+                f"{_fmt(r.get('fid_cls_full'))} | {_fmt(r.get('fid_full'))} | {r.get('status', '')} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -291,13 +292,13 @@ def combined_summary(paths: Sequence[str | Path], targets: Sequence[float] = (2.
                 continue
             rows = equal_compute([r for r in records if r["model"] == model], steps, target)
             lines += [f"**{model}, {steps} steps, at most {budget(steps, target)} passes ({target:.2f}×)**", "",
-                      "| method | passes | PSNR | SSIM | FID-cls | FID | class acc | wall × |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                      "| method | passes | PSNR | SSIM | FID-cls | FID | FID vs full | class acc | wall × |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
             for r in sorted(rows.values(), key=lambda r: -(r["psnr"] or 0)):
                 lines.append(f"| {r['method']} | {_fmt(r['full_passes'], 1)} | {_fmt(r['psnr'])} | {_fmt(r['ssim'], 4)} | {_fmt(r['fid_cls'])} | "
-                             f"{_fmt(r['fid'])} | {_fmt(r['class_acc'], 3)} | {_fmt(r['wall_speedup'])} |")
+                             f"{_fmt(r['fid'])} | {_fmt(r.get('fid_full'))} | {_fmt(r['class_acc'], 3)} | {_fmt(r['wall_speedup'])} |")
             full = next((r for r in records if r["model"] == model and r["steps"] == steps and r["method"] == "full"), None)
             if full is not None:
-                lines.append(f"| *full compute* | {steps} | ∞ | 1 | {_fmt(full['fid_cls'])} | {_fmt(full['fid'])} | {_fmt(full['class_acc'], 3)} | 1.00 |")
+                lines.append(f"| *full compute* | {steps} | ∞ | 1 | {_fmt(full['fid_cls'])} | {_fmt(full['fid'])} | 0 | {_fmt(full['class_acc'], 3)} | 1.00 |")
             lines.append("")
     return "\n".join(lines)
 
