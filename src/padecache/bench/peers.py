@@ -113,6 +113,9 @@ def _cache_dit(steps: int, target: float, calibrator: str) -> Setting:
     params = {"peer": "cache_dit.DBCacheConfig", "Fn_compute_blocks": 1, "Bn_compute_blocks": 0, "steps_computation_mask": mask, "calibrator": calibrator}
 
     def attach(pipe):
+        import os
+
+        os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "warning")  # read once, at its import: its per-run INFO lines drown the bench's output
         import cache_dit
         from cache_dit import DBCacheConfig, DMDCalibratorConfig, FoCaCalibratorConfig, TaylorSeerCalibratorConfig
 
