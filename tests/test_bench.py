@@ -65,3 +65,17 @@ def test_cli_quick_run(tmp_path, capsys):
     assert main(["bench", "--quick", "--samples", "2", "--methods", "reuse", "--no-progress", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and (tmp_path / "results.json").exists()
+
+
+def test_report_renders_the_readme_block_from_results_files(quick_results, tmp_path, capsys):
+    out, result = quick_results
+    md = tmp_path / "block.md"
+    assert main(["report", str(out / "results.json"), "--out", str(md)]) == 0
+    text = md.read_text()
+    (entry,) = summary(result.records, [2.5])
+    headline = next(line for line in text.splitlines() if line.startswith("| dit-mnist | 20 | 8 (2.50×)"))
+    assert f"| {entry['ours']['method']} | {entry['ours']['psnr']:.2f} |" in headline
+    assert "**20 steps, at most 8 passes (2.50×)**" in text and "| *full compute* |" in text
+    # one row per budget table it fits: the quick run spends 8 passes, within 2.5x and not within 3.33x
+    assert sum(line.startswith("| taylor-1 |") for line in text.splitlines()) == 1
+    assert "**20 steps, at most 6 passes (3.33×)**" in text
