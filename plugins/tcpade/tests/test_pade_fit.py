@@ -69,6 +69,21 @@ def test_small_solver_matches_lapack(k):
     torch.testing.assert_close(pm._solve_spd(a, b), torch.linalg.solve(a, b), rtol=1e-9, atol=1e-9)
 
 
+@given(st.lists(st.floats(0.3, 3.0), min_size=2, max_size=2), st.floats(0.1, 3.0), st.integers(0, 10_000))
+def test_closed_form_11_equals_the_least_squares_fit(gaps, target, seed):
+    xs = [0.0, -gaps[0], -gaps[0] - gaps[1]]  # newest first
+    g = torch.Generator().manual_seed(seed)
+    ys = [torch.randn(64, generator=g, dtype=torch.float64) for _ in xs]
+    fast, qfast = pm.pade11_interpolate(xs, ys, target)
+    a, b = pm.pade_fit(xs, ys, 1, 1, center=0.0, scale=gaps[0])
+    u = target / gaps[0]
+    slow, _ = pm.pade_eval(a, b, u)
+    qslow = pm.denominator_min(b, min(xs) / gaps[0], u, samples=2)  # 1 + b u is linear: its ends are its extremes
+    ok = (qslow.abs() > 1e-3) & ((ys[2] - ys[1]).abs() > 1e-2)  # well-posed elements: away from a pole, y_1 != y_2
+    torch.testing.assert_close(fast[ok], slow[ok], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(qfast[ok], qslow[ok], rtol=1e-5, atol=1e-6)
+
+
 def test_fit_of_constant_data_is_the_constant():
     ys = [torch.full((2, 3), 4.0) for _ in range(3)]
     a, b = pm.pade_fit([0.0, -1.0, -2.0], ys, 1, 1)

@@ -27,6 +27,7 @@ __all__ = [
     "decay_rate",
     "decay_pade_step",
     "pade_fit",
+    "pade11_interpolate",
     "pade_eval",
     "denominator_min",
 ]
@@ -249,6 +250,25 @@ def _solve_spd(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     for i in reversed(range(k)):  # D Lᵀ x = y
         x[i] = y[i] / d[i] - sum(low[p][i] * x[p] for p in range(i + 1, k)) if i < k - 1 else y[i] / d[i]
     return torch.stack(x, dim=-1)
+
+
+def pade11_interpolate(xs: Sequence[float], ys: Sequence[torch.Tensor], x: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The [1/1] rational through three samples, in closed form, at ``x``; elementwise, in float64.
+
+    With u = (x − x_0)/(x_0 − x_1) and y(u) = (a_0 + a_1 u)/(1 + b u): a_0 = y_0, and for the two
+    older samples a_1 − b y_i = (y_i − y_0)/u_i =: s_i, so b = (s_1 − s_2)/(y_2 − y_1), a_1 = s_1 + b y_1.
+    The same interpolant as :func:`pade_fit` with ``m = n = 1`` and three samples, at a small fraction
+    of its cost.  Returns the value and the smallest denominator 1 + b u between the oldest sample and
+    the target (linear in u, so at an end).  Coincident y_1, y_2 give a non-finite b; callers guard.
+    """
+    gap = xs[0] - xs[1]
+    u1, u2, u = (xs[1] - xs[0]) / gap, (xs[2] - xs[0]) / gap, (x - xs[0]) / gap
+    y0, y1, y2 = (y.double() for y in ys[:3])
+    s1, s2 = (y1 - y0) / u1, (y2 - y0) / u2
+    b = (s1 - s2) / (y2 - y1)
+    value = (y0 + (s1 + b * y1) * u) / (1 + b * u)
+    qmin = torch.minimum(1 + b * min(u2, u), 1 + b * max(0.0, u))
+    return value, qmin
 
 
 def pade_eval(a: torch.Tensor, b: torch.Tensor, u: float) -> tuple[torch.Tensor, torch.Tensor]:

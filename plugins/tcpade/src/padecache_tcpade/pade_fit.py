@@ -60,12 +60,15 @@ class PadeFitPredictor(HistoryPredictor):
         fallback = newton_extrapolate(xs[: c.fallback_order + 1], ys[: c.fallback_order + 1], x)
         if len(xs) < c.m + c.n + 1:
             return fallback
-        gap = xs[0] - xs[1]
-        a, b = pm.pade_fit(xs, ys, c.m, c.n, center=xs[0], scale=gap)
-        u = (x - xs[0]) / gap
-        value, _ = pm.pade_eval(a, b, u)
-        lo = (min(xs) - xs[0]) / gap
-        qmin = pm.denominator_min(b, min(lo, u), max(0.0, u))
+        if (c.m, c.n) == (1, 1) and len(xs) == 3:  # the default: interpolation, in closed form
+            value, qmin = pm.pade11_interpolate(xs, ys, x)
+        else:
+            gap = xs[0] - xs[1]
+            a, b = pm.pade_fit(xs, ys, c.m, c.n, center=xs[0], scale=gap)
+            u = (x - xs[0]) / gap
+            value, _ = pm.pade_eval(a, b, u)
+            lo = (min(xs) - xs[0]) / gap
+            qmin = pm.denominator_min(b, min(lo, u), max(0.0, u))
         bound = c.max_ratio * torch.stack([y.abs() for y in ys]).amax(dim=0).to(value.dtype)
         ok = (qmin >= c.min_denominator) & torch.isfinite(value) & (value.abs() <= bound + 1e-12)
         self._indicators = {"pade_rejected": 1 - ok.float().mean()}
