@@ -32,7 +32,8 @@ DT = torch.bfloat16
 
 
 def build(name: str, smoke: bool = False):
-    """Model and a ``step(model, x, t, ctx)`` closure returning the velocity for latents ``x`` at timestep ``t``."""
+    """Model, latents, a ``step(model, x, t)`` closure returning the velocity for latents ``x`` at timestep ``t``, and
+    the block patterns for diffusers' TaylorSeer (``None`` where it cannot run)."""
     from diffusers import DiTTransformer2DModel, FluxTransformer2DModel, WanTransformer3DModel
 
     torch.manual_seed(0)

@@ -269,7 +269,9 @@ def write_results(result, out: str | Path, meta: dict[str, Any], targets: Sequen
 def combined_summary(paths: Sequence[str | Path], targets: Sequence[float] = (2.5, 10 / 3)) -> str:
     """The README's results block, rendered from ``results.json`` files (nothing is rerun).
 
-    One table per target with the best run of each group and of each method within the pass budget.
+    First the headline (per model, step count and target: the best run of ours, of TaylorSeer, of the
+    other peers and of reuse, and the margins), then one table per target at the smallest step count
+    with the best run of every method within the pass budget, the models side by side.
     """
     records = [r for p in paths for r in json.loads(Path(p).read_text())]
     lines = []

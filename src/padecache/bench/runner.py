@@ -95,10 +95,8 @@ class PassCounter:
 def _resolve_methods(names: Sequence[str] | None, peers: Sequence[str], steps: int, targets, family: str, ratios) -> tuple[list[Setting], dict[str, str]]:
     """Settings for ``names`` (families, peers, presets or TOML files; default: every family) and ``peers``."""
     from ..config import load_config
-    from .methods import family_names
-
     from ..plugins import get_registry
-    from .methods import DEFAULT_PRESETS
+    from .methods import DEFAULT_PRESETS, family_names
 
     known = set(family_names())
     settings: list[Setting] = []
@@ -188,8 +186,10 @@ def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
 
         def score(images, method, config, wall, passes, kind, target, extra):
             p, p_se = _mean_finite(metrics.psnr(images, ref))
-            cls_feat = metrics.classifier_features(images, classifier)
-            inc_feat = metrics.inception_features(images) if use_fid and _fid_point(target, kind, options) else None
+            # full compute is scored against itself: reuse its features rather than extract them twice
+            cls_feat = ref_cls if images is ref else metrics.classifier_features(images, classifier)
+            wants_inc = use_fid and _fid_point(target, kind, options)
+            inc_feat = (ref_inc if images is ref else metrics.inception_features(images)) if wants_inc else None
             rec = {
                 "model": options.model, "method": method, "config": config, "steps": steps,
                 "samples": options.samples, "seed": options.seed, "full_passes": round(passes, 4),

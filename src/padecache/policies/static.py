@@ -154,11 +154,12 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: f
         fractions = [(k / rest) ** spacing for k in range(1, rest + 1)]
     # consecutive passes at least two steps apart while the budget allows: a forecast one step ahead is
     # cheap to get right, so a pass right after another is the least useful one
+    end = hi - 1 if last else hi  # the latest step this loop may place a pass on
     prev = lo
     for k, f in enumerate(fractions):
         remaining = len(fractions) - k - 1
-        top = (hi - 1 if last else hi) - remaining  # room for the rest at gaps of one
-        gap = 2 if prev + 2 + 2 * remaining <= (hi - 1 if last else hi) else 1
+        top = end - remaining  # room for the rest at gaps of one
+        gap = 2 if prev + 2 + 2 * remaining <= end else 1
         pos = min(max(round(lo + f * (hi - lo)), prev + gap), top)
         out[pos] = True
         prev = pos
@@ -166,7 +167,7 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: f
 
 
 class BudgetPolicy(StaticPolicy):
-    """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread evenly after warm-up.
+    """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread after a warm-up.
 
     The computed steps after the warm-up are spread over the rest of the run, evenly or front-loaded
     (``spacing``), the last one ``tail`` of the run before the end; ``last = true`` forces the final step
