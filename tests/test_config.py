@@ -47,7 +47,7 @@ def test_missing_sections_take_defaults():
     ({"predictor": {"name": "taylor", "order": 7}}, r"order: must be <= 3, got 7"),
     ({"predictor": {"name": "taylor", "order": 1.5}}, r"order: expected a whole number"),
     ({"policy": {"name": "budget", "speedup": "fast"}}, r"speedup: expected a number"),
-    ({"policy": {"name": "budget", "speedup": float("nan")}}, r"speedup: must be a number, got NaN"),
+    ({"policy": {"name": "budget", "speedup": float("nan")}}, r"speedup: must be a finite number, got nan"),
     ({"engine": {"guard": "yes"}}, r"guard: expected true or false"),
     ({"stage": {"name": "fraction", "early": 0.9, "late": 0.5}}, r"late: must be >= early"),
     ({"predictor": {"order": 1}}, r"needs a component name"),

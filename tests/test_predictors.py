@@ -13,8 +13,8 @@ SCHEDULE = Schedule.uniform(20)
 STAGES = {s: (Stage.EARLY if s <= 6 else Stage.LATE if s > 16 else Stage.MID) for s in range(20)}
 
 
-def ctx(step, branch="main"):
-    return StepContext(step, 20, SCHEDULE.timesteps[step], SCHEDULE.sigmas[step], branch, STAGES[step], SCHEDULE)
+def ctx(step, branch="main", history=0):
+    return StepContext(step, 20, SCHEDULE.timesteps[step], SCHEDULE.sigmas[step], branch, STAGES[step], SCHEDULE, history=history)
 
 
 def trajectory(step, rows=3):
@@ -40,7 +40,7 @@ def test_contract(name):
     predictor = registry.create("predictor", name)
     assert not predictor.ready(ctx(0))
     feed(predictor, [0, 1, 2, 4, 8])
-    target = ctx(10)
+    target = ctx(10, history=5)
     assert predictor.ready(target)
     x_in = torch.randn(3, 4, 6)
     x_copy = x_in.clone()

@@ -112,8 +112,10 @@ def test_builtins_register_through_the_same_hooks():
     assert padecache.plugins.get_plugin_manager().get_plugin("padecache") is builtins
 
 
-def test_duplicate_names_are_an_error_naming_both_plugins(plugin):
+def test_a_clash_breaks_only_the_clashing_name_and_says_which_to_use(plugin, dit_pipe):
     class Clash:
+        __version__ = "1.2"
+
         @padecache.hookimpl
         def padecache_predictors(self):
             return [HalfPredictor]
@@ -121,11 +123,103 @@ def test_duplicate_names_are_an_error_naming_both_plugins(plugin):
     clash = Clash()
     padecache.register_plugin(clash, name="clashing-plugin")
     try:
-        with pytest.raises(ValueError, match=r"predictor 'half' is registered twice: by plugin 'test-plugin' \(9.9\) and by plugin 'clashing-plugin'"):
-            padecache.get_registry()
+        registry = padecache.get_registry()
+        with pytest.raises(ValueError, match=r"predictor 'half' is registered by plugin 'test-plugin' \(9.9\) and by plugin "
+                                              r"'clashing-plugin' \(1.2\); say which one you mean: 'test-plugin:half', 'clashing-plugin:half'"):
+            registry.get("predictor", "half")
+        with pytest.raises(padecache.ConfigError, match="say which one you mean"):
+            padecache.load_config({"predictor": {"name": "half"}})
+        # the qualified names work, and so does the preset of the plugin that owns the name
+        assert registry.get("predictor", "clashing-plugin:half").plugin == "clashing-plugin"
+        cfg = padecache.load_config({"predictor": {"name": "test-plugin:half", "factor": 0.3}})
+        assert cfg.predictor.name == "test-plugin:half" and padecache.CacheConfig.from_dict(cfg.to_dict()) == cfg
+        assert padecache.load_config("half-even").predictor.name == "test-plugin:half"
+        assert padecache.load_config("none").predictor.name == "noop"  # everything else is untouched
     finally:
         padecache.unregister_plugin(clash)
-    assert padecache.get_registry().get("predictor", "half")
+    assert padecache.get_registry().get("predictor", "half").plugin == "test-plugin"
+
+
+def test_a_plugin_that_clashes_with_a_builtin_leaves_the_builtin_presets_working():
+    class Taylor(HalfPredictor):
+        name = "taylor"
+
+    class Shadow:
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            return [Taylor]
+
+    shadow = Shadow()
+    padecache.register_plugin(shadow, name="shadow")
+    try:
+        assert padecache.load_config("default").predictor.name == "padecache:taylor"
+        with pytest.raises(ValueError, match="'padecache:taylor', 'shadow:taylor'"):
+            padecache.load_config({"predictor": "taylor"})
+    finally:
+        padecache.unregister_plugin(shadow)
+
+
+@pytest.mark.parametrize("defect", ["raises", "no-name", "abstract", "not-a-predictor", "bad-config", "bad-presets"])
+def test_a_broken_plugin_is_skipped_and_listed_with_its_error(defect, capsys):
+    class Abstract(Predictor):
+        name = "abstract"
+
+    class NoName(HalfPredictor):
+        name = ""
+
+    class BadConfig(HalfPredictor):
+        name = "bad-config"
+        Config = dict
+
+    class Broken:
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            if defect == "raises":
+                raise RuntimeError("boom")
+            return {"no-name": [NoName], "abstract": [Abstract], "not-a-predictor": [int], "bad-config": [BadConfig]}.get(defect, [HalfPredictor])
+
+        @padecache.hookimpl
+        def padecache_presets(self):
+            return ["not", "a", "dict"] if defect == "bad-presets" else {}
+
+    broken = Broken()
+    padecache.register_plugin(broken, name="broken-plugin")
+    try:
+        registry = padecache.get_registry()
+        assert [b.plugin for b in registry.broken] == ["broken-plugin"]
+        reason = {"raises": "RuntimeError in padecache_predictors: boom", "no-name": "needs a `name`",
+                  "abstract": "does not implement predict, reset, update", "not-a-predictor": "not a subclass of padecache.Predictor",
+                  "bad-config": "`Config` must be an attrs class", "bad-presets": "padecache_presets must return a dict"}[defect]
+        assert reason in registry.broken[0].error
+        assert padecache.load_config("default").predictor.name == "taylor"  # the rest works
+        with pytest.raises(ValueError, match=r"unknown predictor 'half'.*broken plugins, whose components are missing: broken-plugin"):
+            registry.get("predictor", "half")
+        assert main(["list"]) == 0
+        out = capsys.readouterr().out
+        assert "broken-plugin" in out and reason.split("`")[0] in out
+    finally:
+        padecache.unregister_plugin(broken)
+
+
+def test_a_plugin_that_fails_to_import_is_listed_not_fatal(monkeypatch):
+    import importlib.metadata as md
+
+    import padecache.plugins as plugins
+
+    class FakeDist:
+        version = "0.0.1"
+        metadata = {"Name": "padecache-broken"}
+
+    ep = md.EntryPoint(name="broken-ep", value="padecache_no_such_module.plugin", group="padecache")
+    ep = ep._for(FakeDist()) if hasattr(ep, "_for") else ep
+    monkeypatch.setattr(plugins.importlib.metadata, "entry_points", lambda group: [ep])
+    monkeypatch.setattr(plugins, "_pm", None)
+    monkeypatch.setattr(plugins, "_registry", None)
+    monkeypatch.setattr(plugins, "_load_errors", [])
+    registry = plugins.get_registry()
+    assert [b.plugin for b in registry.broken] == ["broken-ep"]
+    assert "ModuleNotFoundError while loading" in registry.broken[0].error
+    assert padecache.load_config("none").policy.name == "always"
 
 
 def test_unknown_name_lists_registered_and_suggests():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .adapters import BUILTIN_ADAPTERS
+from .adapters.families import BUILTIN_ADAPTERS
 from .plugins import hookimpl
 from .policies import AlwaysPolicy, BudgetPolicy, FixedPolicy, MaskPolicy
 from .predictors import LinearPredictor, NoopPredictor, TaylorPredictor

@@ -8,11 +8,13 @@ from typing import Any, TypeVar
 
 import torch.nn as nn
 
+from .adapters import GenericAdapter
 from .config import CacheConfig, load_config
-from .engine import FixedSource, SchedulerSource, attach, detach, engine_of
+from .hooks import attach, detach, engine_of
 from .interfaces import Schedule
 from .plugins import get_registry
-from .stats import CacheStats
+from .records import CacheStats
+from .schedule import FixedSource, SchedulerSource
 
 __all__ = ["apply", "remove", "stats", "set_schedule", "is_applied"]
 
@@ -67,7 +69,10 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
     cfg = load_config(config, **sections)
     registry = get_registry()
     models = _transformers(target)
-    adapters = [registry.adapter_for(m)[0] for m in models]  # raise before attaching anything
+    adapters = []
+    for m in models:  # raise before attaching anything
+        adapter = registry.adapter_for(m)[0]
+        adapters.append(adapter.resolve(m) if isinstance(adapter, GenericAdapter) else adapter)
     for model in models:
         if engine_of(model) is not None:
             raise ValueError(
@@ -76,10 +81,11 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
     if scheduler is None and not isinstance(target, nn.Module):
         scheduler = getattr(target, "scheduler", None)
     source = SchedulerSource(scheduler) if scheduler is not None else None
+    spans = _expert_spans(target, models)
     attached = []
     try:
-        for model, adapter in zip(models, adapters):
-            attach(model, adapter, cfg, source)
+        for model, adapter, span in zip(models, adapters, spans):
+            attach(model, adapter, cfg, source, span)
             attached.append(model)
     except BaseException:
         for model in attached:
@@ -112,11 +118,45 @@ def stats(target: Any) -> CacheStats:
     return CacheStats.combine(e.stats() for e in engines)
 
 
-def set_schedule(target: Any, timesteps: Sequence[float] | Schedule, sigmas: Sequence[float] | None = None) -> None:
-    """Tell padecache the sampling schedule of a hand-written loop calling a bare transformer."""
-    schedule = timesteps if isinstance(timesteps, Schedule) else Schedule(timesteps, sigmas)
+def set_schedule(target: Any, timesteps: Sequence[float] | Schedule | None, sigmas: Sequence[float] | None = None) -> None:
+    """Tell padecache the sampling schedule of a hand-written loop calling a bare transformer.
+
+    ``timesteps=None`` undoes it: the engine follows the scheduler it was applied with again (if any).
+    """
+    if timesteps is None:
+        schedule = None
+    else:
+        schedule = timesteps if isinstance(timesteps, Schedule) else Schedule(timesteps, sigmas)
     for model in _transformers(target):
         engine = engine_of(model)
         if engine is None:
             raise ValueError(f"padecache is not applied to this {type(model).__name__}; call padecache.apply first")
-        engine.source = FixedSource(schedule)
+        if schedule is None:
+            engine.source = getattr(engine, "applied_source", None)
+        else:
+            if not hasattr(engine, "applied_source"):
+                engine.applied_source = engine.source
+            engine.source = FixedSource(schedule)
+
+
+def _expert_spans(target: Any, models: list[nn.Module]) -> list:
+    """Which steps each transformer of a two-expert pipeline runs (Wan 2.2: ``boundary_ratio``), else ``None``.
+
+    ``transformer`` takes the steps with ``t >= boundary_ratio * num_train_timesteps``, ``transformer_2`` the
+    rest, exactly as the pipeline switches; a static policy then spends its budget within each expert's steps.
+    """
+    ratio = getattr(getattr(target, "config", None), "boundary_ratio", None)
+    scheduler = getattr(target, "scheduler", None)
+    if ratio is None or scheduler is None or len(models) < 2:
+        return [None] * len(models)
+    boundary = float(ratio) * float(getattr(scheduler.config, "num_train_timesteps", 1000))
+
+    def high(schedule: Schedule) -> tuple[int, int]:
+        stop = next((i for i, t in enumerate(schedule.timesteps) if t < boundary), schedule.num_steps)
+        return 0, stop
+
+    def low(schedule: Schedule) -> tuple[int, int]:
+        return high(schedule)[1], schedule.num_steps
+
+    names = [n for n in ("transformer", "transformer_2") if isinstance(getattr(target, n, None), nn.Module)]
+    return [high if n == "transformer" else low for n in names]

@@ -26,14 +26,15 @@ raise :class:`OptionError` (a ``ValueError``) naming the option.
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import attrs
+
+from .options import ConfigError, NoOptions, OptionError, build_options, option, options_dict, suggest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,131 +62,6 @@ DEFAULT_SECTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-class OptionError(ValueError):
-    """A component option has a bad value.  ``key`` names the option."""
-
-    def __init__(self, key: str, message: str):
-        super().__init__(f"{key}: {message}")
-        self.key, self.message = key, message
-
-
-class ConfigError(ValueError):
-    """A configuration could not be loaded; the message names the source, the section and the key."""
-
-
-def suggest(name: str, choices: Sequence[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-# -- options ---------------------------------------------------------------------------------------------------
-
-_Kind = Literal["float", "int", "bool", "str", "floats", "ints"]
-
-
-def _convert(kind: _Kind, key: str, value):
-    def bad(expected: str):
-        return OptionError(key, f"expected {expected}, got {value!r} ({type(value).__name__})")
-
-    if value is None:
-        return None
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if kind in ("float", "int"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        if kind == "int":
-            if float(value) != int(value):
-                raise bad("a whole number")
-            return int(value)
-        return float(value)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise bad("a list of numbers")
-    inner: _Kind = "float" if kind == "floats" else "int"
-    return tuple(_convert(inner, key, v) for v in value)
-
-
-def option(
-    default,
-    kind: _Kind = "float",
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    le: float | None = None,
-    lt: float | None = None,
-    choices: Sequence | None = None,
-    optional: bool = False,
-    doc: str = "",
-):
-    """An attrs field for a component option, converted to ``kind`` and checked.
-
-    ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a list); ``choices`` restricts the value;
-    ``optional`` allows ``None``.  ``doc`` is shown by ``padecache list --verbose``.
-    """
-
-    bounds = [(b, op, word) for b, op, word in (
-        (ge, float.__ge__, ">="), (gt, float.__gt__, ">"), (le, float.__le__, "<="), (lt, float.__lt__, "<"),
-    ) if b is not None]
-
-    def check(instance, attribute, value):
-        key = attribute.name
-        if value is None:
-            if not optional:
-                raise OptionError(key, "is required")
-            return
-        if choices is not None and value not in choices:
-            hint = suggest(str(value), [str(c) for c in choices])
-            raise OptionError(key, f"must be one of {list(choices)}, got {value!r}{hint}")
-        for v in value if isinstance(value, tuple) else (value,):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            if v != v:
-                raise OptionError(key, "must be a number, got NaN")
-            for bound, op, word in bounds:
-                if not op(float(v), float(bound)):
-                    raise OptionError(key, f"must be {word} {bound}, got {v!r}")
-
-    return attrs.field(
-        default=default,
-        converter=attrs.Converter(lambda v, _self, field: _convert(kind, field.name, v), takes_self=True, takes_field=True),
-        validator=check,
-        metadata={"doc": doc, "kind": kind},
-    )
-
-
-def options_dict(options) -> dict[str, Any]:
-    """An options instance as a plain dict (tuples -> lists, ``None`` left out)."""
-    out = {}
-    for f in attrs.fields(type(options)):
-        v = getattr(options, f.name)
-        if v is None:
-            continue
-        out[f.name] = list(v) if isinstance(v, tuple) else v
-    return out
-
-
-def build_options(config_cls: type, values: Mapping[str, Any], where: str):
-    """``config_cls(**values)`` with unknown keys and bad values reported against ``where``."""
-    valid = [f.name for f in attrs.fields(config_cls)]
-    for key in values:
-        if key not in valid:
-            listing = ", ".join(valid) if valid else "(none)"
-            raise ConfigError(f"{where}: unknown option {key!r}{suggest(key, valid)}; valid options: {listing}")
-    try:
-        return config_cls(**values)
-    except OptionError as err:
-        raise ConfigError(f"{where}.{err.key}: {err.message}") from None
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from None
-
-
 # -- the run configuration -------------------------------------------------------------------------------------
 
 
@@ -207,17 +83,20 @@ class EngineConfig:
 
     Attributes:
         guard: check every prediction before it is used; a non-finite or exploding one is replaced by
-            computing the step, and counted in ``stats().fallbacks``.  Costs one host sync per
-            predicted step; turn it off only for compiled, fixed-schedule runs you have validated.
-        max_growth: a prediction is "exploding" when some batch row's norm exceeds ``max_growth`` times
-            the largest norm among that row's computed residuals.
-        history_dtype: dtype the residual history is kept and predicted in: ``"float32"`` (default,
-            exact arithmetic for bf16/fp16 models) or ``"model"`` (half the memory on half-precision models).
+            computing the step for that batch row, and counted in ``stats().fallbacks``.  Costs one host sync
+            per predicted step; turn it off only for compiled, fixed-schedule runs you have validated.
+        max_growth: a prediction is "exploding" when some batch row's norm exceeds ``max_growth`` times the
+            largest norm among that row's computed residuals.
+        history_dtype: dtype the residual history is kept and predicted in: ``"float32"`` (exact arithmetic
+            for bf16/fp16 models) or ``"model"`` (the model's dtype: half the memory on half-precision models).
+        history_device: where the history is kept: ``"model"`` (the model's device) or ``"cpu"`` (frees
+            accelerator memory; forecasts are then computed on the CPU and copied back).
     """
 
     guard: bool = option(True, "bool", doc="replace non-finite or exploding predictions by a computed step")
     max_growth: float = option(4.0, gt=1.0, doc="explosion threshold, as a multiple of the largest computed residual norm")
     history_dtype: str = option("float32", "str", choices=("float32", "model"), doc="dtype of the residual history")
+    history_device: str = option("model", "str", choices=("model", "cpu"), doc="device of the residual history")
 
 
 @attrs.frozen
@@ -253,6 +132,11 @@ class CacheConfig:
                 raise ConfigError(f"unknown section {key!r}{suggest(key, [*SECTIONS, 'engine'])}; valid: {[*SECTIONS, 'engine']}")
             if isinstance(value, str):
                 value = {"name": value}
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"{key}={value!r}: expected a component name or a dict with `name` and options, "
+                    f"got {type(value).__name__}"
+                )
             if key == "engine":
                 data["engine"] = {**data["engine"], **dict(value)}
             else:
@@ -260,8 +144,11 @@ class CacheConfig:
         return CacheConfig.from_dict(data)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "config") -> CacheConfig:
-        """Validate ``data`` (the :meth:`to_dict` structure); errors name ``source``, section and key."""
+    def from_dict(cls, data: Mapping[str, Any], source: str = "config", prefer: str | None = None) -> CacheConfig:
+        """Validate ``data`` (the :meth:`to_dict` structure); errors name ``source``, section and key.
+
+        ``prefer`` names the plugin whose components win a name clash (a preset refers to its own plugin's).
+        """
         from .plugins import get_registry
 
         if not isinstance(data, Mapping):
@@ -285,10 +172,12 @@ class CacheConfig:
             if not isinstance(name, str):
                 raise ConfigError(f"{source}: [{section}] needs a component name, e.g. name = \"{DEFAULT_SECTIONS[section]['name']}\"")
             try:
-                entry = registry.get(section, name)
+                entry = registry.get(section, name, prefer)
             except ValueError as err:
                 raise ConfigError(f"{source}: [{section}] name: {err}") from None
-            options = build_options(entry.cls.Config, raw, f"{source}: [{section}] ({name})")
+            if ":" not in name and registry.get_bare(section, name) is not entry:  # resolved by `prefer`
+                name = entry.qualified_name
+            options = build_options(getattr(entry.cls, "Config", NoOptions), raw, f"{source}: [{section}] ({name})")
             selections[section] = Selection(section, name, options)
         engine_raw = data.get("engine", {})
         if not isinstance(engine_raw, Mapping):
@@ -299,13 +188,20 @@ class CacheConfig:
 
 def _load_toml(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config file: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {err.start}); TOML files must be UTF-8") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
+
+
+def _looks_like_path(text: str) -> bool:
+    p = Path(text)
+    return p.is_file() or "/" in text or "\\" in text or p.suffix.lower() in (".toml", ".json", ".cfg", ".ini", ".yaml", ".yml", ".txt")
 
 
 def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = None, **sections) -> CacheConfig:
@@ -331,15 +227,27 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
     elif isinstance(config, (str, Path)):
         registry = get_registry()
         text = str(config)
-        if isinstance(config, str) and text in registry.presets:
-            base = CacheConfig.from_dict(registry.presets[text].config, source=f"preset {text!r}")
-        elif text.endswith(".toml") or Path(text).is_file():
+        if isinstance(config, str) and registry.has_preset(text):
+            try:
+                preset = registry.preset(text)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+            base = CacheConfig.from_dict(preset.config, source=f"preset {text!r}", prefer=preset.plugin)
+        elif isinstance(config, Path) or _looks_like_path(text):
             path = Path(text)
             if not path.is_file():
-                raise ConfigError(f"{path}: no such config file")
-            base = CacheConfig.from_dict(_load_toml(path), source=str(path))
+                raise ConfigError(f"{path}: no such config file" + ("" if path.suffix in (".toml", ".json") else
+                                  " (config files are TOML, e.g. my-run.toml)"))
+            if path.suffix == ".json":
+                try:
+                    data = json.loads(path.read_bytes().decode("utf-8"))
+                except (UnicodeDecodeError, json.JSONDecodeError) as err:
+                    raise ConfigError(f"{path}: invalid JSON: {err}") from None
+            else:
+                data = _load_toml(path)
+            base = CacheConfig.from_dict(data, source=str(path))
         else:
-            names = sorted(registry.presets)
+            names = registry.preset_names()
             raise ConfigError(
                 f"unknown preset {text!r}{suggest(text, names)}; presets: {', '.join(names)} "
                 f"(or pass a path to a .toml file, a dict, or a CacheConfig)"

@@ -1,171 +1,108 @@
-"""The runtime: per-branch state, step resolution, and the reversible hooks on a transformer.
+"""The per-call engine: one transformer call from its timestep to the head.
 
-Per transformer call the engine
+Per call the engine
 
-1. reads the timestep the pipeline passed and finds the step in the sampling schedule (never by
-   counting calls), and the guidance branch (a diffusers ``cache_context`` name, or call order within
-   the step); a step that does not advance its branch starts a new generation;
-2. asks the stage detector, then the branch's policy, whether to compute;
-3. at the first block, on a predicted step, asks the branch's predictor for the residual, checks it
-   (non-finite or exploding: compute instead, counted as a fallback), and skips every block;
-4. at the head, adds the predicted residual to the block-stack input, or records the real residual;
-   both predictor and policy see it.
+1. finds the step (:mod:`padecache.schedule`) and the guidance branch (a diffusers ``cache_context`` name, or
+   call order within the step); a new schedule, or a step that does not advance its branch, starts a new
+   generation;
+2. at the first block, asks each row group of the branch (:mod:`padecache.state`) its policy's decision,
+   predicts where it says so, and checks every forecast per row (non-finite or exploding: that row computes,
+   counted as a fallback); rows that compute go through the block stack, the others skip it;
+3. at the head, adds the predicted residual to the block-stack input for the forecast rows and records the
+   real residual of the computed ones; predictor and policy of each group see their rows.
 
-Hooks: a stateful diffusers ``ModelHook`` on the transformer (so ``cache_context`` names and the
-pipelines' end-of-call reset reach us), an instance ``forward`` on every block that can return its
-inputs unchanged, and a forward pre-hook on the head.  :func:`detach` removes all three and leaves the
-model's ``__dict__`` as it found it.
+The hooks that call into it are in :mod:`padecache.hooks`; nothing here touches a module.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import weakref
+import math
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import torch
 import torch.nn as nn
 
-from .adapters import Adapter
+from .adapters import Adapter, _position
 from .config import CacheConfig
-from .interfaces import CachePolicy, Predictor, Schedule, StepContext
-from .math import as_rows, row_norm
+from .interfaces import Schedule, StepContext
+from .math import row_norm
 from .plugins import get_registry
-from .stats import StatsRecorder, StepRecord
+from .records import StatsRecorder, StepRecord
+from .schedule import TimeResolver
+from .state import BranchState, Slot
 
-__all__ = ["Engine", "SchedulerSource", "FixedSource", "attach", "detach", "engine_of", "match_step"]
-
-_ENGINES: weakref.WeakKeyDictionary[nn.Module, Engine] = weakref.WeakKeyDictionary()
-_HOOK_NAME = "padecache"
-
-
-def engine_of(model: nn.Module) -> Engine | None:
-    return _ENGINES.get(model)
+__all__ = ["Engine", "Part", "Call"]
 
 
-# -- where the schedule comes from ------------------------------------------------------------------------------
+@attrs.define
+class Part:
+    """One row group's share of a call."""
 
-
-class SchedulerSource:
-    """Reads the schedule from a diffusers scheduler (``timesteps``, ``sigmas`` or ``alphas_cumprod``)."""
-
-    def __init__(self, scheduler: Any):
-        self.scheduler = scheduler
-        self._key: tuple | None = None
-        self._schedule: Schedule | None = None
-
-    def current(self) -> Schedule | None:
-        ts = getattr(self.scheduler, "timesteps", None)
-        if ts is None or len(ts) == 0:
-            return None
-        key = (id(ts), len(ts))
-        if key != self._key:
-            self._key, self._schedule = key, _schedule_from(self.scheduler, ts)
-        return self._schedule
-
-
-def _schedule_from(scheduler: Any, ts) -> Schedule:
-    timesteps = [float(t) for t in torch.as_tensor(ts).flatten().tolist()]
-    n = len(timesteps)
-    sigmas = getattr(scheduler, "sigmas", None)
-    if sigmas is not None and len(sigmas) >= n:
-        return Schedule(timesteps, torch.as_tensor(sigmas).flatten()[:n].tolist())
-    alphas = getattr(scheduler, "alphas_cumprod", None)
-    if alphas is not None:
-        alphas = torch.as_tensor(alphas).flatten()
-        idx = [min(len(alphas) - 1, max(0, int(round(t)))) for t in timesteps]
-        return Schedule(timesteps, [float((1 - alphas[i]).clamp(min=0).sqrt()) for i in idx])
-    return Schedule(timesteps)
-
-
-class FixedSource:
-    """A schedule given explicitly with :func:`padecache.set_schedule`."""
-
-    def __init__(self, schedule: Schedule):
-        self.schedule = schedule
-
-    def current(self) -> Schedule:
-        return self.schedule
-
-
-def match_step(schedule: Schedule, value: float, after: int = -1, scale: float = 1.0) -> int:
-    """Index of ``value`` in ``schedule.timesteps * scale`` (FLUX pipelines pass t/1000: ``scale = 1e-3``).
-
-    Among equal timesteps (second-order schedulers) the first index greater than ``after`` wins.
-    Raises ``ValueError`` when no timestep is clearly nearest.
-    """
-    scaled = [t * scale for t in schedule.timesteps]
-    dist = min(abs(t - value) for t in scaled)
-    distinct = sorted(set(scaled))
-    spacing = min((b - a for a, b in zip(distinct, distinct[1:])), default=abs(distinct[0]) or 1.0)
-    tol = max(0.45 * spacing, 1e-6 * max(1.0, abs(value)))
-    if dist > tol:
-        shown = [round(t, 4) for t in scaled[:4]]
-        raise ValueError(
-            f"timestep {value:g} is not in the scheduler's timesteps (x{scale:g}: {shown}...); padecache finds the "
-            f"step from the schedule: call the model from its pipeline, or padecache.set_schedule(model, timesteps) "
-            f"for a hand-written sampling loop"
-        )
-    candidates = [i for i, t in enumerate(scaled) if abs(t - value) <= dist + 1e-9 * max(1.0, abs(value))]
-    later = [i for i in candidates if i > after]
-    return later[0] if later else candidates[0]
-
-
-def _same_key(a: Any, b: Any) -> bool:
-    """Schedules are compared by identity (a re-run of set_timesteps is a new generation), other keys by value."""
-    if isinstance(a, Schedule) or isinstance(b, Schedule):
-        return a is b
-    return a == b
-
-
-# -- per-branch and per-call state ------------------------------------------------------------------------------
-
-
-class Branch:
-    """State of one guidance branch: its own predictor, policy, and largest computed residual norm per row."""
-
-    def __init__(self, name: str, predictor: Predictor, policy: CachePolicy):
-        self.name, self.predictor, self.policy = name, predictor, policy
-        self.last_step = -1
-        self.max_norm: torch.Tensor | None = None
+    slot: Slot
+    ctx: StepContext
+    compute: bool
+    reason: str
+    rows: torch.Tensor | None  # indices into the batch (None: every row)
+    prediction: torch.Tensor | None = None
 
 
 @attrs.define
 class Call:
     ctx: StepContext
-    branch: Branch
-    compute: bool
-    reason: str
-    skip: bool = False
-    x_in: torch.Tensor | None = None
-    prediction: torch.Tensor | None = None
+    branch: BranchState
+    parts: list[Part] = attrs.field(factory=list)
+    mode: str = "pending"  # "compute", "skip" or "mixed" once the first block has run
+    compute_rows: torch.Tensor | None = None  # mixed calls: the rows that run the block stack
+    batch: int = 0
+    x_in: torch.Tensor | None = None  # the block-stack input, in the history dtype
     done: bool = False
+    validated: set = attrs.field(factory=set)
 
 
 class Engine:
-    """padecache state attached to one transformer."""
+    """padecache's state attached to one transformer."""
 
-    def __init__(self, model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any | None):
+    def __init__(self, model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any | None,
+                 span: Callable[[Schedule], tuple[int, int] | None] | None = None):
         registry = get_registry()
-        self.model, self.adapter, self.config, self.source = model, adapter, config, source
-        self.detector = registry.create("stage", config.stage.name, config.stage.options)
-        self._registry = registry
+        self.model, self.adapter, self.config, self.source, self.span_fn = model, adapter, config, source, span
+        self._predictor = registry.get("predictor", config.predictor.name)
+        self._policy = registry.get("policy", config.policy.name)
+        stage = registry.get("stage", config.stage.name)
+        self.detector = stage.cls(config.stage.options)
+        self.resolver = TimeResolver(adapter.time_specs(model))
+        forward = type(model).forward
+        self._time_positions = {a: _unbound_position(forward, a) for a in self.resolver.arguments}
         self.recorder = StatsRecorder()
-        self.branches: dict[str, Branch] = {}
+        self.branches: dict[str, BranchState] = {}
         self.schedule: Schedule | None = None
+        self.span: tuple[int, int] | None = None
         self._key: Any = None
         self.call: Call | None = None
         self._last_step = -1
         self._calls_at_step = 0
         self._generation_open = False
-        self._signature = inspect.signature(type(model).forward)
-        self.handles: list[Any] = []
+        self._warned: set[str] = set()
+        self.checked_head = False
+        self.undo: list[Callable[[], None]] = []
 
-    # -- generation lifecycle ------------------------------------------------------------------------------
+    # -- components ------------------------------------------------------------------------------------
+    def _new_components(self):
+        return (self._predictor.cls(self.config.predictor.options), self._policy.cls(self.config.policy.options))
+
+    def _label(self, kind: str) -> str:
+        sel = getattr(self.config, kind)
+        variant = getattr(sel.options, "variant", None)
+        return f"{kind} {sel.name!r}" + (f" (variant {variant!r})" if variant else "")
+
+    # -- generation lifecycle --------------------------------------------------------------------------
     def reset(self) -> None:
-        """End the current generation: forget histories (stats of the finished generation stay readable)."""
+        """End the current generation: forget histories (its stats stay readable)."""
+        self._finish_generation()
         self.branches.clear()
         self.call = None
         self._last_step = -1
@@ -175,53 +112,87 @@ class Engine:
     def _new_generation(self, num_steps: int, key: Any, schedule: Schedule | None) -> None:
         self.reset()
         self.schedule, self._key = schedule, key
+        self.span = self.span_fn(schedule) if (self.span_fn is not None and schedule is not None) else None
+        self.resolver.reset()
         self._generation_open = True
+        self._warned = set()
         self.recorder.generations += 1
-        self.recorder.start(num_steps)
+        self.recorder.start(num_steps if self.span is None else self.span[1] - self.span[0])
 
-    def _branch(self, name: str) -> Branch:
-        if name not in self.branches:
-            cfg = self.config
-            self.branches[name] = Branch(
-                name,
-                self._registry.create("predictor", cfg.predictor.name, cfg.predictor.options),
-                self._registry.create("policy", cfg.policy.name, cfg.policy.options),
+    def _finish_generation(self) -> None:
+        """Warn once about a generation whose forecasts mostly fell back (it ran at nearly full cost)."""
+        if not self._generation_open:
+            return
+        attempts, fallbacks = self.recorder.forecast_attempts, self.recorder.fallback_rows
+        if attempts >= 2 and fallbacks * 2 > attempts and "fallbacks" not in self._warned:
+            self._warned.add("fallbacks")
+            warnings.warn(
+                f"padecache: {fallbacks} of {attempts} forecasts of {self._label('predictor')} were rejected by the guard "
+                f"(non-finite, or larger than engine.max_growth = {self.config.engine.max_growth:g} x the largest "
+                f"computed residual) and computed instead: this generation ran at nearly full cost. Check the "
+                f"predictor, or its options",
+                RuntimeWarning,
+                stacklevel=2,
             )
+
+    def _branch(self, name: str) -> BranchState:
+        if name not in self.branches:
+            self.branches[name] = BranchState(name, self._new_components)
         return self.branches[name]
 
-    # -- step resolution -------------------------------------------------------------------------------------
-    def _timestep(self, args: tuple, kwargs: dict) -> float:
-        try:
-            bound = self._signature.bind_partial(self.model, *args, **kwargs).arguments
-        except TypeError:
-            bound = kwargs
-        t = bound.get("timestep")
-        if t is None:
-            raise ValueError(f"{type(self.model).__name__} was called without `timestep`; padecache needs it to find the step")
-        return float(torch.as_tensor(t).detach().float().max())
+    # -- step resolution -------------------------------------------------------------------------------
+    def _time_argument(self, args: tuple, kwargs: dict) -> Any:
+        for name, pos in self._time_positions.items():
+            if name in kwargs and kwargs[name] is not None:
+                return kwargs[name]
+            if pos is not None and len(args) > pos and args[pos] is not None:
+                return args[pos]
+        names = " or ".join(f"`{a}`" for a in self._time_positions)
+        raise ValueError(f"{type(self.model).__name__} was called without {names}; padecache needs it to find the step")
+
+    def _time_value(self, t: Any) -> float:
+        value = float(torch.as_tensor(t).detach().float().max()) if isinstance(t, torch.Tensor) else float(t)
+        if not math.isfinite(value):
+            raise ValueError(f"{type(self.model).__name__} was called with a non-finite timestep ({value})")
+        return value
+
+    def _locate(self, schedule: Schedule, args: tuple, kwargs: dict, context: Any, name: str | None) -> int:
+        n = schedule.num_steps
+        given = getattr(context, "step_index", None)
+        if isinstance(given, int) and 0 <= given < n:
+            return given
+        t = None
+        index = self.source.step_index() if self.source is not None else None
+        if index is not None and self._last_step >= 0 and index in (self._last_step, self._last_step + 1) and index < n:
+            t = self._time_argument(args, kwargs)
+            if not (isinstance(t, torch.Tensor) and t.device.type == "cpu"):
+                return index  # trusted without reading the tensor: no host sync on an accelerator
+            if self.resolver.agrees(schedule, self._time_value(t), index):
+                return index
+        value = self._time_value(self._time_argument(args, kwargs) if t is None else t)
+        after = self.branches[name].last_step if name in self.branches else self._last_step
+        return self.resolver.locate(schedule, value, after)
 
     def begin(self, args: tuple, kwargs: dict, context: Any | None) -> None:
-        """Top-level pre-forward: resolve step, branch and stage, and ask the policy."""
+        """Top-level pre-forward: resolve step, branch and stage."""
         name = getattr(context, "name", None)
-        step_index = getattr(context, "step_index", None)
         schedule = self.source.current() if self.source is not None else None
         if schedule is not None:
-            key: Any = schedule  # a new set_timesteps gives a new Schedule object: a new generation
+            if not self._generation_open or schedule is not self._key:
+                self._new_generation(schedule.num_steps, schedule, schedule)
             num_steps = schedule.num_steps
-            if step_index is None:
-                after = self.branches[name].last_step if name in self.branches else self._last_step
-                step = match_step(schedule, self._timestep(args, kwargs), after=after, scale=self.adapter.timestep_scale)
-            else:
-                step = int(step_index)
+            step = self._locate(schedule, args, kwargs, context, name)
             timestep = schedule.timesteps[step]
             sigma = schedule.sigmas[step] if schedule.sigmas is not None else getattr(context, "sigma", None)
-        elif step_index is not None and getattr(context, "num_inference_steps", None):
+        elif getattr(context, "step_index", None) is not None and getattr(context, "num_inference_steps", None):
             # no scheduler known, but the pipeline says where the loop is (diffusers CacheContext)
             num_steps = int(context.num_inference_steps)
             key = ("cache_context", num_steps)
-            step = int(step_index)
+            if not self._generation_open or key != self._key:
+                self._new_generation(num_steps, key, None)
+            step = int(context.step_index)
             t = getattr(context, "timestep", None)
-            timestep = float(torch.as_tensor(t).float().max()) if t is not None else self._timestep(args, kwargs)
+            timestep = self._time_value(t if t is not None else self._time_argument(args, kwargs))
             sigma = getattr(context, "sigma", None)
         else:
             raise ValueError(
@@ -229,78 +200,220 @@ class Engine:
                 f"is known. Apply padecache to the pipeline (padecache.apply(pipe, ...)), or call "
                 f"padecache.set_schedule(transformer, timesteps) before a hand-written sampling loop."
             )
-        # a new generation: another schedule, or a step that does not advance its branch
-        if not self._generation_open or not _same_key(key, self._key):
-            self._new_generation(num_steps, key, schedule)
         if name is None:
             self._calls_at_step = self._calls_at_step + 1 if step == self._last_step else 0
             name = "main" if self._calls_at_step == 0 else f"call{self._calls_at_step}"
-        if name in self.branches and step <= self.branches[name].last_step:
-            self._new_generation(num_steps, key, schedule)
+        if name in self.branches and step <= self.branches[name].last_step:  # the loop started over
+            self._new_generation(num_steps, self._key, self.schedule)
             self._calls_at_step = 0
+            name = getattr(context, "name", None) or "main"
         if not 0 <= step < num_steps:
             raise ValueError(f"step {step} is outside this generation's {num_steps} steps")
         self._last_step = step
         branch = self._branch(name)
         branch.last_step = step
-        ctx = StepContext(step, num_steps, timestep, sigma, name, None, schedule)
+        ctx = StepContext(step, num_steps, timestep, sigma, name, None, self.schedule, span=self.span)
         ctx = attrs.evolve(ctx, stage=self.detector.stage(ctx))
-        compute = bool(branch.policy.should_compute(ctx))
-        reason = "policy"
-        if not compute and not branch.predictor.ready(ctx):
-            compute, reason = True, "warmup"
-        self.call = Call(ctx, branch, compute, reason)
+        self.call = Call(ctx, branch)
 
-    # -- the block stack ---------------------------------------------------------------------------------------
-    def _history_dtype(self, like: torch.Tensor) -> torch.dtype:
-        return torch.float32 if self.config.engine.history_dtype == "float32" else like.dtype
+    # -- decisions, at the first block -----------------------------------------------------------------
+    def _history(self, t: torch.Tensor) -> torch.Tensor:
+        e = self.config.engine
+        dtype = torch.float32 if e.history_dtype == "float32" else t.dtype
+        device = "cpu" if e.history_device == "cpu" else t.device
+        return t.detach().to(device=device, dtype=dtype)
 
-    def stack_input(self, hidden: torch.Tensor) -> bool:
-        """First block about to run: remember its input; on a predicted step, predict.  True = skip blocks."""
+    def stack_input(self, hidden: torch.Tensor) -> str:
+        """The first block is about to run on ``hidden``: decide, predict and check.  Returns the call's mode."""
         call = self.call
-        if call is None or call.x_in is not None:  # a second pass through the stack in one call: leave it alone
-            return bool(call and call.skip)
-        call.x_in = hidden.detach().to(self._history_dtype(hidden))
-        if call.compute:
-            return False
-        prediction = call.branch.predictor.predict(call.ctx, call.x_in)
-        if self.config.engine.guard and not self._acceptable(call.branch, prediction):
-            call.compute, call.reason = True, "fallback"
-            return False
-        call.prediction, call.skip, call.reason = prediction, True, "forecast"
-        return True
+        if call is None:
+            return "compute"
+        if call.x_in is not None:  # a second pass through the stack within one call: leave it alone
+            return call.mode
+        branch, batch = call.branch, hidden.shape[0]
+        signature = (batch, tuple(hidden.shape[1:]))
+        if branch.signature is not None and branch.signature != signature:
+            branch.restart()  # another batch size or resolution: this history does not apply
+            self.recorder.restarts += 1
+        branch.signature = signature
+        call.batch = batch
+        call.x_in = self._history(hidden)
+        parts: list[Part] = []
+        for slot in list(branch.slots):
+            parts.extend(self._decide(call, slot))
+        call.parts = parts
+        computed = [p for p in parts if p.compute]
+        if len(computed) == len(parts):
+            call.mode = "compute"
+        elif not computed:
+            call.mode = "skip"
+        else:
+            call.mode = "mixed"
+            call.compute_rows = torch.cat([p.rows for p in computed]).sort().values.to(hidden.device)
+        return call.mode
 
-    def _acceptable(self, branch: Branch, prediction: torch.Tensor) -> bool:
-        """One reduction, one host sync: finite, and no row larger than ``max_growth`` x its largest computed
-        residual.  A NaN or inf anywhere in a row makes that row's norm non-finite."""
+    def _replace(self, branch: BranchState, slot: Slot, new: tuple[Slot, Slot]) -> None:
+        i = branch.slots.index(slot)
+        branch.slots[i:i + 1] = list(new)
+
+    def _decide(self, call: Call, slot: Slot) -> list[Part]:
+        batch, branch = call.batch, call.branch
+        rows = None if slot.rows is None else slot.rows
+        ctx = attrs.evolve(call.ctx, history=slot.history, rows=slot.size(batch))
+        want = slot.policy.should_compute(ctx)
+        if isinstance(want, torch.Tensor) and want.dim() > 0:
+            want = want.detach().to("cpu", torch.bool).flatten()
+            if len(want) != slot.size(batch):
+                raise ValueError(
+                    f"{self._label('policy')} returned {len(want)} decisions for {slot.size(batch)} batch rows at step "
+                    f"{ctx.step}; return a bool, or one bool per row"
+                )
+            if bool(want.all()) != bool(want.any()):  # rows disagree: split the group
+                yes, no = slot.split(want, batch)
+                self._replace(branch, slot, (yes, no))
+                return self._decide(call, yes) + self._decide(call, no)
+            want = bool(want[0])
+        if bool(want):
+            return [Part(slot, ctx, True, "policy", rows)]
+        if not slot.predictor.ready(ctx):
+            self._check_ready(slot, ctx)
+            return [Part(slot, ctx, True, "warmup", rows)]
+        x_in = call.x_in if rows is None else call.x_in.index_select(0, rows.to(call.x_in.device))
+        prediction = slot.predictor.predict(ctx, x_in)
+        self._check_prediction(prediction, x_in, ctx)
+        self.recorder.forecast_attempts += slot.size(batch)
+        if self.config.engine.guard:
+            ok = self._acceptable(slot, prediction)
+            if ok is not None:  # some rows failed
+                self.recorder.fallback_rows += int((~ok).sum())
+                if not bool(ok.any()):
+                    return [Part(slot, ctx, True, "fallback", rows)]
+                good, bad = slot.split(ok, batch)
+                self._replace(branch, slot, (good, bad))
+                local = torch.arange(len(ok))
+                keep = local[ok].to(prediction.device)
+                return [
+                    Part(good, attrs.evolve(ctx, rows=len(good.rows)), False, "forecast", good.rows, prediction.index_select(0, keep)),
+                    Part(bad, attrs.evolve(ctx, rows=len(bad.rows)), True, "fallback", bad.rows),
+                ]
+        return [Part(slot, ctx, False, "forecast", rows, prediction)]
+
+    def _check_ready(self, slot: Slot, ctx: StepContext) -> None:
+        need = max(1, getattr(slot.predictor, "min_history", 1))
+        if ctx.history >= need + 2 and "ready" not in self._warned:
+            self._warned.add("ready")
+            warnings.warn(
+                f"padecache: {self._label('predictor')} still says it is not ready after {ctx.history} computed "
+                f"residuals (its min_history is {need}), so every step is computed. Predictor.ready() should "
+                f"follow ctx.history, the count the engine keeps",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def _check_prediction(self, prediction: Any, x_in: torch.Tensor, ctx: StepContext) -> None:
+        problem = None
+        if not isinstance(prediction, torch.Tensor):
+            problem = f"returned a {type(prediction).__name__}, not a tensor"
+        elif prediction.shape != x_in.shape:
+            problem = f"returned shape {tuple(prediction.shape)} for a block stack of shape {tuple(x_in.shape)}"
+        elif prediction.dtype != x_in.dtype:
+            problem = f"returned dtype {prediction.dtype}, the history dtype is {x_in.dtype}"
+        elif prediction.device != x_in.device:
+            problem = f"returned a tensor on {prediction.device}, the block-stack input is on {x_in.device}"
+        if problem:
+            raise ValueError(
+                f"padecache: {self._label('predictor')} {problem} at step {ctx.step} (branch {ctx.branch!r}); a "
+                f"prediction must match the block-stack input it is added to, row for row (it is never broadcast)"
+            )
+
+    def _acceptable(self, slot: Slot, prediction: torch.Tensor) -> torch.Tensor | None:
+        """None if every row is finite and within ``max_growth`` x its largest computed residual, else the
+        per-row verdict.  One reduction and one host sync in the common case."""
         norms = row_norm(prediction)
-        ok = torch.isfinite(norms).all()
-        if branch.max_norm is not None:
-            ok = ok & (norms <= branch.max_norm * self.config.engine.max_growth).all()
-        return bool(ok)
+        ok = torch.isfinite(norms)
+        if slot.max_norm is not None:
+            ok = ok & (norms <= slot.max_norm.to(norms.device) * self.config.engine.max_growth)
+        if bool(ok.all()):
+            return None
+        return ok.cpu()
 
+    # -- the block stack -------------------------------------------------------------------------------
+    def run_block(self, block: Any, args: tuple, kwargs: dict) -> Any:
+        """What a wrapped block returns for this call (see :mod:`padecache.hooks`)."""
+        call = self.call
+        if call is None:
+            return block.original(*args, **kwargs)
+        if block.first and call.x_in is None:
+            self.stack_input(self.adapter.stack_input(block.list_name, block.module, block.original, args, kwargs))
+        mode = call.mode
+        if mode == "skip":
+            return self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
+        if mode == "mixed":
+            return self._run_rows(block, call, args, kwargs)
+        out = block.original(*args, **kwargs)
+        if block.list_name not in call.validated and block.index == 0 and not self.checked_head:
+            call.validated.add(block.list_name)
+            self._check_output(block, out, args, kwargs)
+        return out
+
+    def _run_rows(self, block: Any, call: Call, args: tuple, kwargs: dict) -> Any:
+        """A mixed call: the block runs on the computing rows alone; the others pass through."""
+        rows, batch = call.compute_rows, call.batch
+        out = block.original(*_take(args, rows, batch), **_take(kwargs, rows, batch))
+        return _put(self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs), out, rows, batch)
+
+    def _check_output(self, block: Any, out: Any, args: tuple, kwargs: dict) -> None:
+        """Once: a skipped block must return what the real block returns (same structure and shapes)."""
+        skipped = self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
+        if _structure(out) != _structure(skipped):
+            raise TypeError(
+                f"adapter {self.adapter.name!r}: a skipped {type(block.module).__name__} of `{block.list_name}` would "
+                f"return {_structure(skipped)} but the block returns {_structure(out)}; give the adapter a BlockIO for "
+                f"`{block.list_name}` (padecache.adapters.BlockIO: hidden/encoder argument names and output indices)"
+            )
+
+    # -- the head --------------------------------------------------------------------------------------
     def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Head about to run on the block-stack output: inject the prediction, or record the real residual."""
+        """The head is about to run on the block-stack output: inject forecasts, record real residuals."""
         call = self.call
         if call is None or call.done or call.x_in is None:
             return hidden
         call.done = True
-        branch, ctx = call.branch, call.ctx
-        if call.skip:
-            residual = call.prediction
-            out = (call.x_in + residual).to(hidden.dtype)
-        else:
-            residual = hidden.detach().to(call.x_in.dtype) - call.x_in
-            norms = row_norm(residual)
-            branch.max_norm = norms if branch.max_norm is None else torch.maximum(branch.max_norm, norms)
-            out = hidden
-        branch.predictor.update(ctx, residual, call.x_in, computed=not call.skip)
-        branch.policy.observe(ctx, residual, computed=not call.skip)
-        indicators = {**branch.policy.indicators(), **(branch.predictor.indicators() if call.skip else {})}
-        self.recorder.add(
-            StepRecord(ctx.step, branch.name, not call.skip, call.reason, ctx.stage.value, indicators),
-            self.state_bytes(),
-        )
+        if tuple(hidden.shape) != tuple(call.x_in.shape):
+            raise TypeError(
+                f"adapter {self.adapter.name!r}: the head `{self.adapter.head}` of {type(self.model).__name__} receives "
+                f"shape {tuple(hidden.shape)}, but the block stack's input has shape {tuple(call.x_in.shape)}; the "
+                f"adapter's `head` must be the module that takes the block-stack output"
+            )
+        self.checked_head = True
+        x_in, batch = call.x_in, call.batch
+        hist = self._history(hidden) if call.mode != "skip" else None
+        out = hidden
+        for part in call.parts:
+            idx = None if part.rows is None else part.rows.to(x_in.device)
+            x_rows = x_in if idx is None else x_in.index_select(0, idx)
+            if part.compute:
+                residual = (hist if idx is None else hist.index_select(0, idx)) - x_rows
+                norms = row_norm(residual)
+                slot = part.slot
+                slot.max_norm = norms if slot.max_norm is None else torch.maximum(slot.max_norm.to(norms.device), norms)
+                slot.history += 1
+            else:
+                residual = part.prediction
+                value = (x_rows + residual).to(device=hidden.device, dtype=hidden.dtype)
+                if idx is None:
+                    out = value
+                else:
+                    if out is hidden:
+                        out = hidden.clone()
+                    out.index_copy_(0, idx.to(hidden.device), value)
+            part.slot.predictor.update(part.ctx, residual, x_rows, computed=part.compute)
+            part.slot.policy.observe(part.ctx, residual, computed=part.compute)
+            indicators = {**part.slot.policy.indicators(), **(part.slot.predictor.indicators() if not part.compute else {})}
+            rows = None if part.rows is None else tuple(int(r) for r in part.rows)
+            self.recorder.add(StepRecord(part.ctx.step, call.branch.name, part.compute, part.reason,
+                                         part.ctx.stage.value, indicators, rows=rows, batch=batch))
+        self.recorder.observe_bytes(self.state_bytes() + _nbytes(x_in, hidden))
         return out
 
     def end(self) -> None:
@@ -312,133 +425,79 @@ class Engine:
             )
 
     def state_bytes(self) -> int:
+        """Bytes held between steps by every predictor and policy (each storage counted once, whole)."""
         seen: dict[int, int] = {}
-        for b in self.branches.values():
-            for t in (*b.predictor.state_tensors(), *b.policy.state_tensors()):
+        for branch in self.branches.values():
+            for t in branch.state_tensors():
                 if isinstance(t, torch.Tensor):
-                    seen[t.data_ptr()] = t.numel() * t.element_size()
+                    storage = t.untyped_storage()
+                    seen[storage.data_ptr()] = storage.nbytes()
         return sum(seen.values())
 
     def stats(self):
+        self._finish_generation()  # the warning, if any, reaches pipelines that never signal the end of a call
         return self.recorder.snapshot()
 
+    def __deepcopy__(self, memo):
+        raise TypeError(_COPY_MESSAGE.format(name=type(self.model).__name__, what="copied"))
 
-# -- hooks ----------------------------------------------------------------------------------------------------
-
-
-def _diffusers_hook_cls():
-    from diffusers.hooks.hooks import BaseState, ModelHook, StateManager
-
-    class _NoState(BaseState):
-        def reset(self, *args, **kwargs) -> None:
-            pass
-
-    class PadeCacheHook(ModelHook):
-        """Transformer-level hook: receives ``cache_context`` and the pipelines' end-of-call reset."""
-
-        _is_stateful = True
-
-        def __init__(self, engine: Engine):
-            super().__init__()
-            self.engine = engine
-            self.context = StateManager(_NoState)
-
-        def pre_forward(self, module, *args, **kwargs):
-            self.engine.begin(args, kwargs, self.context._context)
-            return args, kwargs
-
-        def post_forward(self, module, output):
-            self.engine.end()
-            return output
-
-        def reset_state(self, module):
-            self.engine.reset()
-            return module
-
-    return PadeCacheHook
+    def __reduce_ex__(self, protocol):
+        raise TypeError(_COPY_MESSAGE.format(name=type(self.model).__name__, what="pickled"))
 
 
-def _wrap_block(engine: Engine, list_name: str, block: nn.Module, first: bool) -> None:
-    original = block.forward  # bound method of the class (or a user's override, restored as is)
-
-    @functools.wraps(original)
-    def forward(*args, **kwargs):
-        if first and engine.call is not None and engine.call.x_in is None:
-            engine.stack_input(engine.adapter.stack_input(args, kwargs))
-        call = engine.call
-        if call is not None and call.skip:
-            return engine.adapter.skip_output(list_name, args, kwargs)
-        return original(*args, **kwargs)
-
-    forward.__padecache_original__ = original
-    block.forward = forward
+_COPY_MESSAGE = (
+    "this {name} has padecache applied and cannot be {what} with it: padecache.remove(model) first, then apply "
+    "padecache to the copy (and to the original again) -- each needs its own hooks and state"
+)
 
 
-def _head_pre_hook(engine: Engine):
-    def hook(module, args, kwargs):
-        if engine.call is None:
-            return None
-        if args:
-            return (engine.head_input(args[0]), *args[1:]), kwargs
-        for key in ("hidden_states", "x", "input"):
-            if key in kwargs:
-                return args, {**kwargs, key: engine.head_input(kwargs[key])}
+def _unbound_position(forward: Callable, name: str) -> int | None:
+    """Position of ``name`` among the positional arguments of an unbound ``forward`` (``self`` excluded)."""
+    pos = _position(forward, name)
+    if pos is None:
         return None
-
-    return hook
-
-
-def attach(model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any | None) -> Engine:
-    from diffusers.hooks.hooks import HookRegistry
-
-    if model in _ENGINES:
-        raise ValueError(
-            f"padecache is already applied to this {type(model).__name__}; call padecache.remove(...) first"
-        )
-    if getattr(model, "is_cache_enabled", False):
-        raise ValueError(
-            f"a diffusers cache is enabled on this {type(model).__name__}; call `.disable_cache()` before padecache.apply"
-        )
-    engine = Engine(model, adapter, config, source)
-    blocks = adapter.blocks(model)
-    head = adapter.head_module(model)
-    had_registry = hasattr(model, "_diffusers_hook")
-    had_forward = "forward" in model.__dict__
-    registry = HookRegistry.check_if_exists_or_initialize(model)
-    registry.register_hook(_diffusers_hook_cls()(engine), _HOOK_NAME)
-    engine.handles.append(("registry", had_registry, had_forward))
-    for k, (list_name, _, block) in enumerate(blocks):
-        if "forward" in block.__dict__ and hasattr(block.forward, "__padecache_original__"):
-            raise ValueError("a block of this model is already wrapped by padecache")
-        had = "forward" in block.__dict__
-        _wrap_block(engine, list_name, block, first=(k == 0))
-        engine.handles.append(("block", block, had))
-    engine.handles.append(("head", head.register_forward_pre_hook(_head_pre_hook(engine), with_kwargs=True)))
-    _ENGINES[model] = engine
-    return engine
+    try:
+        first = next(iter(inspect.signature(forward).parameters))
+    except (TypeError, ValueError, StopIteration):
+        return pos
+    return pos - 1 if first == "self" else pos
 
 
-def detach(model: nn.Module) -> None:
-    engine = _ENGINES.pop(model, None)
-    if engine is None:
-        raise ValueError(f"padecache is not applied to this {type(model).__name__}")
-    for handle in reversed(engine.handles):
-        kind = handle[0]
-        if kind == "head":
-            handle[1].remove()
-        elif kind == "block":
-            _, block, had = handle
-            original = block.forward.__padecache_original__
-            if had:
-                block.forward = original
-            else:
-                del block.forward
-        elif kind == "registry":
-            _, had_registry, had_forward = handle
-            registry = model._diffusers_hook
-            registry.remove_hook(_HOOK_NAME, recurse=False)
-            if not had_forward and "forward" in model.__dict__:
-                del model.forward  # diffusers leaves the bound method as an instance attribute
-            if not had_registry and not registry.hooks:
-                del model._diffusers_hook
-    engine.reset()
+def _nbytes(x_in: torch.Tensor, hidden: torch.Tensor) -> int:
+    """Bytes of the engine's own copy of the block-stack input (none when it aliases the model's tensor)."""
+    same = x_in.untyped_storage().data_ptr() == hidden.untyped_storage().data_ptr()
+    return 0 if same else x_in.untyped_storage().nbytes()
+
+
+def _take(value: Any, rows: torch.Tensor, batch: int) -> Any:
+    """The rows ``rows`` of every batch-first tensor in ``value`` (arguments of a block call)."""
+    if isinstance(value, torch.Tensor):
+        return value.index_select(0, rows.to(value.device)) if value.dim() >= 1 and value.shape[0] == batch else value
+    if isinstance(value, tuple):
+        items = [_take(v, rows, batch) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, list):
+        return [_take(v, rows, batch) for v in value]
+    if isinstance(value, dict):
+        return {k: _take(v, rows, batch) for k, v in value.items()}
+    return value
+
+
+def _put(full: Any, part: Any, rows: torch.Tensor, batch: int) -> Any:
+    """``full`` (a skipped block's output for every row) with ``part`` (the block's output for ``rows``) written in."""
+    if isinstance(full, torch.Tensor) and isinstance(part, torch.Tensor):
+        if full.dim() >= 1 and full.shape[0] == batch and part.shape[0] == len(rows):
+            return full.index_copy(0, rows.to(full.device), part.to(full.dtype))
+        return part
+    if isinstance(full, tuple) and isinstance(part, tuple) and len(full) == len(part):
+        return tuple(_put(f, p, rows, batch) if p is not None else None for f, p in zip(full, part))
+    return part
+
+
+def _structure(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return ("tensor", tuple(out.shape))
+    if isinstance(out, (tuple, list)):
+        return tuple(_structure(o) if isinstance(o, torch.Tensor) else ("none" if o is None else type(o).__name__) for o in out)
+    return type(out).__name__
+

@@ -16,13 +16,17 @@ exactly what its samples give one by one, and the two CFG halves of a batched ca
 
 from __future__ import annotations
 
+import copy
 import enum
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import attrs
 import torch
+
+from .options import NoOptions
 
 __all__ = [
     "Stage",
@@ -102,6 +106,12 @@ class StepContext:
             ``cache_context``, or ``"main"``, ``"call1"``, ... in call order); batched CFG is one branch.
         stage: the stage the stage detector assigned (``None`` only while detecting it).
         schedule: the whole schedule, for components that look ahead (static masks, time grids).
+        history: computed residuals the engine has given this predictor since its last reset (what
+            :meth:`Predictor.ready` counts).
+        span: ``(first, stop)``, the steps this model runs in the generation: all of them, except for
+            pipelines that hand steps to several models (Wan 2.2's high- and low-noise experts).
+        rows: batch rows this decision is for (a :class:`Predictor`/:class:`CachePolicy` instance holds
+            the state of these rows only).
     """
 
     step: int
@@ -111,6 +121,19 @@ class StepContext:
     branch: str = "main"
     stage: Stage | None = None
     schedule: Schedule | None = None
+    history: int = 0
+    span: tuple[int, int] | None = None
+    rows: int = 1
+
+    @property
+    def first_step(self) -> int:
+        """First step this model runs (0 unless the pipeline splits the steps between experts)."""
+        return 0 if self.span is None else self.span[0]
+
+    @property
+    def span_steps(self) -> int:
+        """How many steps this model runs in the generation."""
+        return self.num_steps if self.span is None else self.span[1] - self.span[0]
 
     @property
     def fraction(self) -> float:
@@ -137,16 +160,31 @@ class StepContext:
 
 
 class _Component(ABC):
-    """Shared shape of the three component kinds: a registered ``name`` and an attrs ``Config``."""
+    """Shared shape of the three component kinds: a registered ``name`` and an attrs ``Config``.
+
+    A component without options needs no ``Config``.
+    """
 
     name: ClassVar[str] = ""
-    Config: ClassVar[type] = type(None)
+    Config: ClassVar[type] = NoOptions
 
     def __init__(self, config=None):
         self.config = self.Config() if config is None else config
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
+
+    def select(self, rows: torch.Tensor, batch: int) -> Any:
+        """A new instance holding the state of batch ``rows`` only (indices into the current ``batch`` rows).
+
+        The engine calls this when rows of one batch must go separate ways (a per-row decision, a guard that
+        fires for one row).  The default copies the instance and slices every tensor whose first dimension
+        is ``batch``, inside lists, tuples, deques and dicts; everything else is deep-copied.  Override it
+        if your state holds per-row values in another form.
+        """
+        new = copy.copy(self)
+        new.__dict__ = {k: _select(v, rows, batch) for k, v in self.__dict__.items()}
+        return new
 
 
 class Predictor(_Component):
@@ -174,12 +212,14 @@ class Predictor(_Component):
         """Forget everything (a new generation starts)."""
 
     def ready(self, ctx: StepContext) -> bool:
-        """Whether :meth:`predict` can be called at ``ctx``."""
-        return self.num_computed >= self.min_history
+        """Whether :meth:`predict` can be called at ``ctx``: by default, once the engine has given it
+        ``min_history`` computed residuals (``ctx.history``).  Override to be stricter, never to count on
+        your own: the engine warns when a predictor stays unready although its history suffices."""
+        return ctx.history >= self.min_history
 
     @property
     def num_computed(self) -> int:
-        """Computed residuals currently held."""
+        """Computed residuals currently held (informative; :meth:`ready` uses ``ctx.history``)."""
         return 0
 
     def state_tensors(self) -> Iterable[torch.Tensor]:
@@ -202,11 +242,15 @@ class CachePolicy(_Component):
     predictor is not ready, and records what was actually done.  Static policies return their whole
     plan from :meth:`mask` for any step count; adaptive ones return ``None`` there and may watch the
     residuals through :meth:`observe`.
+
+    Decisions may differ between batch rows: return a bool tensor of shape ``(ctx.rows,)`` and the
+    engine runs the block stack for the rows that need it only, keeping each group's history apart, so
+    a batch decides exactly as its samples would alone.
     """
 
     @abstractmethod
-    def should_compute(self, ctx: StepContext) -> bool:
-        """True: run the block stack at this step; False: predict it."""
+    def should_compute(self, ctx: StepContext) -> bool | torch.Tensor:
+        """True: run the block stack at this step; False: predict it; or one bool per batch row."""
 
     def observe(self, ctx: StepContext, residual: torch.Tensor, computed: bool) -> None:
         """See the residual used at ``ctx.step`` (adaptive policies keep what they need)."""
@@ -240,6 +284,27 @@ class StageDetector(_Component):
             self.stage(StepContext(i, n, schedule.timesteps[i], None if schedule.sigmas is None else schedule.sigmas[i], schedule=schedule))
             for i in range(n)
         ]
+
+
+def _select(value: Any, rows: torch.Tensor, batch: int) -> Any:
+    """``value`` with every batch-first tensor restricted to ``rows``; containers rebuilt, the rest copied."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() >= 1 and value.shape[0] == batch:
+            return value.index_select(0, rows.to(value.device))
+        return value.clone()
+    if isinstance(value, deque):
+        return deque((_select(v, rows, batch) for v in value), maxlen=value.maxlen)
+    if isinstance(value, list):
+        return [_select(v, rows, batch) for v in value]
+    if isinstance(value, tuple):
+        items = [_select(v, rows, batch) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, dict):
+        return {k: _select(v, rows, batch) for k, v in value.items()}
+    if attrs.has(type(value)):  # options and small records: rebuilt field by field
+        return attrs.evolve(value, **{f.alias: _select(getattr(value, f.name), rows, batch)
+                                      for f in attrs.fields(type(value)) if f.init})
+    return copy.deepcopy(value)
 
 
 def mask_to_str(mask: Sequence[bool]) -> str:

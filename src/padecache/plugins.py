@@ -1,14 +1,15 @@
-"""The strategy registry, on pluggy.
+"""The pluggy glue: hook specifications, the plugin manager, and isolated loading of entry points.
 
-A plugin is any object or module with functions marked ``@padecache.hookimpl`` named after the hooks
-of :class:`PadecacheSpec`.  Installed packages expose one through the entry-point group ``padecache``::
+A plugin is any object or module with functions marked ``@padecache.hookimpl`` named after the hooks of
+:class:`PadecacheSpec`.  Installed packages expose one through the entry-point group ``padecache``::
 
     [project.entry-points.padecache]
     myplugin = "my_package.plugin"
 
-The built-in components register through the very same hooks (:mod:`padecache._builtins`).  An unknown
-name raises ``ValueError`` listing what is registered; two plugins registering one name is an error
-naming both.  ``padecache list`` prints the table.
+The built-in components register through the very same hooks (:mod:`padecache._builtins`).  Loading is
+isolated: a plugin that fails to import, fails pluggy's validation, or whose hook raises is skipped and
+listed as broken (``padecache list`` shows its error); everything else keeps working.  Components are
+indexed by :mod:`padecache.registry`.
 
 In tests or notebooks, :func:`register_plugin` / :func:`unregister_plugin` add a plugin object directly.
 """
@@ -19,10 +20,9 @@ import importlib.metadata
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
 import pluggy
 
-from .config import suggest
+from .registry import CORE, KINDS, Broken, Contribution, Entry, Preset, Registry
 
 __all__ = [
     "hookspec",
@@ -39,19 +39,21 @@ __all__ = [
     "KINDS",
 ]
 
-PROJECT = "padecache"
+PROJECT = CORE
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: preset used by ``padecache.apply(pipe)`` when no configuration is given
 DEFAULT_PRESET = "default"
 
-#: component kinds, their hook, and human names (singular, plural)
-KINDS = {
-    "predictor": ("padecache_predictors", "predictor", "predictors"),
-    "policy": ("padecache_policies", "policy", "policies"),
-    "stage": ("padecache_stage_detectors", "stage detector", "stage detectors"),
-}
+HOOKS = (
+    "padecache_predictors",
+    "padecache_policies",
+    "padecache_stage_detectors",
+    "padecache_presets",
+    "padecache_adapters",
+    "padecache_bench_families",
+)
 
 
 class PadecacheSpec:
@@ -77,34 +79,32 @@ class PadecacheSpec:
     def padecache_adapters(self) -> list[Any]:
         """Adapters (:class:`padecache.adapters.Adapter`) telling the engine where to hook a model family."""
 
-
-@attrs.frozen
-class Entry:
-    """One registered component."""
-
-    kind: str
-    name: str
-    cls: type
-    plugin: str
-    version: str
-
-    @property
-    def summary(self) -> str:
-        doc = (self.cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
-
-
-@attrs.frozen
-class Preset:
-    name: str
-    config: Mapping[str, Any]
-    plugin: str
-    version: str
-    summary: str = ""
+    @hookspec
+    def padecache_bench_families(self) -> list[Any]:
+        """Benchmark sweep families (:mod:`padecache.bench`) of the plugin's methods."""
 
 
 _pm: pluggy.PluginManager | None = None
+_load_errors: list[Broken] = []
 _registry: tuple[tuple, Registry] | None = None
+_dists: dict[int, tuple[str, str]] = {}  # id(plugin object) -> (distribution, version)
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    """Register every installed ``padecache`` entry point, each on its own: a failure breaks only that plugin."""
+    for ep in importlib.metadata.entry_points(group=PROJECT):
+        dist = getattr(ep, "dist", None)
+        version = dist.version if dist is not None else "unknown"
+        label = dist.metadata["Name"] if dist is not None else ep.value
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as err:  # noqa: BLE001 - shown by `padecache list`, never fatal
+            _load_errors.append(Broken(ep.name, version, f"{type(err).__name__} while loading {label} ({ep.value}): {err}", label))
+            continue
+        _dists[id(plugin)] = (label, version)
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -116,7 +116,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(PadecacheSpec)
         pm.register(_builtins, name=PROJECT)
-        pm.load_setuptools_entrypoints(PROJECT)
+        _load_entry_points(pm)
         _pm = pm
     return _pm
 
@@ -139,13 +139,6 @@ def unregister_plugin(plugin: object | str) -> None:
         pm.unregister(plugin)
 
 
-def _versions(pm: pluggy.PluginManager) -> dict[int, tuple[str, str]]:
-    out = {}
-    for plugin, dist in pm.list_plugin_distinfo():
-        out[id(plugin)] = (dist.project_name, dist.version)
-    return out
-
-
 def _package_version() -> str:
     try:
         return importlib.metadata.version(PROJECT)
@@ -155,100 +148,27 @@ def _package_version() -> str:
         return __version__
 
 
-class Registry:
-    """Every registered component, preset and adapter, with the plugin that provided it."""
-
-    def __init__(self, pm: pluggy.PluginManager):
-        versions = _versions(pm)
-        self.components: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
-        self.presets: dict[str, Preset] = {}
-        self.adapters: list[tuple[Any, str, str]] = []
-
-        def provenance(impl) -> tuple[str, str]:
-            if impl.plugin_name == PROJECT:
-                return PROJECT, _package_version()
-            if id(impl.plugin) in versions:
-                return versions[id(impl.plugin)]
-            return impl.plugin_name, str(getattr(impl.plugin, "__version__", "unknown"))
-
-        for kind, (hook_name, human, _) in KINDS.items():
-            for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                plugin, version = provenance(impl)
-                for cls in impl.function() or ():
-                    name = getattr(cls, "name", "")
-                    if not name or not isinstance(name, str):
-                        raise ValueError(f"plugin {plugin!r} registers a {human} class {cls!r} without a `name`")
-                    if name in self.components[kind]:
-                        other = self.components[kind][name]
-                        raise ValueError(
-                            f"{human} {name!r} is registered twice: by plugin {other.plugin!r} ({other.version}) "
-                            f"and by plugin {plugin!r} ({version}); uninstall or unregister one of them"
-                        )
-                    self.components[kind][name] = Entry(kind, name, cls, plugin, version)
-        for impl in pm.hook.padecache_presets.get_hookimpls():
-            plugin, version = provenance(impl)
-            for name, cfg in (impl.function() or {}).items():
-                if name in self.presets:
-                    other = self.presets[name]
-                    raise ValueError(
-                        f"preset {name!r} is registered twice: by plugin {other.plugin!r} ({other.version}) "
-                        f"and by plugin {plugin!r} ({version}); uninstall or unregister one of them"
-                    )
-                cfg = dict(cfg)
-                summary = str(cfg.pop("summary", ""))
-                self.presets[name] = Preset(name, cfg, plugin, version, summary)
-        for impl in pm.hook.padecache_adapters.get_hookimpls():
-            plugin, version = provenance(impl)
-            for adapter in impl.function() or ():
-                self.adapters.append((adapter, plugin, version))
-
-    def names(self, kind: str) -> list[str]:
-        return sorted(self.components[kind])
-
-    def get(self, kind: str, name: str) -> Entry:
-        """The entry for ``name``; ``ValueError`` listing the registered names if there is none."""
-        if kind not in self.components:
-            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+def _contributions(pm: pluggy.PluginManager) -> tuple[list[Contribution], list[Broken]]:
+    """Call each plugin's hooks separately, so one plugin's exception cannot hide the others."""
+    out, broken = [], list(_load_errors)
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        if name == PROJECT:
+            package, version = PROJECT, _package_version()
+        else:
+            package, version = _dists.get(id(plugin), (name, str(getattr(plugin, "__version__", "unknown"))))
+        hooks: dict[str, Any] = {}
         try:
-            return self.components[kind][name]
-        except (KeyError, TypeError):
-            _, human, plural = KINDS[kind]
-            names = self.names(kind)
-            raise ValueError(
-                f"unknown {human} {name!r}{suggest(str(name), names)}; registered {plural}: {', '.join(names)}"
-            ) from None
-
-    def create(self, kind: str, name: str, options=None):
-        """Instantiate component ``name`` with ``options`` (its ``Config`` instance, default options if None)."""
-        entry = self.get(kind, name)
-        return entry.cls(entry.cls.Config() if options is None else options)
-
-    def adapter_for(self, model) -> tuple[Any, str]:
-        """The adapter that supports ``model``; ``TypeError`` naming the supported classes otherwise."""
-        for adapter, plugin, _ in self.adapters:
-            if adapter.supports(model):
-                return adapter, plugin
-        supported = sorted({cls for adapter, _, _ in self.adapters for cls in adapter.model_classes})
-        raise TypeError(
-            f"padecache does not support {type(model).__name__}; supported transformer classes: "
-            f"{', '.join(supported)}. Pass a pipeline whose `.transformer` is one of them, or register an adapter."
-        )
-
-    def rows(self) -> list[dict[str, str]]:
-        """Flat table for ``padecache list``."""
-        rows = []
-        for kind, entries in self.components.items():
-            for name in sorted(entries):
-                e = entries[name]
-                rows.append({"kind": kind, "name": name, "plugin": e.plugin, "version": e.version, "summary": e.summary})
-        for name in sorted(self.presets):
-            p = self.presets[name]
-            rows.append({"kind": "preset", "name": name, "plugin": p.plugin, "version": p.version, "summary": p.summary})
-        for adapter, plugin, version in self.adapters:
-            rows.append(
-                {"kind": "adapter", "name": adapter.name, "plugin": plugin, "version": version, "summary": ", ".join(adapter.model_classes)}
-            )
-        return rows
+            for hook_name in HOOKS:
+                for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                    if impl.plugin is plugin:
+                        hooks[hook_name] = impl.function()
+        except Exception as err:  # noqa: BLE001
+            broken.append(Broken(name, version, f"{type(err).__name__} in {hook_name}: {err}", package))
+            continue
+        out.append(Contribution(name, version, hooks, package))
+    return out, broken
 
 
 def get_registry() -> Registry:
@@ -257,5 +177,6 @@ def get_registry() -> Registry:
     pm = get_plugin_manager()
     key = tuple((name, id(plugin)) for name, plugin in pm.list_name_plugin())
     if _registry is None or _registry[0] != key:
-        _registry = (key, Registry(pm))
+        contributions, broken = _contributions(pm)
+        _registry = (key, Registry(contributions, broken))
     return _registry[1]

@@ -30,4 +30,5 @@ def test_preset_makes_fewer_passes_than_steps(family, preset, request):
 
 def test_plugin_is_found_through_its_entry_point():
     entry = padecache.get_registry().get("predictor", "tc-pade")
-    assert entry.plugin == "padecache-tcpade" and entry.version == "0.1.0"
+    assert (entry.plugin, entry.package, entry.version) == ("tcpade", "padecache-tcpade", "0.1.0")
+    assert padecache.get_registry().get("predictor", "tcpade:tc-pade") is entry

@@ -29,10 +29,11 @@ def replay(case):
     detector = FractionStageDetector()
     schedule = Schedule.uniform(total)
     outputs, predicted, tsis = [], [], []
+    computed = 0  # what the engine passes as ctx.history
     for s in range(steps):
         x_in = tensors["block_input"][s]
         ctx = StepContext(s, total, schedule.timesteps[min(s, total - 1)], None, schedule=None)
-        ctx = ctx.__class__(s, total, ctx.timestep, None, "main", detector.stage(ctx), None)
+        ctx = ctx.__class__(s, total, ctx.timestep, None, "main", detector.stage(ctx), None, history=computed)
         h = list(reversed(predictor.history))
         tsis.append(None if len(h) < 3 else float(pm.tsi(h[0], h[1], h[2])))
         use_prediction = s not in case["computed_steps"] and predictor.ready(ctx)
@@ -41,6 +42,7 @@ def replay(case):
         else:
             out = tensors["true_block_output"][s]
         predictor.update(ctx, out - x_in, x_in, computed=not use_prediction)
+        computed += not use_prediction
         outputs.append(out)
         predicted.append(use_prediction)
     return outputs, predicted, tsis

@@ -72,7 +72,7 @@ def test_tsi_is_per_row_and_the_worst_row_decides():
 def test_sigma_stages_follow_the_noise_level_on_a_shifted_schedule():
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from padecache.engine import SchedulerSource
+    from padecache.schedule import SchedulerSource
 
     sched = FlowMatchEulerDiscreteScheduler(shift=7.0)
     sched.set_timesteps(20)

@@ -1,41 +1,163 @@
 """Where padecache hooks a model: one :class:`Adapter` per diffusers transformer family.
 
-An adapter names the block lists (in execution order), the head module whose first input is the
-block-stack output, and what a skipped block returns.  The engine captures the stack input at the first
-block, skips every block on a predicted step (each returns its inputs unchanged), and at the head
-replaces the block-stack output by ``input + predicted residual``.  Embeddings and the head always run.
+An adapter says
 
-Adding a family is one :class:`Adapter` returned from a plugin's ``padecache_adapters`` hook.
+* which ``nn.ModuleList`` s form the block stack, in execution order (``block_lists``);
+* what each block of a list takes and returns (:class:`BlockIO`): the argument carrying the hidden (image)
+  stream, the one carrying the encoder (text) stream if the block updates it, and where each sits in the
+  returned tuple.  By default this comes from the block metadata diffusers keeps for its own cache hooks
+  (``diffusers.hooks._helpers.TransformerBlockRegistry``); an adapter only spells it out where diffusers has
+  none or where it is wrong;
+* the head module whose first input is the block-stack output (``head``);
+* how the family's pipelines pass time (:class:`TimeSpec`: argument name, scale, offset/reversal);
+* which modules always run (embeddings, refiners, head) and how its pipelines run guidance, for the docs.
+
+The engine captures the stack input at the first block, lets a skipped block return its inputs in the
+block's own output format, and at the head replaces the block-stack output by ``input + predicted residual``.
+Adding a family is one :class:`Adapter` returned from a plugin's ``padecache_adapters`` hook; the built-in
+families are in :mod:`padecache.adapters.families`, and :class:`GenericAdapter` handles a ``ModelMixin`` with a
+recognisable block list that no adapter claims.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import torch.nn as nn
 
-__all__ = ["Adapter", "hidden_passthrough", "dual_stream_passthrough", "BUILTIN_ADAPTERS", "argument"]
+__all__ = [
+    "Adapter",
+    "BlockIO",
+    "TimeSpec",
+    "GenericAdapter",
+    "argument",
+    "hidden_passthrough",
+    "dual_stream_passthrough",
+    "unsupported_message",
+    "TIME_CANDIDATES",
+]
 
 
-def argument(args: tuple, kwargs: dict, name: str, position: int) -> Any:
-    """Argument ``name`` of a call, given by keyword or at ``position``."""
+# -- arguments ---------------------------------------------------------------------------------------------------
+
+_POSITIONS: dict[tuple[type, str], int | None] = {}
+
+
+def _position(fn: Callable, name: str) -> int | None:
+    """Position of parameter ``name`` among ``fn``'s positional parameters (``self`` excluded), cached per class."""
+    owner = getattr(fn, "__self__", None)
+    key = (type(owner) if owner is not None else fn, name)
+    if key not in _POSITIONS:
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        pos = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        _POSITIONS[key] = pos.index(name) if name in pos else None
+    return _POSITIONS[key]
+
+
+def argument(args: tuple, kwargs: dict, name: str, position: int | None) -> Any:
+    """Argument ``name`` of a call, given by keyword or at ``position``; ``TypeError`` if absent."""
     if name in kwargs:
         return kwargs[name]
-    if len(args) > position:
+    if position is not None and len(args) > position:
         return args[position]
     raise TypeError(f"block called without `{name}`")
 
 
 def hidden_passthrough(args: tuple, kwargs: dict) -> Any:
-    """A skipped block that returns ``hidden_states`` (DiT, PixArt, Wan, HunyuanDiT ...)."""
+    """A skipped block that returns ``hidden_states`` (DiT, PixArt, Wan, ...): kept for hand-written adapters."""
     return argument(args, kwargs, "hidden_states", 0)
 
 
 def dual_stream_passthrough(args: tuple, kwargs: dict) -> Any:
-    """A skipped block that returns ``(encoder_hidden_states, hidden_states)`` (Flux double and single blocks)."""
+    """A skipped block that returns ``(encoder_hidden_states, hidden_states)`` (FLUX): kept for hand-written adapters."""
     return argument(args, kwargs, "encoder_hidden_states", 1), argument(args, kwargs, "hidden_states", 0)
+
+
+@attrs.frozen
+class BlockIO:
+    """What a block takes and returns.
+
+    Attributes:
+        hidden: name of the argument carrying the hidden (image/video) stream.
+        encoder: name of the argument carrying the encoder (text) stream the block updates, or ``None``.
+        hidden_index: position of the hidden stream in the returned tuple, or ``None`` when the block returns
+            the hidden tensor alone.
+        encoder_index: position of the encoder stream in the returned tuple (``None``: not returned).
+        size: length of the returned tuple when it holds more than these two (extra entries are ``None``
+            when the block is skipped).
+    """
+
+    hidden: str = "hidden_states"
+    encoder: str | None = None
+    hidden_index: int | None = None
+    encoder_index: int | None = None
+    size: int | None = None
+
+    @classmethod
+    def from_diffusers(cls, block_cls: type) -> BlockIO | None:
+        """The block metadata diffusers keeps for its cache hooks, or ``None`` if it has none for ``block_cls``."""
+        try:
+            from diffusers.hooks._helpers import TransformerBlockRegistry
+
+            meta = TransformerBlockRegistry.get(block_cls)
+        except Exception:  # noqa: BLE001 - not registered (or an older diffusers): no metadata
+            return None
+        encoder_index = meta.return_encoder_hidden_states_index
+        if encoder_index is None:  # diffusers' own hooks return the bare hidden tensor then
+            return cls(hidden=meta.hidden_states_argument_name)
+        return cls(
+            hidden=meta.hidden_states_argument_name,
+            encoder=meta.encoder_hidden_states_argument_name,
+            hidden_index=meta.return_hidden_states_index,
+            encoder_index=encoder_index,
+        )
+
+    def hidden_of(self, block_forward: Callable, args: tuple, kwargs: dict) -> Any:
+        return argument(args, kwargs, self.hidden, _position(block_forward, self.hidden))
+
+    def passthrough(self, block_forward: Callable, args: tuple, kwargs: dict) -> Any:
+        """What the block returns when it is skipped: its inputs, in its own output format."""
+        hidden = self.hidden_of(block_forward, args, kwargs)
+        if self.hidden_index is None:
+            return hidden
+        n = self.size or 1 + max(self.hidden_index, self.encoder_index if self.encoder_index is not None else 0)
+        out: list[Any] = [None] * n
+        out[self.hidden_index] = hidden
+        if self.encoder_index is not None and self.encoder is not None:
+            out[self.encoder_index] = argument(args, kwargs, self.encoder, _position(block_forward, self.encoder))
+        return tuple(out)
+
+
+@attrs.frozen
+class TimeSpec:
+    """How a family's pipelines pass time: ``value = offset + scale * t`` with ``t`` from ``scheduler.timesteps``.
+
+    FLUX pipelines pass ``t / 1000`` (``scale=1e-3``); Lumina2 and Z-Image pass ``1 - t / 1000``
+    (``scale=-1e-3, offset=1``); Mochi ``1000 - t`` (``scale=-1, offset=1000``).
+    """
+
+    argument: str = "timestep"
+    scale: float = 1.0
+    offset: float = 0.0
+
+    def to_model(self, t: float) -> float:
+        return self.offset + self.scale * t
+
+    def describe(self) -> str:
+        if self.scale == 1.0 and self.offset == 0.0:
+            return f"`{self.argument}` = t"
+        scale = {1e-3: "t/1000", -1e-3: "-t/1000", -1.0: "-t"}.get(self.scale, f"{self.scale:g}·t")
+        return f"`{self.argument}` = {f'{self.offset:g} + ' if self.offset else ''}{scale}".replace("+ -", "- ")
+
+
+#: the time conventions of diffusers' pipelines, tried in order when an adapter does not know its own
+TIME_CANDIDATES = ((1.0, 0.0), (1e-3, 0.0), (-1e-3, 1.0), (-1.0, 1000.0))
 
 
 @attrs.frozen
@@ -45,22 +167,37 @@ class Adapter:
     Attributes:
         name: short name shown by ``padecache list``.
         model_classes: class names this adapter supports (matched against the model's MRO).
-        block_lists: attribute names of the ``nn.ModuleList`` s that form the block stack, in order.
-        head: attribute name of the module whose first positional input is the block-stack output.
-        passthrough: per block list, what a skipped block returns given its ``(args, kwargs)``.
-        stack_input: how to read the image hidden states from the first block's ``(args, kwargs)``.
-        timestep_scale: what the family's pipelines pass as ``timestep``, relative to the scheduler's
-            timesteps (FLUX pipelines pass ``t / 1000``).  The step is found by matching
-            ``scheduler.timesteps * timestep_scale``.
+        block_lists: attribute names of the ``nn.ModuleList`` s that form the block stack, in execution order.
+        head: attribute name of the module whose first input (or ``hidden_states``) is the block-stack output.
+        time: how the family's pipelines pass time (:class:`TimeSpec`), or several candidates, resolved
+            per generation to the one that matches the scheduler.
+        io: per block list, a :class:`BlockIO` where diffusers' block metadata is missing or wrong.
+        passthrough: per block list, a function ``(args, kwargs) -> output`` for a skipped block, for
+            adapters written before :class:`BlockIO` (``hidden_passthrough``, ``dual_stream_passthrough``).
+        timestep_scale: shorthand for ``time=TimeSpec(scale=...)`` (older adapters).
+        cfg: how the family's pipelines run guidance ("batched", "separate", "distilled", "none"); documentation.
+        always_run: modules outside the block stack that run on every step; documentation.
+        notes: anything a user of this family should know.
     """
 
     name: str
     model_classes: tuple[str, ...]
     block_lists: tuple[str, ...]
     head: str = "norm_out"
-    passthrough: dict[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
-    stack_input: Callable[[tuple, dict], Any] = hidden_passthrough
-    timestep_scale: float = 1.0
+    time: TimeSpec | tuple[TimeSpec, ...] | None = None
+    io: Mapping[str, BlockIO] = attrs.field(factory=dict)
+    passthrough: Mapping[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
+    timestep_scale: float | None = None
+    cfg: str = ""
+    always_run: tuple[str, ...] = ()
+    notes: str = ""
+
+    def time_specs(self, model: nn.Module | None = None) -> tuple[TimeSpec, ...]:
+        if isinstance(self.time, TimeSpec):
+            return (self.time,)
+        if self.time:
+            return tuple(self.time)
+        return (TimeSpec(scale=self.timestep_scale if self.timestep_scale is not None else 1.0),)
 
     def supports(self, model: nn.Module) -> bool:
         names = {cls.__name__ for cls in type(model).__mro__}
@@ -79,32 +216,108 @@ class Adapter:
     def head_module(self, model: nn.Module) -> nn.Module:
         head = getattr(model, self.head, None)
         if not isinstance(head, nn.Module):
-            raise TypeError(f"{type(model).__name__} has no head module `{self.head}`")
+            raise TypeError(f"{type(model).__name__} has no head module `{self.head}` (adapter {self.name!r})")
         return head
 
-    def skip_output(self, list_name: str, args: tuple, kwargs: dict) -> Any:
-        return self.passthrough.get(list_name, hidden_passthrough)(args, kwargs)
+    def block_io(self, list_name: str, block: nn.Module) -> BlockIO:
+        """The :class:`BlockIO` of a block of ``list_name``: the adapter's, else diffusers', else hidden-only."""
+        if list_name in self.io:
+            return self.io[list_name]
+        return BlockIO.from_diffusers(type(block)) or BlockIO()
+
+    def skip_output(self, list_name: str, block: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+        """What a skipped block of ``list_name`` returns."""
+        if list_name in self.passthrough:
+            return self.passthrough[list_name](args, kwargs)
+        return self.block_io(list_name, block).passthrough(forward, args, kwargs)
+
+    def stack_input(self, list_name: str, block: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
+        """The hidden stream entering the first block of the stack."""
+        return self.block_io(list_name, block).hidden_of(forward, args, kwargs)
+
+    def describe(self) -> dict[str, str]:
+        """One row of the supported-models table."""
+        specs = self.time_specs()
+        return {
+            "family": self.name,
+            "classes": ", ".join(self.model_classes),
+            "blocks": " + ".join(self.block_lists),
+            "head": self.head,
+            "time": " or ".join(s.describe() for s in specs),
+            "cfg": self.cfg,
+            "always_run": ", ".join(self.always_run),
+        }
 
 
-BUILTIN_ADAPTERS = (
-    Adapter(
-        name="dit",
-        model_classes=("DiTTransformer2DModel", "PixArtTransformer2DModel"),
-        block_lists=("transformer_blocks",),
-    ),
-    Adapter(
-        name="flux",
-        model_classes=("FluxTransformer2DModel",),
-        block_lists=("transformer_blocks", "single_transformer_blocks"),
-        passthrough={
-            "transformer_blocks": dual_stream_passthrough,
-            "single_transformer_blocks": dual_stream_passthrough,
-        },
-        timestep_scale=1e-3,
-    ),
-    Adapter(
-        name="wan",
-        model_classes=("WanTransformer3DModel",),
-        block_lists=("blocks",),
-    ),
-)
+# -- the generic adapter -----------------------------------------------------------------------------------------
+
+_HEADS = ("norm_out", "final_layer", "norm_final", "final_norm", "out_norm", "norm_f", "proj_out")
+_TIME_ARGS = ("timestep", "timesteps", "t", "time", "sigma", "sigmas")
+
+
+def _is_block(module: nn.Module) -> bool:
+    if BlockIO.from_diffusers(type(module)) is not None:
+        return True
+    name = type(module).__name__
+    has_attention = any("Attention" in type(m).__name__ for m in module.modules())
+    return has_attention and (name.endswith("Block") or name.endswith("Layer"))
+
+
+def _block_lists(model: nn.Module) -> list[str]:
+    out = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.ModuleList) and len(child) and "refiner" not in name and all(_is_block(b) for b in child):
+            out.append(name)
+    return out
+
+
+@attrs.frozen
+class GenericAdapter(Adapter):
+    """Any diffusers ``ModelMixin`` whose direct children include ``nn.ModuleList`` s of transformer blocks.
+
+    Block lists are its ``ModuleList`` children of attention blocks in definition order (refiners excluded),
+    the head is the first of ``norm_out``, ``final_layer``, ``norm_final`` ... it has, time is the first of
+    ``timestep``, ``timesteps``, ``t`` ... in its ``forward``, and the time convention is found from the
+    scheduler.  The engine checks at the first computed step that the head receives a tensor of the block
+    stack's shape, and raises if not: a wrong guess fails loudly rather than corrupting images.
+    """
+
+    name: str = "generic"
+    model_classes: tuple[str, ...] = ("ModelMixin",)
+    block_lists: tuple[str, ...] = ()
+    notes: str = "found from the model's structure; prefer a family adapter"
+
+    def supports(self, model: nn.Module) -> bool:
+        if not any(c.__name__ == "ModelMixin" for c in type(model).__mro__):
+            return False
+        return bool(_block_lists(model)) and any(isinstance(getattr(model, h, None), nn.Module) for h in _HEADS)
+
+    def resolve(self, model: nn.Module) -> Adapter:
+        """A concrete adapter for ``model``."""
+        head = next(h for h in _HEADS if isinstance(getattr(model, h, None), nn.Module))
+        params = inspect.signature(type(model).forward).parameters
+        time_arg = next((a for a in _TIME_ARGS if a in params), "timestep")
+        return Adapter(
+            name=f"generic:{type(model).__name__}",
+            model_classes=(type(model).__name__,),
+            block_lists=tuple(_block_lists(model)),
+            head=head,
+            time=tuple(TimeSpec(time_arg, s, o) for s, o in TIME_CANDIDATES),
+            notes=self.notes,
+        )
+
+
+def unsupported_message(model: nn.Module, supported: Sequence[str]) -> str:
+    name = type(model).__name__
+    return (
+        f"padecache does not support {name}: no adapter claims it, and it has no list of transformer blocks the "
+        f"generic adapter recognises. Supported classes: {', '.join(supported)}. To add {name}, return an adapter "
+        f"from a plugin:\n\n"
+        f"    from padecache.adapters import Adapter, TimeSpec\n\n"
+        f"    @padecache.hookimpl\n"
+        f"    def padecache_adapters():\n"
+        f"        return [Adapter(name=\"my-family\", model_classes=(\"{name}\",), block_lists=(\"transformer_blocks\",),\n"
+        f"                        head=\"norm_out\", time=TimeSpec(\"timestep\"))]\n\n"
+        f"and register the plugin (padecache.register_plugin(module) or a `padecache` entry point); "
+        f"see docs/adapters.md."
+    )

@@ -34,7 +34,8 @@ class StaticPolicy(CachePolicy):
         return list(self._masks[num_steps])
 
     def should_compute(self, ctx: StepContext) -> bool:
-        return self.mask(ctx.num_steps)[ctx.step]
+        # the plan covers the steps this model runs (all of them, or one expert's share for Wan 2.2)
+        return self.mask(ctx.span_steps)[ctx.step - ctx.first_step]
 
 
 class AlwaysPolicy(StaticPolicy):

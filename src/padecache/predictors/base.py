@@ -43,8 +43,15 @@ class HistoryPredictor(Predictor):
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
         if not computed:
             return
-        self.positions.append(ctx.position(self.grid))
+        x = ctx.position(self.grid)
+        if self.positions and self.positions[-1] == x:  # a second-order scheduler's two calls at one time:
+            self.residuals[-1] = residual  # the later one (the corrected state) replaces the earlier
+            return
+        self.positions.append(x)
         self.residuals.append(residual)
+
+    def ready(self, ctx: StepContext) -> bool:
+        return ctx.history >= self.min_history and len(self.residuals) >= self.min_history
 
     def reset(self) -> None:
         self.positions.clear()

@@ -1,0 +1,175 @@
+"""Options of components: what plugin authors declare their ``Config`` fields with.
+
+The bottom layer of padecache's configuration: :func:`option` (an attrs field that converts and checks a
+value), :class:`OptionError` and :class:`ConfigError`, and the "did you mean" helper.  It imports nothing
+from the rest of padecache, so the registry and the run configuration can both build on it.
+
+    import attrs, padecache
+
+    class MyPredictor(padecache.Predictor):
+        name = "mine"
+
+        @attrs.frozen
+        class Config:
+            order: int = padecache.option(1, "int", ge=0, le=3, doc="polynomial order")
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["option", "OptionError", "ConfigError", "suggest", "options_dict", "build_options", "NoOptions"]
+
+
+class OptionError(ValueError):
+    """A component option has a bad value.  ``key`` names the option."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+
+
+class ConfigError(ValueError):
+    """A configuration could not be loaded; the message names the source, the section and the key."""
+
+
+def suggest(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- options ---------------------------------------------------------------------------------------------------
+
+_Kind = Literal["float", "int", "bool", "str", "floats", "ints"]
+
+
+def _convert(kind: _Kind, key: str, value):
+    def bad(expected: str):
+        return OptionError(key, f"expected {expected}, got {value!r} ({type(value).__name__})")
+
+    if value is None:
+        return None
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if kind in ("float", "int"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        if kind == "int":
+            if isinstance(value, int):
+                return value  # exact, however large: the bounds check says what is wrong with it
+            if not math.isfinite(value) or not value.is_integer():
+                raise bad("a whole number")
+            return int(value)
+        try:
+            out = float(value)
+        except OverflowError:
+            raise OptionError(key, f"{value!r} is too large for a floating-point number") from None
+        if not math.isfinite(out):
+            raise OptionError(key, f"must be a finite number, got {value!r}")
+        return out
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise bad("a list of numbers")
+    inner: _Kind = "float" if kind == "floats" else "int"
+    return tuple(_convert(inner, key, v) for v in value)
+
+
+def option(
+    default,
+    kind: _Kind = "float",
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Sequence | None = None,
+    optional: bool = False,
+    doc: str = "",
+):
+    """An attrs field for a component option, converted to ``kind`` and checked.
+
+    ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a list); ``choices`` restricts the value;
+    ``optional`` allows ``None``.  ``doc`` is shown by ``padecache list --verbose``.
+    """
+
+    bounds = [(b, op, word) for b, op, word in (
+        (ge, float.__ge__, ">="), (gt, float.__gt__, ">"), (le, float.__le__, "<="), (lt, float.__lt__, "<"),
+    ) if b is not None]
+
+    def check(instance, attribute, value):
+        key = attribute.name
+        if value is None:
+            if not optional:
+                raise OptionError(key, "is required")
+            return
+        if choices is not None and value not in choices:
+            hint = suggest(str(value), [str(c) for c in choices])
+            raise OptionError(key, f"must be one of {list(choices)}, got {value!r}{hint}")
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if v != v:
+                raise OptionError(key, "must be a number, got NaN")
+            for bound, op, word in bounds:
+                if not op(_as_float(v), float(bound)):
+                    raise OptionError(key, f"must be {word} {bound}, got {v!r}")
+
+    return attrs.field(
+        default=default,
+        converter=attrs.Converter(lambda v, _self, field: _convert(kind, field.name, v), takes_self=True, takes_field=True),
+        validator=check,
+        metadata={"doc": doc, "kind": kind},
+    )
+
+
+def _as_float(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # a huge int: compare by sign
+        return math.inf if v > 0 else -math.inf
+
+
+@attrs.frozen
+class NoOptions:
+    """The ``Config`` of a component without options (the default of every component)."""
+
+
+def options_dict(options) -> dict[str, Any]:
+    """An options instance as a plain dict (tuples -> lists, ``None`` left out)."""
+    out = {}
+    for f in attrs.fields(type(options)):
+        v = getattr(options, f.name)
+        if v is None:
+            continue
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def build_options(config_cls: type, values: Mapping[str, Any], where: str):
+    """``config_cls(**values)`` with unknown keys and bad values reported against ``where``."""
+    if not attrs.has(config_cls):
+        raise ConfigError(f"{where}: its `Config` ({config_cls!r}) is not an attrs class; declare it with @attrs.frozen")
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: options must be a table/dict, got {type(values).__name__}")
+    valid = [f.name for f in attrs.fields(config_cls)]
+    for key in values:
+        if key not in valid:
+            listing = ", ".join(valid) if valid else "(none)"
+            raise ConfigError(f"{where}: unknown option {key!r}{suggest(key, valid)}; valid options: {listing}")
+    try:
+        return config_cls(**values)
+    except OptionError as err:
+        raise ConfigError(f"{where}.{err.key}: {err.message}") from None
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from None

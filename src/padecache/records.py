@@ -1,0 +1,181 @@
+"""What happened during a generation: which steps ran the block stack, fallbacks, memory, indicators."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+__all__ = ["StepRecord", "CacheStats", "StatsRecorder"]
+
+#: why a step was computed or predicted
+REASONS = ("policy", "warmup", "fallback", "forecast")
+
+
+@attrs.frozen
+class StepRecord:
+    """One transformer call, or one row group of it when the rows of a batch went separate ways.
+
+    ``reason``: ``"policy"`` (the policy asked to compute), ``"warmup"`` (the policy asked to predict but
+    the predictor had too little history), ``"fallback"`` (the prediction was non-finite or exploding, so
+    the step was computed instead) or ``"forecast"`` (the block stack was skipped).  ``rows`` are the batch
+    rows this record is about (``None``: all ``batch`` rows).
+    """
+
+    step: int
+    branch: str
+    computed: bool
+    reason: str
+    stage: str
+    indicators: dict[str, float] = attrs.field(factory=dict)
+    rows: tuple[int, ...] | None = None
+    batch: int = 1
+
+    @property
+    def share(self) -> float:
+        """Fraction of the call's rows this record covers."""
+        return 1.0 if self.rows is None else len(self.rows) / self.batch
+
+    def covers(self, row: int) -> bool:
+        return self.rows is None or row in self.rows
+
+
+def _count(x: float) -> float | int:
+    return int(round(x)) if abs(x - round(x)) < 1e-9 else x
+
+
+@attrs.frozen
+class CacheStats:
+    """Statistics of the most recent generation of one transformer (or, combined, of a pipeline's experts).
+
+    Attributes:
+        total_steps: denoising steps this transformer ran in the generation (for Wan 2.2's experts, each
+            expert's own share; combined, all of them).
+        branches: guidance branches seen (``("main",)`` for batched CFG or no CFG).
+        full_passes: block-stack executions per branch, i.e. full passes per generation (rows that went
+            separate ways count by their share of the batch).
+        computed_steps: transformer calls that ran the block stack (all branches; row-weighted).
+        forecast_steps: transformer calls whose block stack was predicted (row-weighted).
+        fallbacks: row forecasts rejected (non-finite or exploding) and computed instead.
+        restarts: branches whose history restarted because the batch size or resolution changed.
+        cache_bytes: peak bytes held by padecache during the generation (histories, policy state and the
+            engine's copy of the block-stack input), each storage counted whole.
+        records: one :class:`StepRecord` per transformer call (per row group), in call order.
+        generations: generations this transformer has run since padecache was applied.
+        experts: the stats of each transformer, when these are combined (Wan 2.2).
+    """
+
+    total_steps: int = 0
+    branches: tuple[str, ...] = ()
+    full_passes: float = 0.0
+    computed_steps: float = 0
+    forecast_steps: float = 0
+    fallbacks: int = 0
+    restarts: int = 0
+    cache_bytes: int = 0
+    records: tuple[StepRecord, ...] = ()
+    generations: int = 0
+    experts: tuple[CacheStats, ...] = ()
+
+    @property
+    def pass_speedup(self) -> float:
+        """``total_steps / full_passes`` (1.0 with caching off)."""
+        return self.total_steps / self.full_passes if self.full_passes else float("inf")
+
+    def mask(self, branch: str | None = None, row: int = 0) -> list[bool]:
+        """Computed (True) or predicted, per step, for ``branch`` (default: the first one) and batch ``row``.
+
+        Steps the transformer did not run (another expert's) are ``False``.
+        """
+        branch = self.branches[0] if branch is None and self.branches else branch
+        steps = max([self.total_steps, *(r.step + 1 for r in self.records)])
+        out = [False] * steps
+        for r in self.records:
+            if r.branch == branch and r.covers(row):
+                out[r.step] = r.computed
+        return out
+
+    def indicator(self, name: str, branch: str | None = None, row: int = 0) -> list[float | None]:
+        """Per-step values of indicator ``name`` (e.g. ``"tsi"``) for ``branch``; ``None`` where absent."""
+        branch = self.branches[0] if branch is None and self.branches else branch
+        steps = max([self.total_steps, *(r.step + 1 for r in self.records)])
+        out: list[float | None] = [None] * steps
+        for r in self.records:
+            if r.branch == branch and r.covers(row) and name in r.indicators:
+                out[r.step] = r.indicators[name]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self, recurse=True)
+        d["records"] = [attrs.asdict(r) for r in self.records]
+        d["branches"] = list(self.branches)
+        d["pass_speedup"] = self.pass_speedup
+        return d
+
+    @classmethod
+    def combine(cls, parts: Iterable[CacheStats]) -> CacheStats:
+        """Merge the stats of several transformers of one pipeline (Wan 2.2's experts share the steps)."""
+        parts = [p for p in parts if p.total_steps]
+        if not parts:
+            return cls()
+        branches = tuple(dict.fromkeys(b for p in parts for b in p.branches))
+        computed = sum(sum(r.share for r in p.records if r.computed) for p in parts)
+        return cls(
+            total_steps=sum(p.total_steps for p in parts),
+            branches=branches,
+            full_passes=computed / max(1, len(branches)),
+            computed_steps=_count(sum(p.computed_steps for p in parts)),
+            forecast_steps=_count(sum(p.forecast_steps for p in parts)),
+            fallbacks=sum(p.fallbacks for p in parts),
+            restarts=sum(p.restarts for p in parts),
+            cache_bytes=sum(p.cache_bytes for p in parts),
+            records=tuple(sorted((r for p in parts for r in p.records), key=lambda r: r.step)),
+            generations=max(p.generations for p in parts),
+            experts=tuple(parts),
+        )
+
+
+class StatsRecorder:
+    """Mutable accumulator behind :class:`CacheStats` (one per engine, reset at each generation)."""
+
+    def __init__(self):
+        self.generations = 0
+        self.start(0)
+
+    def start(self, total_steps: int) -> None:
+        self.total_steps = total_steps
+        self.records: list[StepRecord] = []
+        self.peak_bytes = 0
+        self.restarts = 0
+        self.forecast_attempts = 0
+        self.fallback_rows = 0
+
+    def add(self, record: StepRecord) -> None:
+        self.records.append(record)
+
+    def observe_bytes(self, nbytes: int) -> None:
+        self.peak_bytes = max(self.peak_bytes, nbytes)
+
+    def snapshot(self) -> CacheStats:
+        # indicators may arrive as 0-d tensors: they become floats here, when stats are read, not per step
+        self.records = [
+            r if all(isinstance(v, float) for v in r.indicators.values())
+            else attrs.evolve(r, indicators={k: float(v) for k, v in r.indicators.items()})
+            for r in self.records
+        ]
+        branches = tuple(dict.fromkeys(r.branch for r in self.records))
+        computed = sum(r.share for r in self.records if r.computed)
+        forecast = sum(r.share for r in self.records if not r.computed)
+        return CacheStats(
+            total_steps=self.total_steps,
+            branches=branches,
+            full_passes=computed / max(1, len(branches)),
+            computed_steps=_count(computed),
+            forecast_steps=_count(forecast),
+            fallbacks=self.fallback_rows,
+            restarts=self.restarts,
+            cache_bytes=self.peak_bytes,
+            records=tuple(self.records),
+            generations=self.generations,
+        )
