@@ -33,15 +33,18 @@ def attention_modules(transformer):
 
 
 class CallLog:
-    """Records which branch called each block's first attention (i.e. when the block stack really ran)."""
+    """Counts executions of the first block's attention (i.e. when the block stack really ran), and the batch
+    rows they processed."""
 
-    def __init__(self, transformer):
-        self.calls = 0
+    def __init__(self, transformer, rows=False):
+        self.calls = self.rows = 0
         first = attention_modules(transformer)[0]
-        self.handle = first.register_forward_hook(self._hit)
+        self.handle = first.register_forward_hook(self._hit, with_kwargs=True)
 
-    def _hit(self, *_):
+    def _hit(self, module, args, kwargs, output):
         self.calls += 1
+        hidden = args[0] if args else kwargs["hidden_states"]
+        self.rows += hidden.shape[0]
 
     def close(self):
         self.handle.remove()

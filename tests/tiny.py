@@ -181,4 +181,4 @@ def pixart_pipeline(seed=0):
 
 def run_pixart(pipe, steps=20, seed=0):
     return pipe("a squirrel", num_inference_steps=steps, height=16, width=16, max_sequence_length=48, output_type="pt",
-                use_resolution_binning=False, generator=torch.Generator().manual_seed(seed)).images
+                use_resolution_binning=False, clean_caption=False, generator=torch.Generator().manual_seed(seed)).images

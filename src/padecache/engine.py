@@ -338,23 +338,20 @@ class Engine:
         return ok.cpu()
 
     # -- the block stack -------------------------------------------------------------------------------
-    def run_block(self, block: Any, args: tuple, kwargs: dict) -> Any:
-        """What a wrapped block returns for this call (see :mod:`padecache.hooks`)."""
+    def block_mode(self, block: Any, args: tuple, kwargs: dict) -> str:
+        """How a wrapped block runs in this call: "compute", "skip" or "mixed" (see :mod:`padecache.hooks`)."""
         call = self.call
         if call is None:
-            return block.original(*args, **kwargs)
+            return "compute"
         if block.first and call.x_in is None:
             self.stack_input(self.adapter.stack_input(block.list_name, block.module, block.original, args, kwargs))
-        mode = call.mode
+        return call.mode
+
+    def run_block_other(self, block: Any, mode: str, args: tuple, kwargs: dict) -> Any:
+        """A skipped block returns its inputs; in a mixed call it runs on the computing rows alone."""
         if mode == "skip":
             return self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
-        if mode == "mixed":
-            return self._run_rows(block, call, args, kwargs)
-        out = block.original(*args, **kwargs)
-        if block.list_name not in call.validated and block.index == 0 and not self.checked_head:
-            call.validated.add(block.list_name)
-            self._check_output(block, out, args, kwargs)
-        return out
+        return self._run_rows(block, self.call, args, kwargs)
 
     def _run_rows(self, block: Any, call: Call, args: tuple, kwargs: dict) -> Any:
         """A mixed call: the block runs on the computing rows alone; the others pass through."""
@@ -362,8 +359,12 @@ class Engine:
         out = block.original(*_take(args, rows, batch), **_take(kwargs, rows, batch))
         return _put(self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs), out, rows, batch)
 
-    def _check_output(self, block: Any, out: Any, args: tuple, kwargs: dict) -> None:
-        """Once: a skipped block must return what the real block returns (same structure and shapes)."""
+    def check_block_output(self, block: Any, out: Any, args: tuple, kwargs: dict) -> None:
+        """Until the first head check: a skipped block must return what the real block returns (structure, shapes)."""
+        call = self.call
+        if call is None or block.list_name in call.validated:
+            return
+        call.validated.add(block.list_name)
         skipped = self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
         if _structure(out) != _structure(skipped):
             raise TypeError(

@@ -45,9 +45,15 @@ def _eager(fn: Callable, recursive: bool = True) -> Callable:
 
 
 class BlockForward:
-    """The instance ``forward`` of one hooked block."""
+    """The instance ``forward`` of one hooked block.
 
-    __slots__ = ("engine", "module", "list_name", "index", "first", "original", "call", "__signature__", "__wrapped__")
+    Its own frame is skipped by dynamo, the engine's work runs eagerly, and the block's real ``forward``
+    is called from here directly, so a compiled block (regional or whole-model ``torch.compile``) is
+    traced exactly as without padecache: one graph per block class, no decision of ours inside it.
+    """
+
+    __slots__ = ("engine", "module", "list_name", "index", "first", "original", "_enter", "_other", "_check",
+                 "_call", "__signature__", "__wrapped__")
 
     def __init__(self, engine: Engine, module: nn.Module, list_name: str, index: int, first: bool, original: Callable):
         self.engine, self.module, self.list_name, self.index, self.first = engine, module, list_name, index, first
@@ -57,13 +63,22 @@ class BlockForward:
             self.__signature__ = inspect.signature(original)
         except (TypeError, ValueError):
             self.__signature__ = None
-        self.call = _eager(self._call, recursive=False)
+        self._enter = _eager(engine.block_mode)
+        self._other = _eager(engine.run_block_other)
+        self._check = _eager(engine.check_block_output)
+        self._call = _eager(self._forward, recursive=False)
 
-    def _call(self, *args, **kwargs):
-        return self.engine.run_block(self, args, kwargs)
+    def _forward(self, *args, **kwargs):
+        mode = self._enter(self, args, kwargs)
+        if mode != "compute":
+            return self._other(self, mode, args, kwargs)
+        out = self.original(*args, **kwargs)
+        if self.index == 0 and not self.engine.checked_head:
+            self._check(self, out, args, kwargs)
+        return out
 
     def __call__(self, *args, **kwargs):
-        return self.call(*args, **kwargs)
+        return self._call(*args, **kwargs)
 
     def __deepcopy__(self, memo):
         raise TypeError(_COPY_MESSAGE.format(name=type(self.engine.model).__name__, what="copied"))

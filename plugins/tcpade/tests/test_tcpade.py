@@ -151,5 +151,12 @@ def test_bad_options():
     with pytest.raises(ValueError, match="alpha: needs two numbers"):
         padecache.load_config({"predictor": {"name": "tc-pade", "alpha": [1.0]}})
     with pytest.raises(ValueError, match="lam: must be > 0"):
-        padecache.load_config({"predictor": {"name": "tc-pade", "lam": 0}})
-    assert math.isclose(padecache.load_config({"predictor": {"name": "tc-pade"}}).predictor.options.lam, 10.0)
+        padecache.load_config({"predictor": {"name": "tc-pade", "variant": "paper", "lam": 0}})
+    assert math.isclose(padecache.load_config({"predictor": {"name": "tc-pade"}}).predictor.options.get("lam"), 10.0)
+
+
+@pytest.mark.parametrize("variant, key, value", [("damped", "lam", 5.0), ("damped", "clamp_width", [0.5, 0.1]),
+                                                 ("reference", "shrink", 0.5), ("paper", "order", 3), ("damped", "den_eps", 1e-4)])
+def test_an_option_of_another_variant_is_an_error(variant, key, value):
+    with pytest.raises(ValueError, match=rf"{key}: applies to variant .* only, not '{variant}'"):
+        padecache.load_config({"predictor": {"name": "tc-pade", "variant": variant, key: value}})

@@ -21,6 +21,10 @@ Stage rules (stage from the engine's stage detector): early ``α1 R_n + α2 R_{n
 ``core + β·trend``, the trend being ``R_n − R_{n−1}`` (``reference``, ``paper``) or ``D·d`` scaled to the
 real distance (``damped``).  ``reference`` and ``paper`` always apply them; ``damped`` applies them only
 with ``stage_rules = true``, because on top of the fitted decay they cost 1-4 dB in our benchmark.
+
+Options belong to variants: setting one that the chosen variant does not use is an error (``padecache
+list --verbose`` says which variant each option is for).  ``damped`` keeps two residual-sized tensors
+per branch (the newest residual and the newest slope) and a rate per row.
 """
 
 from __future__ import annotations
@@ -30,12 +34,31 @@ from collections import deque
 import attrs
 import torch
 
-from padecache import Predictor, Stage, StepContext, option
-from padecache.config import OptionError
+from padecache import OptionError, Predictor, Stage, StepContext, option
+from padecache.math import row_dot
 
 from . import _math as pm
 
 __all__ = ["TCPadePredictor"]
+
+
+VARIANTS = ("damped", "reference", "paper")
+
+#: option -> (variants it applies to, default)
+VARIANT_OPTIONS = {
+    "shrink": (("damped",), 0.25),
+    "rho_max": (("damped",), 1.5),
+    "grid": (("damped",), "step"),
+    "lam": (("paper",), 10.0),
+    "den_eps": (("reference", "paper"), 1e-5),
+    "order": (("reference",), 3),
+    "history_size": (("reference",), 6),
+    "input_delta": (("reference",), 0.2),
+    "curve_threshold": (("reference",), 1.4),
+    "clamp_weights": (("reference",), (0.6, 0.4)),
+    "clamp_width": (("reference",), (0.5, 0.1)),
+    "blend": (("reference",), (0.7, 0.3)),
+}
 
 
 class TCPadePredictor(Predictor):
@@ -45,41 +68,54 @@ class TCPadePredictor(Predictor):
 
     @attrs.frozen
     class Config:
-        variant: str = option("damped", "str", choices=("damped", "reference", "paper"), doc="which TC-Padé (module doc)")
-        lam: float = option(10.0, gt=0.0, doc="λ, sensitivity of the stability factor σ (paper: 10)")
+        variant: str = option("damped", "str", choices=VARIANTS, doc="which TC-Padé (module doc)")
         alpha: tuple[float, float] = option((0.9, 0.1), "floats", doc="early-stage weights α1, α2 of R_n, R_{n−1} (code: 0.9, 0.1)")
         beta: float = option(0.3, ge=0.0, doc="late-stage weight of the trend term (code: 0.3)")
-        # the repaired variant
-        shrink: float = option(0.25, ge=0.0, le=1.0, doc="damped: weight of the steady-trend prior (σ = 1) in the stability σ")
-        rho_max: float = option(1.5, ge=0.0, doc="damped: largest slope ratio believed (bounds acceleration)")
         stage_rules: bool | None = option(None, "bool", optional=True, doc="apply the early/late rules (default: yes for reference/paper, no for damped)")
-        grid: str = option("step", "str", choices=("step", "sigma", "timestep"), doc="damped: abscissa of the distance")
-        # official-code constants (reference variant)
-        order: int = option(3, "int", ge=2, le=4, doc="reference: maximum adaptive order (code: 3)")
-        history_size: int = option(6, "int", ge=3, doc="reference: FIFO length, predicted residuals included (code: 6)")
-        input_delta: float = option(0.2, doc="reference: weight of x_in − x_in,prev added to the output (code: 0.2)")
-        curve_threshold: float = option(1.4, ge=0.0, doc="reference: the code's `curvetest` threshold N (1.4 never fails)")
-        clamp_weights: tuple[float, float] = option((0.6, 0.4), "floats", doc="reference: clamp centre m = w0 R_n + w1 R_{n−1}")
-        clamp_width: tuple[float, float] = option((0.5, 0.1), "floats", ge=0.0, doc="reference: band max(w0 |ΔR|, w1 μ)")
-        blend: tuple[float, float] = option((0.7, 0.3), "floats", doc="reference: blend weight w = b0 s + b1 towards m")
-        den_eps: float = option(1e-5, gt=0.0, doc="reference/paper: smallest |denominator|")
+        # damped
+        shrink: float | None = option(None, ge=0.0, le=1.0, optional=True, doc="damped: weight of the steady-trend prior (σ = 1) in the stability σ (0.25)")
+        rho_max: float | None = option(None, ge=0.0, optional=True, doc="damped: largest slope ratio believed, bounds acceleration (1.5)")
+        grid: str | None = option(None, "str", choices=("step", "sigma", "timestep"), optional=True, doc="damped: abscissa of the distance (step)")
+        # paper
+        lam: float | None = option(None, gt=0.0, optional=True, doc="paper: λ, sensitivity of the stability factor σ (10)")
+        den_eps: float | None = option(None, gt=0.0, optional=True, doc="reference, paper: smallest |denominator| (1e-5)")
+        # official-code constants
+        order: int | None = option(None, "int", ge=2, le=4, optional=True, doc="reference: maximum adaptive order (3)")
+        history_size: int | None = option(None, "int", ge=3, le=64, optional=True, doc="reference: FIFO length, predicted residuals included (6)")
+        input_delta: float | None = option(None, optional=True, doc="reference: weight of x_in − x_in,prev added to the output (0.2)")
+        curve_threshold: float | None = option(None, ge=0.0, optional=True, doc="reference: the code's `curvetest` threshold N (1.4, never fails)")
+        clamp_weights: tuple[float, float] | None = option(None, "floats", optional=True, doc="reference: clamp centre m = w0 R_n + w1 R_{n−1} (0.6, 0.4)")
+        clamp_width: tuple[float, float] | None = option(None, "floats", ge=0.0, optional=True, doc="reference: band max(w0 |ΔR|, w1 μ) (0.5, 0.1)")
+        blend: tuple[float, float] | None = option(None, "floats", optional=True, doc="reference: blend weight w = b0 s + b1 towards m (0.7, 0.3)")
 
         def __attrs_post_init__(self):
             for key in ("alpha", "clamp_weights", "clamp_width", "blend"):
-                if len(getattr(self, key)) != 2:
-                    raise OptionError(key, f"needs two numbers, got {list(getattr(self, key))}")
+                value = getattr(self, key)
+                if value is not None and len(value) != 2:
+                    raise OptionError(key, f"needs two numbers, got {list(value)}")
+            for key, (variants, _) in VARIANT_OPTIONS.items():
+                if getattr(self, key) is not None and self.variant not in variants:
+                    raise OptionError(key, f"applies to variant {' and '.join(map(repr, variants))} only, not {self.variant!r}")
+
+        def get(self, key: str):
+            """The option's value, or its variant's default when not set."""
+            value = getattr(self, key)
+            return VARIANT_OPTIONS[key][1] if value is None else value
 
     def __init__(self, config=None):
         super().__init__(config)
         c = self.config
-        size = c.history_size if c.variant == "reference" else 3
-        self.history: deque[torch.Tensor] = deque(maxlen=size)  # newest last
-        self.positions: deque[float] = deque(maxlen=size)
+        size = c.get("history_size") if c.variant == "reference" else 3
+        self.history: deque[torch.Tensor] = deque(maxlen=size)  # reference / paper: newest last
+        self.positions: deque[float] = deque(maxlen=3)
         self.last_input: torch.Tensor | None = None
-        self.current_order = c.order
+        self.current_order = c.get("order") if c.variant == "reference" else 0
         self.stability: torch.Tensor | None = None
-        self._damped_fit: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._indicators: dict[str, float] = {}
+        # damped: the newest computed residual, the newest slope and the per-row decay rate of the trend
+        self.newest: torch.Tensor | None = None
+        self.slope: torch.Tensor | None = None
+        self.rate: torch.Tensor | None = None
+        self._indicators: dict[str, torch.Tensor] = {}
 
     # -- history ------------------------------------------------------------------------------------------------
     @property
@@ -93,37 +129,64 @@ class TCPadePredictor(Predictor):
 
     @property
     def num_computed(self) -> int:
-        return len(self.history)
+        return len(self.positions) if self.config.variant == "damped" else len(self.history)
+
+    def ready(self, ctx: StepContext) -> bool:
+        return ctx.history >= self.min_history and self.num_computed >= self.min_history
 
     def reset(self) -> None:
         self.history.clear()
         self.positions.clear()
         self.last_input = None
-        self.current_order = self.config.order
+        self.current_order = self.config.get("order") if self.config.variant == "reference" else 0
         self.stability = None
-        self._damped_fit = None
+        self.newest = self.slope = self.rate = None
+        self._indicators = {}
 
     def state_tensors(self):
         extra = (self.last_input,) if self.config.variant == "reference" and self.last_input is not None else ()
-        fit = (self._damped_fit[0],) if self._damped_fit is not None else ()
-        return (*self.history, *extra, *fit)
+        damped = tuple(t for t in (self.newest, self.slope, self.rate) if t is not None)
+        return (*self.history, *extra, *damped)
 
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
         c = self.config
-        if c.variant != "reference":
+        if c.variant == "damped":
+            if computed:
+                self._update_damped(ctx.position(c.get("grid")), residual)
+            return
+        if c.variant == "paper":
             if computed:
                 self.history.append(residual)
-                self.positions.append(ctx.position(c.grid))
-                self._damped_fit = None  # the damped trend (slope, decay rate) is fitted lazily, once per computed step
             return
         # the official `update_history`: every step is appended, computed or predicted
         self.history.append(residual)
         self.last_input = block_input
         h = self._newest(len(self.history))
         if len(h) >= 3:
-            self.current_order = pm.official_adaptive_order(h, c.order)
+            self.current_order = pm.official_adaptive_order(h, c.get("order"))
         if len(h) >= 2:
             self.stability = pm.official_stability_scalar(h[0], h[1])
+
+    def _update_damped(self, x: float, residual: torch.Tensor) -> None:
+        """Fit the relaxing trend once per computed step: slope D_n, and from ρ = <D_n, D_{n−1}>/||D_{n−1}||² its rate."""
+        c = self.config
+        if self.newest is None:
+            self.newest, self.positions = residual, deque([x], maxlen=3)
+            return
+        h = x - self.positions[-1]
+        if h == 0:  # a second-order scheduler's two calls at one time: the later (corrected) residual replaces
+            if self.slope is not None and len(self.positions) >= 2:
+                self.slope = self.slope + (residual - self.newest) / (self.positions[-1] - self.positions[-2])
+            self.newest = residual
+            return
+        slope = (residual - self.newest) / h
+        if self.slope is not None:
+            rho = row_dot(slope, self.slope) / row_dot(self.slope, self.slope).clamp(min=1e-30)
+            stability = (1 - c.get("shrink")) * rho.clamp(0.0, c.get("rho_max")) + c.get("shrink")
+            self.rate = pm.decay_rate(stability, spacing=0.5 * (x - self.positions[-2]))
+            self._indicators = {"sigma": stability.mean()}
+        self.newest, self.slope = residual, slope
+        self.positions.append(x)
 
     def _newest(self, k: int) -> list[torch.Tensor]:
         return [self.history[-1 - i] for i in range(min(k, len(self.history)))]
@@ -153,18 +216,18 @@ class TCPadePredictor(Predictor):
             pred = self._reference_core(r)
             if self.stage_rules and ctx.stage is Stage.LATE:
                 pred = pred + c.beta * (r[0] - r[1])
-        if self.last_input is not None and c.input_delta:
-            pred = pred + c.input_delta * (block_input - self.last_input)
+        if self.last_input is not None and c.get("input_delta"):
+            pred = pred + c.get("input_delta") * (block_input - self.last_input)
         return pred
 
     def _reference_core(self, r: list[torch.Tensor]) -> torch.Tensor:
         c = self.config
         if len(r) < self.current_order + 1:
             return self._weighted(r)
-        curve_ok = len(r) < 5 or bool((pm.tsi(r[0], r[1], r[2]) < c.curve_threshold).all())
+        curve_ok = len(r) < 5 or bool((pm.tsi(r[0], r[1], r[2]) < c.get("curve_threshold")).all())
         out = pm.official_pade_core(
-            r[0], r[1], curve_ok=curve_ok, den_eps=c.den_eps,
-            clamp_weights=c.clamp_weights, clamp_width=c.clamp_width, blend=c.blend,
+            r[0], r[1], curve_ok=curve_ok, den_eps=c.get("den_eps"),
+            clamp_weights=c.get("clamp_weights"), clamp_width=c.get("clamp_width"), blend=c.get("blend"),
         )
         if not torch.isfinite(out).all():  # the code's NaN/Inf guard
             out = r[0] + 0.5 * (r[0] - r[1])
@@ -181,8 +244,8 @@ class TCPadePredictor(Predictor):
         r = self._newest(3)
         if self.stage_rules and ctx.stage is Stage.EARLY:
             return self._early(r)
-        sigma = pm.paper_sigma(r[0], r[1], c.lam)
-        pred, guarded = pm.paper_pade(r[0], r[1], r[2], sigma, c.lam, c.den_eps)
+        sigma = pm.paper_sigma(r[0], r[1], c.get("lam"))
+        pred, guarded = pm.paper_pade(r[0], r[1], r[2], sigma, c.get("lam"), c.get("den_eps"))
         self._indicators = {"sigma": sigma.mean(), "guarded": guarded.float().mean()}
         if self.stage_rules and ctx.stage is Stage.LATE:
             pred = pred + c.beta * (r[0] - r[1])
@@ -190,20 +253,15 @@ class TCPadePredictor(Predictor):
 
     def _damped(self, ctx: StepContext) -> torch.Tensor:
         c = self.config
-        r = self._newest(3)
-        if self.stage_rules and ctx.stage is Stage.EARLY:
-            return self._early(r)
-        if len(r) < 3:  # stability cannot be measured from two residuals yet: the paper's conservative rule
-            return self._early(r)
-        xs = [self.positions[-1 - i] for i in range(3)]
-        h, distance = xs[0] - xs[1], ctx.position(c.grid) - xs[0]
-        if self._damped_fit is None:  # depends on the history only: shared by every forecast until the next compute
-            rho = pm.slope_ratio(r[0], r[1], r[2], h, xs[1] - xs[2])
-            stability = (1 - c.shrink) * rho.clamp(0.0, c.rho_max) + c.shrink
-            self._damped_fit = ((r[0] - r[1]) / h, pm.decay_rate(stability, spacing=0.5 * (xs[0] - xs[2])))
-            self._indicators = {"sigma": stability.mean()}
-        slope, rate = self._damped_fit
-        pred = pm.decay_pade_step(r[0], slope, rate, distance)
+        xs = self.positions
+        h, distance = xs[-1] - xs[-2], ctx.position(c.get("grid")) - xs[-1]
+        # the early rule in terms of the state kept: a1 R_n + a2 R_{n-1} = (a1 + a2) R_n - a2 h D_n
+        early = self.rate is None or (self.stage_rules and ctx.stage is Stage.EARLY)
+        if early:  # stability cannot be measured from two residuals yet: the paper's conservative rule
+            a1, a2 = c.alpha
+            return torch.add((a1 + a2) * self.newest, self.slope, alpha=-a2 * h)
+        pred = pm.decay_pade_step(self.newest, self.slope, self.rate, distance)
         if self.stage_rules and ctx.stage is Stage.LATE:
-            pred = pred + c.beta * (r[0] - r[1]) * (distance / h)
+            pred = pred + (c.beta * distance) * self.slope
         return pred
+

@@ -66,16 +66,17 @@ class TSIPolicy(CachePolicy):
         c = self.config
         return step < c.warmup or (c.last and step == num_steps - 1) or (c.interval > 0 and step % c.interval == 0)
 
-    def should_compute(self, ctx: StepContext) -> bool:
+    def should_compute(self, ctx: StepContext) -> bool | torch.Tensor:
         self._indicators = {}
         if self.scheduled(ctx.step, ctx.num_steps):
             return True
         if self.value is None:
             return False
-        worst = float(self.value.max() if self.config.skip_when == "below" else self.value.min())  # the one host sync
-        self._indicators = {"tsi": worst}
-        ok = worst < self.config.threshold if self.config.skip_when == "below" else worst >= self.config.threshold
-        return not ok
+        # one decision per batch row: a sharp turn in one sample refreshes that sample only
+        self._indicators = {"tsi": self.value.max() if self.config.skip_when == "below" else self.value.min()}
+        if self.config.skip_when == "below":
+            return self.value >= self.config.threshold
+        return self.value < self.config.threshold
 
-    def indicators(self) -> dict[str, float]:
+    def indicators(self) -> dict[str, float | torch.Tensor]:
         return dict(self._indicators)
