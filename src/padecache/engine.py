@@ -58,7 +58,9 @@ class Call:
     mode: str = "pending"  # "compute", "skip" or "mixed" once the first block has run
     compute_rows: torch.Tensor | None = None  # mixed calls: the rows that run the block stack
     batch: int = 0
-    x_in: torch.Tensor | None = None  # the block-stack input, in the history dtype
+    x_in: torch.Tensor | None = None  # the block-stack input, in the history dtype (streams packed per row)
+    shapes: list = attrs.field(factory=list)  # per stream: its shape (several streams are packed into x_in)
+    outputs: list = attrs.field(factory=list)  # per stream, the block-stack output its head received
     done: bool = False
     validated: set = attrs.field(factory=set)
 
@@ -223,26 +225,35 @@ class Engine:
         device = "cpu" if e.history_device == "cpu" else t.device
         return t.detach().to(device=device, dtype=dtype)
 
-    def stack_input(self, hidden: torch.Tensor) -> str:
-        """The first block is about to run on ``hidden``: decide, predict and check.  Returns the call's mode."""
+    def stack_input(self, streams: torch.Tensor | list[torch.Tensor]) -> str:
+        """The first block is about to run on ``streams`` (the hidden stream, or several): decide, predict and check.
+        Returns the call's mode."""
         call = self.call
         if call is None:
             return "compute"
         if call.x_in is not None:  # a second pass through the stack within one call: leave it alone
             return call.mode
+        streams = [streams] if isinstance(streams, torch.Tensor) else list(streams)
+        hidden = streams[0]
         branch, batch = call.branch, hidden.shape[0]
-        signature = (batch, tuple(hidden.shape[1:]))
+        call.shapes = [tuple(t.shape) for t in streams]
+        signature = (batch, *(shape[1:] for shape in call.shapes))
         if branch.signature is not None and branch.signature != signature:
             branch.restart()  # another batch size or resolution: this history does not apply
             self.recorder.restarts += 1
         branch.signature = signature
         call.batch = batch
-        call.x_in = self._history(hidden)
+        call.x_in = self._history(hidden) if len(streams) == 1 else torch.cat([self._history(t).flatten(1) for t in streams], 1)
         parts: list[Part] = []
         for slot in list(branch.slots):
             parts.extend(self._decide(call, slot))
         call.parts = parts
         computed = [p for p in parts if p.compute]
+        if computed and len(computed) < len(parts) and not self.adapter.rows_split:
+            for part in parts:  # this family's blocks cannot run on some rows alone: every row computes
+                if not part.compute:
+                    part.compute, part.reason, part.prediction = True, "batch", None
+            computed = parts
         if len(computed) == len(parts):
             call.mode = "compute"
         elif not computed:
@@ -344,7 +355,7 @@ class Engine:
         if call is None:
             return "compute"
         if block.first and call.x_in is None:
-            self.stack_input(self.adapter.stack_input(block.list_name, block.module, block.original, args, kwargs))
+            self.stack_input(self.adapter.stack_inputs(block.list_name, block.module, block.original, args, kwargs))
         return call.mode
 
     def run_block_other(self, block: Any, mode: str, args: tuple, kwargs: dict) -> Any:
@@ -374,22 +385,56 @@ class Engine:
             )
 
     # -- the head --------------------------------------------------------------------------------------
-    def head_input(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The head is about to run on the block-stack output: inject forecasts, record real residuals."""
+    def head_input(self, hidden: torch.Tensor, stream: int = 0) -> torch.Tensor:
+        """A head is about to run on the block-stack output of ``stream``: inject forecasts for the forecast rows;
+        once every stream's head has been reached, record the real residuals of the computed rows."""
         call = self.call
-        if call is None or call.done or call.x_in is None:
+        if call is None or call.done or call.x_in is None or stream != len(call.outputs):
             return hidden
-        call.done = True
-        if tuple(hidden.shape) != tuple(call.x_in.shape):
+        expected = call.shapes[stream]
+        if tuple(hidden.shape) != expected:
+            head = self.adapter.stream_specs(self.model)[stream].head
             raise TypeError(
-                f"adapter {self.adapter.name!r}: the head `{self.adapter.head}` of {type(self.model).__name__} receives "
-                f"shape {tuple(hidden.shape)}, but the block stack's input has shape {tuple(call.x_in.shape)}; the "
-                f"adapter's `head` must be the module that takes the block-stack output"
+                f"adapter {self.adapter.name!r}: the head `{head}` of {type(self.model).__name__} receives shape "
+                f"{tuple(hidden.shape)}, but the block stack's input has shape {expected}; the adapter's `head` must "
+                f"be the module that takes the block-stack output"
             )
         self.checked_head = True
-        x_in, batch = call.x_in, call.batch
-        hist = self._history(hidden) if call.mode != "skip" else None
+        call.outputs.append(hidden)
         out = hidden
+        for part in call.parts:
+            if part.compute:
+                continue
+            value = self._stream(call, call.x_in if part.rows is None else call.x_in.index_select(0, part.rows.to(call.x_in.device)),
+                                 stream, part.prediction)
+            value = value.to(device=hidden.device, dtype=hidden.dtype)
+            if part.rows is None:
+                out = value
+            else:
+                if out is hidden:
+                    out = hidden.clone()
+                out.index_copy_(0, part.rows.to(hidden.device), value)
+        if len(call.outputs) == len(call.shapes):
+            call.done = True
+            self._record(call)
+        return out
+
+    def _stream(self, call: Call, x_rows: torch.Tensor, stream: int, prediction: torch.Tensor) -> torch.Tensor:
+        """``x_rows + prediction`` for one stream, in that stream's shape."""
+        if len(call.shapes) == 1:
+            return x_rows + prediction
+        start = sum(math.prod(s[1:]) for s in call.shapes[:stream])
+        shape = call.shapes[stream]
+        size = math.prod(shape[1:])
+        return (x_rows[:, start:start + size] + prediction[:, start:start + size]).reshape(len(x_rows), *shape[1:])
+
+    def _record(self, call: Call) -> None:
+        """Every head has run: give each row group its residual (real or predicted) and record the step."""
+        x_in, batch = call.x_in, call.batch
+        hist = None
+        if call.mode != "skip":
+            hist = self._history(call.outputs[0]) if len(call.outputs) == 1 else torch.cat(
+                [self._history(t).flatten(1) for t in call.outputs], 1)
         for part in call.parts:
             idx = None if part.rows is None else part.rows.to(x_in.device)
             x_rows = x_in if idx is None else x_in.index_select(0, idx)
@@ -401,35 +446,29 @@ class Engine:
                 slot.history += 1
             else:
                 residual = part.prediction
-                value = (x_rows + residual).to(device=hidden.device, dtype=hidden.dtype)
-                if idx is None:
-                    out = value
-                else:
-                    if out is hidden:
-                        out = hidden.clone()
-                    out.index_copy_(0, idx.to(hidden.device), value)
             part.slot.predictor.update(part.ctx, residual, x_rows, computed=part.compute)
             part.slot.policy.observe(part.ctx, residual, computed=part.compute)
             indicators = {**part.slot.policy.indicators(), **(part.slot.predictor.indicators() if not part.compute else {})}
             rows = None if part.rows is None else tuple(int(r) for r in part.rows)
             self.recorder.add(StepRecord(part.ctx.step, call.branch.name, part.compute, part.reason,
                                          part.ctx.stage.value, indicators, rows=rows, batch=batch))
-        self.recorder.observe_bytes(self.state_bytes() + _nbytes(x_in, hidden))
-        return out
+        call.outputs = [None] * len(call.outputs)  # drop the references: the model owns these tensors
+        self.recorder.observe_bytes(self.state_bytes(extra=(x_in,)))
 
     def end(self) -> None:
         call, self.call = self.call, None
         if call is not None and not call.done and call.x_in is not None:
+            heads = [s.head for s in self.adapter.stream_specs(self.model)]
             raise RuntimeError(
-                f"padecache: {type(self.model).__name__}.{self.adapter.head} was never called after the block stack; "
-                f"the adapter {self.adapter.name!r} does not match this model"
+                f"padecache: {type(self.model).__name__}.{heads[len(call.outputs)]} was never called after the block "
+                f"stack; the adapter {self.adapter.name!r} does not match this model"
             )
 
-    def state_bytes(self) -> int:
-        """Bytes held between steps by every predictor and policy (each storage counted once, whole)."""
+    def state_bytes(self, extra: tuple = ()) -> int:
+        """Bytes held by every predictor and policy, plus ``extra`` (each storage counted once, whole)."""
         seen: dict[int, int] = {}
         for branch in self.branches.values():
-            for t in branch.state_tensors():
+            for t in (*branch.state_tensors(), *extra):
                 if isinstance(t, torch.Tensor):
                     storage = t.untyped_storage()
                     seen[storage.data_ptr()] = storage.nbytes()
@@ -462,12 +501,6 @@ def _unbound_position(forward: Callable, name: str) -> int | None:
     except (TypeError, ValueError, StopIteration):
         return pos
     return pos - 1 if first == "self" else pos
-
-
-def _nbytes(x_in: torch.Tensor, hidden: torch.Tensor) -> int:
-    """Bytes of the engine's own copy of the block-stack input (none when it aliases the model's tensor)."""
-    same = x_in.untyped_storage().data_ptr() == hidden.untyped_storage().data_ptr()
-    return 0 if same else x_in.untyped_storage().nbytes()
 
 
 def _take(value: Any, rows: torch.Tensor, batch: int) -> Any:

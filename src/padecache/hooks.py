@@ -121,15 +121,15 @@ def _model_hook(engine: Engine):
     return PadeCacheHook()
 
 
-def _head_pre_hook(engine: Engine):
+def _head_pre_hook(engine: Engine, stream: int):
     def hook(module, args, kwargs):
         if engine.call is None:
             return None
         if args:
-            return (engine.head_input(args[0]), *args[1:]), kwargs
+            return (engine.head_input(args[0], stream), *args[1:]), kwargs
         for key in ("hidden_states", "x", "input"):
             if key in kwargs:
-                return args, {**kwargs, key: engine.head_input(kwargs[key])}
+                return args, {**kwargs, key: engine.head_input(kwargs[key], stream)}
         return None
 
     return _eager(hook)
@@ -145,7 +145,7 @@ def attach(model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any 
     if getattr(model, "is_cache_enabled", False):
         raise ValueError(f"a diffusers cache is enabled on this {type(model).__name__}; call `.disable_cache()` before padecache.apply")
     blocks = adapter.blocks(model)
-    head = adapter.head_module(model)
+    heads = adapter.head_modules(model)
     for _, _, block in blocks:
         if isinstance(block.__dict__.get("forward"), BlockForward):
             raise ValueError("a block of this model is already wrapped by padecache")
@@ -180,9 +180,10 @@ def attach(model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any 
 
         engine.undo.append(undo_block)
 
-    # the head
-    handle = head.register_forward_pre_hook(_head_pre_hook(engine), with_kwargs=True)
-    engine.undo.append(handle.remove)
+    # the head of each stream
+    for stream, head in enumerate(heads):
+        handle = head.register_forward_pre_hook(_head_pre_hook(engine, stream), with_kwargs=True)
+        engine.undo.append(handle.remove)
 
     model.__dict__[_ENGINE_ATTR] = engine
     engine.undo.append(functools.partial(model.__dict__.pop, _ENGINE_ATTR, None))

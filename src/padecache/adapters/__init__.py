@@ -32,6 +32,7 @@ __all__ = [
     "Adapter",
     "BlockIO",
     "TimeSpec",
+    "Stream",
     "GenericAdapter",
     "argument",
     "hidden_passthrough",
@@ -91,6 +92,10 @@ class BlockIO:
         encoder_index: position of the encoder stream in the returned tuple (``None``: not returned).
         size: length of the returned tuple when it holds more than these two (extra entries are ``None``
             when the block is skipped).
+        returns: the general form, overriding the indices: what a skipped block returns, as the argument each
+            output position hands back -- a name for a bare tensor, or a tuple of names for a tuple, where
+            ``"zeros:<arg>"`` is a zero tensor shaped like ``<arg>`` (a hint added to the main stream) and
+            ``None`` is ``None``.  E.g. LTX-2's blocks: ``("hidden_states", "audio_hidden_states")``.
     """
 
     hidden: str = "hidden_states"
@@ -98,6 +103,7 @@ class BlockIO:
     hidden_index: int | None = None
     encoder_index: int | None = None
     size: int | None = None
+    returns: str | tuple[str | None, ...] | None = None
 
     @classmethod
     def from_diffusers(cls, block_cls: type) -> BlockIO | None:
@@ -121,8 +127,24 @@ class BlockIO:
     def hidden_of(self, block_forward: Callable, args: tuple, kwargs: dict) -> Any:
         return argument(args, kwargs, self.hidden, _position(block_forward, self.hidden))
 
+    def argument(self, block_forward: Callable, args: tuple, kwargs: dict, name: str) -> Any:
+        return argument(args, kwargs, name, _position(block_forward, name))
+
+    def _returned(self, block_forward: Callable, args: tuple, kwargs: dict, spec: str | None) -> Any:
+        if spec is None:
+            return None
+        if spec.startswith("zeros:"):
+            import torch
+
+            return torch.zeros_like(self.argument(block_forward, args, kwargs, spec[6:]))
+        return self.argument(block_forward, args, kwargs, spec)
+
     def passthrough(self, block_forward: Callable, args: tuple, kwargs: dict) -> Any:
         """What the block returns when it is skipped: its inputs, in its own output format."""
+        if self.returns is not None:
+            if isinstance(self.returns, str):
+                return self._returned(block_forward, args, kwargs, self.returns)
+            return tuple(self._returned(block_forward, args, kwargs, r) for r in self.returns)
         hidden = self.hidden_of(block_forward, args, kwargs)
         if self.hidden_index is None:
             return hidden
@@ -156,6 +178,17 @@ class TimeSpec:
         return f"`{self.argument}` = {f'{self.offset:g} + ' if self.offset else ''}{scale}".replace("+ -", "- ")
 
 
+@attrs.frozen
+class Stream:
+    """A hidden stream the block stack carries to a head of its own (LTX-2: video and audio).
+
+    ``argument`` names it among the first block's arguments, ``head`` is the module that takes it after the stack.
+    """
+
+    argument: str
+    head: str
+
+
 #: the time conventions of diffusers' pipelines, tried in order when an adapter does not know its own
 TIME_CANDIDATES = ((1.0, 0.0), (1e-3, 0.0), (-1e-3, 1.0), (-1.0, 1000.0))
 
@@ -167,10 +200,17 @@ class Adapter:
     Attributes:
         name: short name shown by ``padecache list``.
         model_classes: class names this adapter supports (matched against the model's MRO).
-        block_lists: attribute names of the ``nn.ModuleList`` s that form the block stack, in execution order.
-        head: attribute name of the module whose first input (or ``hidden_states``) is the block-stack output.
-        time: how the family's pipelines pass time (:class:`TimeSpec`), or several candidates, resolved
-            per generation to the one that matches the scheduler.
+        block_lists: paths of the ``nn.ModuleList`` s that form the block stack, in execution order
+            (attribute names, or dotted paths into submodules).
+        head: path of the module whose first input (or ``hidden_states``) is the block-stack output, or a
+            function of the model giving it (Z-Image names its head after its patch size).
+        streams: for stacks that carry several hidden streams to heads of their own (LTX-2's video and audio),
+            one :class:`Stream` each; they are cached together (one residual per row, all streams packed).
+        time: how the family's pipelines pass time (:class:`TimeSpec`), several candidates (resolved per
+            generation to the one that matches the scheduler), or a function of the model giving either
+            (Sana scales time by its config's ``timestep_scale``).
+        rows_split: whether a block can run on some rows of the batch alone (every batch-first argument sliced);
+            ``False`` makes every row compute when rows disagree.
         io: per block list, a :class:`BlockIO` where diffusers' block metadata is missing or wrong.
         passthrough: per block list, a function ``(args, kwargs) -> output`` for a skipped block, for
             adapters written before :class:`BlockIO` (``hidden_passthrough``, ``dual_stream_passthrough``).
@@ -183,8 +223,10 @@ class Adapter:
     name: str
     model_classes: tuple[str, ...]
     block_lists: tuple[str, ...]
-    head: str = "norm_out"
-    time: TimeSpec | tuple[TimeSpec, ...] | None = None
+    head: str | Callable[[nn.Module], str] = "norm_out"
+    time: TimeSpec | tuple[TimeSpec, ...] | Callable[[nn.Module], TimeSpec | tuple[TimeSpec, ...]] | None = None
+    streams: tuple[Stream, ...] = ()
+    rows_split: bool = True
     io: Mapping[str, BlockIO] = attrs.field(factory=dict)
     passthrough: Mapping[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
     timestep_scale: float | None = None
@@ -193,10 +235,11 @@ class Adapter:
     notes: str = ""
 
     def time_specs(self, model: nn.Module | None = None) -> tuple[TimeSpec, ...]:
-        if isinstance(self.time, TimeSpec):
-            return (self.time,)
-        if self.time:
-            return tuple(self.time)
+        time = self.time(model) if callable(self.time) and model is not None else self.time
+        if isinstance(time, TimeSpec):
+            return (time,)
+        if time and not callable(time):
+            return tuple(time)
         return (TimeSpec(scale=self.timestep_scale if self.timestep_scale is not None else 1.0),)
 
     def supports(self, model: nn.Module) -> bool:
@@ -207,17 +250,31 @@ class Adapter:
         """``(list name, index, block)`` for every block of the stack, in execution order."""
         out = []
         for list_name in self.block_lists:
-            blocks: Sequence[nn.Module] = getattr(model, list_name, None) or ()
+            blocks: Sequence[nn.Module] = _submodule(model, list_name) or ()
             out.extend((list_name, i, block) for i, block in enumerate(blocks))
         if not out:
             raise TypeError(f"{type(model).__name__} has no blocks in {self.block_lists}; nothing to cache")
         return out
 
+    def stream_specs(self, model: nn.Module) -> tuple[Stream, ...]:
+        """The streams the stack carries to their heads (one, unless the adapter names several)."""
+        if self.streams:
+            return self.streams
+        _, _, first = self.blocks(model)[0]
+        head = self.head(model) if callable(self.head) else self.head
+        return (Stream(self.block_io(self.block_lists[0], first).hidden, head),)
+
+    def head_modules(self, model: nn.Module) -> list[nn.Module]:
+        out = []
+        for stream in self.stream_specs(model):
+            head = _submodule(model, stream.head)
+            if not isinstance(head, nn.Module):
+                raise TypeError(f"{type(model).__name__} has no head module `{stream.head}` (adapter {self.name!r})")
+            out.append(head)
+        return out
+
     def head_module(self, model: nn.Module) -> nn.Module:
-        head = getattr(model, self.head, None)
-        if not isinstance(head, nn.Module):
-            raise TypeError(f"{type(model).__name__} has no head module `{self.head}` (adapter {self.name!r})")
-        return head
+        return self.head_modules(model)[0]
 
     def block_io(self, list_name: str, block: nn.Module) -> BlockIO:
         """The :class:`BlockIO` of a block of ``list_name``: the adapter's, else diffusers', else hidden-only."""
@@ -232,8 +289,15 @@ class Adapter:
         return self.block_io(list_name, block).passthrough(forward, args, kwargs)
 
     def stack_input(self, list_name: str, block: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
-        """The hidden stream entering the first block of the stack."""
-        return self.block_io(list_name, block).hidden_of(forward, args, kwargs)
+        """The (first) hidden stream entering the first block of the stack."""
+        return self.stack_inputs(list_name, block, forward, args, kwargs)[0]
+
+    def stack_inputs(self, list_name: str, block: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> list:
+        """The hidden stream(s) entering the first block of the stack."""
+        io = self.block_io(list_name, block)
+        if not self.streams:
+            return [io.hidden_of(forward, args, kwargs)]
+        return [io.argument(forward, args, kwargs, s.argument) for s in self.streams]
 
     def describe(self) -> dict[str, str]:
         """One row of the supported-models table."""
@@ -242,11 +306,18 @@ class Adapter:
             "family": self.name,
             "classes": ", ".join(self.model_classes),
             "blocks": " + ".join(self.block_lists),
-            "head": self.head,
+            "head": self.head if isinstance(self.head, str) else "(from the config)",
             "time": " or ".join(s.describe() for s in specs),
             "cfg": self.cfg,
             "always_run": ", ".join(self.always_run),
         }
+
+
+def _submodule(model: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(path)
+    except AttributeError:
+        return None
 
 
 # -- the generic adapter -----------------------------------------------------------------------------------------
@@ -311,8 +382,8 @@ def unsupported_message(model: nn.Module, supported: Sequence[str]) -> str:
     name = type(model).__name__
     return (
         f"padecache does not support {name}: no adapter claims it, and it has no list of transformer blocks the "
-        f"generic adapter recognises. Supported classes: {', '.join(supported)}. To add {name}, return an adapter "
-        f"from a plugin:\n\n"
+        f"generic adapter recognises ({len(supported)} transformer classes are supported; `padecache list` shows "
+        f"them). To add {name}, return an adapter from a plugin:\n\n"
         f"    from padecache.adapters import Adapter, TimeSpec\n\n"
         f"    @padecache.hookimpl\n"
         f"    def padecache_adapters():\n"

@@ -1,42 +1,174 @@
 """The diffusers transformer families padecache supports out of the box: one :class:`Adapter` entry each.
 
-Block inputs and outputs come from diffusers' block metadata wherever it has them; an entry spells out
-:class:`BlockIO` only where diffusers has none.  Each family is tested with a tiny config through a 20-step
-loop in ``tests/test_families.py`` (``padecache.testing.families`` builds the models).
+Block inputs and outputs come from diffusers' block metadata (``TransformerBlockRegistry``) wherever it has
+them and they are right; an entry spells out :class:`BlockIO` only where diffusers has none, or has it wrong
+(Bria, Z-Image).  The facts behind each entry (what the pipeline passes as time, how it runs guidance, what
+sits between the stack and the head) were read from diffusers 0.42's pipelines and checked by running every
+family (:mod:`padecache.testing.families`); ``tests/test_families.py`` runs each one through a 20-step loop.
+
+Adding a family is one entry here (or in a plugin's ``padecache_adapters`` hook) plus its tiny config in
+:mod:`padecache.testing.families`.
 """
 
 from __future__ import annotations
 
-from . import Adapter, GenericAdapter, TimeSpec
+from . import Adapter, BlockIO, GenericAdapter, Stream, TimeSpec
 
-__all__ = ["FAMILIES", "BUILTIN_ADAPTERS"]
+__all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED"]
 
-FLUX_TIME = TimeSpec(scale=1e-3)  # FLUX-style pipelines pass t / 1000
+T = TimeSpec()  # the pipeline passes scheduler.timesteps as they are
+T1000 = TimeSpec(scale=1e-3)  # FLUX-style pipelines pass t / 1000
+REVERSED = TimeSpec(scale=-1e-3, offset=1.0)  # Lumina-style: 1 - t / 1000
+
+ENC_HID = ("encoder_hidden_states", "hidden_states")
+HID_ENC = ("hidden_states", "encoder_hidden_states")
+HIDDEN = BlockIO(returns="hidden_states")  # a block without diffusers metadata that returns the hidden tensor
+
+
+def _io(returns, hidden: str = "hidden_states") -> BlockIO:
+    return BlockIO(hidden=hidden, returns=returns)
+
 
 FAMILIES: tuple[Adapter, ...] = (
-    Adapter(
-        name="dit",
-        model_classes=("DiTTransformer2DModel", "PixArtTransformer2DModel"),
-        block_lists=("transformer_blocks",),
-        cfg="batched",
-        always_run=("pos_embed", "adaln / time embedding", "norm_out", "proj_out"),
-    ),
-    Adapter(
-        name="flux",
-        model_classes=("FluxTransformer2DModel",),
-        block_lists=("transformer_blocks", "single_transformer_blocks"),
-        time=FLUX_TIME,
-        cfg="distilled (true CFG: separate)",
-        always_run=("x_embedder", "context_embedder", "time_text_embed", "pos_embed", "norm_out", "proj_out"),
-    ),
-    Adapter(
-        name="wan",
-        model_classes=("WanTransformer3DModel",),
-        block_lists=("blocks",),
-        cfg="separate (cache_context)",
-        always_run=("patch_embedding", "condition_embedder", "rope", "norm_out", "proj_out"),
-    ),
+    # -- image, batched CFG -------------------------------------------------------------------------------------
+    Adapter("dit", ("DiTTransformer2DModel",), ("transformer_blocks",), cfg="batched",
+            always_run=("pos_embed", "norm_out", "proj_out_1/2 (the head reads transformer_blocks[0].norm1.emb)")),
+    Adapter("pixart", ("PixArtTransformer2DModel",), ("transformer_blocks",), cfg="batched",
+            always_run=("pos_embed", "adaln_single", "caption_projection", "norm_out", "proj_out")),
+    Adapter("sd3", ("SD3Transformer2DModel",), ("transformer_blocks",), cfg="batched",
+            always_run=("pos_embed", "time_text_embed", "context_embedder", "norm_out", "proj_out"),
+            notes="SD3.5's last block returns no encoder stream; skip-layer guidance adds a third call"),
+    Adapter("hidream", ("HiDreamImageTransformer2DModel",), ("double_stream_blocks", "single_stream_blocks"),
+            head="final_layer", time=TimeSpec("timesteps"), cfg="batched",
+            io={"double_stream_blocks": _io(HID_ENC), "single_stream_blocks": HIDDEN},
+            always_run=("x_embedder", "t_embedder", "p_embedder", "caption_projection", "final_layer"),
+            notes="a Llama layer is concatenated into the text stream before each block, outside the blocks"),
+    Adapter("sana", ("SanaTransformer2DModel",), ("transformer_blocks",), cfg="batched",
+            time=lambda model: TimeSpec(scale=float(getattr(model.config, "timestep_scale", 1.0) or 1.0)),
+            io={"transformer_blocks": HIDDEN}, always_run=("patch_embed", "time_embed", "caption_projection", "norm_out"),
+            notes="time is scaled by the model's timestep_scale (1 for Sana, other values for Sana-Sprint)"),
+    Adapter("hunyuandit", ("HunyuanDiT2DModel",), ("blocks",), cfg="batched", io={"blocks": HIDDEN},
+            always_run=("pos_embed", "time_extra_emb", "text_embedder", "norm_out", "proj_out"),
+            notes="long skip connections: the second half of the blocks takes the first half's outputs as `skip`"),
+    Adapter("auraflow", ("AuraFlowTransformer2DModel",), ("joint_transformer_blocks", "single_transformer_blocks"),
+            time=T1000, cfg="batched",
+            io={"joint_transformer_blocks": _io(ENC_HID), "single_transformer_blocks": HIDDEN},
+            always_run=("pos_embed", "time_step_embed", "context_embedder", "register_tokens", "norm_out")),
+    Adapter("bria", ("BriaTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"), cfg="batched",
+            io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": _io(ENC_HID)},
+            always_run=("x_embedder", "time_embed", "context_embedder", "pos_embed", "norm_out"),
+            notes="diffusers' block metadata for BriaTransformerBlock is wrong (it returns (encoder, hidden)); "
+                  "time is passed raw, 0..1000"),
+    Adapter("zimage", ("ZImageTransformer2DModel",), ("layers",),
+            head=lambda model: f"all_final_layer.{model.config.all_patch_size[0]}-{model.config.all_f_patch_size[0]}",
+            time=TimeSpec("t", scale=-1e-3, offset=1.0), cfg="batched (lists of samples)",
+            io={"layers": _io("x", hidden="x")},
+            always_run=("all_x_embedder", "t_embedder", "cap_embedder", "noise_refiner", "context_refiner", "all_final_layer"),
+            notes="the stack runs on the joint [image, caption] sequence; blocks take `x` positionally (diffusers' "
+                  "metadata says hidden_states)"),
+    # -- image, guidance distilled or two calls per step ------------------------------------------------------------
+    Adapter("flux", ("FluxTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"), time=T1000,
+            cfg="distilled; true CFG: separate (cache_context)",
+            always_run=("x_embedder", "context_embedder", "time_text_embed", "pos_embed", "norm_out", "proj_out")),
+    Adapter("flux2", ("Flux2Transformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            time=T1000, cfg="distilled (Klein: separate, cache_context)",
+            always_run=("x_embedder", "context_embedder", "time_guidance_embed", "pos_embed", "norm_out"),
+            notes="text tokens are joined to the image tokens between the two block lists and cut off before the head"),
+    Adapter("chroma", ("ChromaTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"), time=T1000,
+            cfg="separate", io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": HIDDEN},
+            always_run=("x_embedder", "context_embedder", "time_text_embed", "distilled_guidance_layer", "norm_out"),
+            notes="single blocks take no encoder stream"),
+    Adapter("qwenimage", ("QwenImageTransformer2DModel",), ("transformer_blocks",), time=T1000,
+            cfg="separate (cache_context)", always_run=("img_in", "txt_in", "time_text_embed", "pos_embed", "norm_out")),
+    Adapter("lumina2", ("Lumina2Transformer2DModel",), ("layers",), time=REVERSED, cfg="separate",
+            io={"layers": HIDDEN},
+            always_run=("x_embedder", "time_caption_embed", "noise_refiner", "context_refiner", "rope_embedder", "norm_out"),
+            notes="time runs reversed (1 - t/1000); the stack runs on the joint [image, caption] sequence"),
+    Adapter("cogview4", ("CogView4Transformer2DModel",), ("transformer_blocks",), cfg="separate (cache_context)",
+            always_run=("patch_embed", "time_condition_embed", "rope", "norm_out", "proj_out")),
+    Adapter("hunyuanimage", ("HunyuanImageTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            cfg="separate through the guider (cache_context pred_cond / pred_uncond); distilled: one call",
+            always_run=("x_embedder", "context_embedder", "time_guidance_embed", "rope", "norm_out")),
+    Adapter("longcat_image", ("LongCatImageTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            time=T1000, cfg="separate (cache_context)",
+            io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": _io(ENC_HID)}),
+    Adapter("ovis_image", ("OvisImageTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            time=T1000, cfg="separate (cache_context)",
+            io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": _io(ENC_HID)}),
+    Adapter("cogview3plus", ("CogView3PlusTransformer2DModel",), ("transformer_blocks",), cfg="batched",
+            io={"transformer_blocks": _io(HID_ENC)}),
+    Adapter("lumina_next", ("LuminaNextDiT2DModel",), ("layers",), time=REVERSED, cfg="batched", io={"layers": HIDDEN}),
+    Adapter("glm_image", ("GlmImageTransformer2DModel",), ("transformer_blocks",), time=TimeSpec(offset=-1.0),
+            cfg="separate", io={"transformer_blocks": _io(HID_ENC)}, notes="time is passed as t - 1"),
+    Adapter("qwenimage21", ("QwenImage21Transformer2DModel",), ("transformer_blocks",), time=T1000,
+            cfg="separate (cache_context)", io={"transformer_blocks": HIDDEN},
+            notes="its key-value cache shortens the stack input after the first step: padecache restarts the history "
+                  "then; run with use_kv_cache=False to forecast from the start"),
+    Adapter("omnigen", ("OmniGenTransformer2DModel",), ("layers",), head="norm", cfg="batched (cond first)",
+            io={"layers": HIDDEN}),
+    Adapter("prx", ("PRXTransformer2DModel",), ("blocks",), head="final_layer", time=T1000, cfg="batched",
+            io={"blocks": HIDDEN}),
+    Adapter("bria_fibo", ("BriaFiboTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            cfg="batched", io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": HIDDEN}),
+    Adapter("nucleusmoe_image", ("NucleusMoEImageTransformer2DModel",), ("transformer_blocks",), time=T1000,
+            cfg="separate", io={"transformer_blocks": HIDDEN}),
+    # -- video --------------------------------------------------------------------------------------------------
+    Adapter("wan", ("WanTransformer3DModel",), ("blocks",), cfg="separate (cache_context with step_index)",
+            always_run=("patch_embedding", "condition_embedder", "rope", "norm_out", "proj_out"),
+            notes="Wan 2.2: transformer and transformer_2 (the experts) each keep their own state and budget"),
+    Adapter("wan_vace", ("WanVACETransformer3DModel",), ("vace_blocks", "blocks"), cfg="separate (cache_context)",
+            io={"vace_blocks": _io(("zeros:control_hidden_states", "control_hidden_states"))},
+            always_run=("patch_embedding", "vace_patch_embedding", "condition_embedder", "rope", "norm_out"),
+            notes="VACE blocks are part of the stack: a skipped one hands back a zero hint"),
+    Adapter("skyreels_v2", ("SkyReelsV2Transformer3DModel",), ("blocks",), cfg="separate (cache_context)",
+            io={"blocks": HIDDEN}, notes="diffusion-forcing pipelines pass per-frame times; the step is matched on their maximum"),
+    Adapter("chronoedit", ("ChronoEditTransformer3DModel",), ("blocks",), cfg="separate", io={"blocks": HIDDEN},
+            notes="temporal reasoning steps change the token count: the history restarts (stats().restarts)"),
+    Adapter("wan_animate", ("WanAnimateTransformer3DModel",), ("blocks",), cfg="separate (cache_context)",
+            io={"blocks": HIDDEN}, always_run=("motion_encoder", "face_encoder"),
+            notes="the face adapter, called between blocks, is skipped with them"),
+    Adapter("helios", ("HeliosTransformer3DModel",), ("blocks",), cfg="separate (cache_context)", io={"blocks": HIDDEN}),
+    Adapter("hunyuanvideo", ("HunyuanVideoTransformer3DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            cfg="distilled (cache_context); true CFG: separate",
+            always_run=("x_embedder", "context_embedder", "time_text_embed", "rope", "norm_out")),
+    Adapter("hunyuanvideo15", ("HunyuanVideo15Transformer3DModel",), ("transformer_blocks",),
+            cfg="separate through the guider (cache_context pred_cond / pred_uncond)",
+            io={"transformer_blocks": _io(HID_ENC)}, always_run=("x_embedder", "context_embedder", "time_embed", "rope", "norm_out")),
+    Adapter("cogvideox", ("CogVideoXTransformer3DModel",), ("transformer_blocks",), head="norm_final",
+            cfg="batched (cache_context cond_uncond)",
+            always_run=("patch_embed", "time_embedding", "norm_final", "norm_out", "proj_out")),
+    Adapter("ltx", ("LTXVideoTransformer3DModel",), ("transformer_blocks",), cfg="batched (cache_context cond_uncond)",
+            always_run=("proj_in", "time_embed", "caption_projection", "rope", "norm_out", "proj_out")),
+    Adapter("ltx2", ("LTX2VideoTransformer3DModel",), ("transformer_blocks",), cfg="batched (cache_context cond_uncond)",
+            streams=(Stream("hidden_states", "norm_out"), Stream("audio_hidden_states", "audio_norm_out")),
+            io={"transformer_blocks": _io(("hidden_states", "audio_hidden_states"))},
+            always_run=("proj_in", "audio_proj_in", "time_embed", "audio_time_embed", "norm_out", "audio_norm_out"),
+            notes="video and audio streams are forecast together (one residual per row)"),
+    Adapter("mochi", ("MochiTransformer3DModel",), ("transformer_blocks",), cfg="batched (cache_context cond_uncond)",
+            always_run=("patch_embed", "time_embed", "rope", "norm_out", "proj_out")),
+    Adapter("cosmos", ("CosmosTransformer3DModel",), ("transformer_blocks",), cfg="separate",
+            io={"transformer_blocks": HIDDEN}, notes="EDM time: the scheduler's timesteps are 0.25 log sigma"),
+    Adapter("allegro", ("AllegroTransformer3DModel",), ("transformer_blocks",), cfg="batched",
+            io={"transformer_blocks": HIDDEN}),
+    Adapter("latte", ("LatteTransformer3DModel",), ("transformer_blocks", "temporal_transformer_blocks"), cfg="batched",
+            notes="spatial and temporal blocks alternate (reshaped in between); the stack is all of them"),
+    Adapter("sana_video", ("SanaVideoTransformer3DModel",), ("transformer_blocks",), cfg="batched",
+            io={"transformer_blocks": HIDDEN}),
+    Adapter("easyanimate", ("EasyAnimateTransformer3DModel",), ("transformer_blocks",), head="norm_final", cfg="batched",
+            io={"transformer_blocks": _io(HID_ENC)}),
+    Adapter("motif_video", ("MotifVideoTransformer3DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            cfg="separate through the guider (cache_context pred_cond / pred_uncond)"),
 )
+
+#: families that no adapter covers yet, and why
+UNSUPPORTED = {
+    "ConsisIDTransformer3DModel": "the head receives [text, image] tokens while the stack's input is the image alone",
+    "HunyuanVideoFramepackTransformer3DModel": "history tokens are prepended inside the stack and cut before the head",
+    "Krea2Transformer2DModel": "the stack runs on [text, image]; the head receives the image part only",
+    "Kandinsky5Transformer3DModel": "the head receives the stack output unflattened to (B, F, H, W, D)",
+    "ErnieImageTransformer2DModel": "its hidden stream is sequence-first (S, B, D); padecache's rows are batch-first",
+    "Flux3Transformer2DModel": "no diffusers 0.42 pipeline drives it yet",
+}
 
 #: every built-in adapter, the generic one last (registry order decides who claims a model first)
 BUILTIN_ADAPTERS: tuple[Adapter, ...] = (*FAMILIES, GenericAdapter())

@@ -1,5 +1,44 @@
-"""``padecache.testing``: what plugin authors and researchers test with (contract suites, tiny models).
+"""``padecache.testing``: what plugin authors and researchers test with.
 
-Importing this module needs pytest only for the contract mixins; the tiny-model factories need
-``transformers`` for pipelines with text encoders.
+* contract suites, as pytest mixins: :class:`PredictorContract`, :class:`PolicyContract`,
+  :class:`StageDetectorContract`, :class:`AdapterContract` (:mod:`padecache.testing.contracts`);
+* tiny, offline, seeded models: :func:`tiny_pipeline` (DiT, PixArt, FLUX, Wan, SD3 pipelines with text encoders
+  built in memory) and :func:`tiny_transformer` (every supported transformer family).
+
+    from padecache.testing import PredictorContract
+
+    class TestMine(PredictorContract):
+        component = "my-predictor"
+        configs = [{}, {"order": 2}]
+
+Importing the contracts needs pytest; the pipelines need ``transformers``.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PredictorContract": "contracts",
+    "PolicyContract": "contracts",
+    "StageDetectorContract": "contracts",
+    "AdapterContract": "contracts",
+    "trajectory": "contracts",
+    "context": "contracts",
+    "tiny_pipeline": "pipelines",
+    "run": "pipelines",
+    "applied": "pipelines",
+    "tiny_transformer": "families",
+    "run_loop": "families",
+    "FAMILIES": "families",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'padecache.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -194,11 +194,10 @@ class TCPadePredictor(Predictor):
     # -- prediction ---------------------------------------------------------------------------------------------
     def predict(self, ctx: StepContext, block_input: torch.Tensor) -> torch.Tensor:
         variant = self.config.variant
-        if variant == "reference":
-            return self._reference(ctx, block_input)
-        if variant == "paper":
-            return self._paper(ctx)
-        return self._damped(ctx)
+        if variant == "damped":
+            return self._damped(ctx)
+        out = self._reference(ctx, block_input) if variant == "reference" else self._paper(ctx)
+        return out.to(block_input.dtype)  # the published forms compute their factors in float32
 
     def indicators(self) -> dict[str, torch.Tensor]:
         return dict(self._indicators)

@@ -1,0 +1,65 @@
+"""Copies and pickles of hooked models, and the memory the cache holds (what ``cache_bytes`` reports)."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+
+import padecache
+import tiny
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save"])
+def test_a_hooked_model_cannot_be_copied_silently(how, tmp_path):
+    model = tiny.dit_transformer()
+    padecache.apply(model, "default")
+    try:
+        with pytest.raises(TypeError, match=r"padecache.remove\(model\) first, then apply padecache to the copy"):
+            if how == "deepcopy":
+                copy.deepcopy(model)
+            elif how == "pickle":
+                pickle.dumps(model)
+            else:
+                torch.save(model, tmp_path / "model.pt")
+    finally:
+        padecache.remove(model)
+    clone = copy.deepcopy(model)  # unhooked: an ordinary copy
+    padecache.apply(clone, "default")
+    padecache.apply(model, "none")
+    try:
+        assert padecache.stats(model).generations == 0 and padecache.is_applied(clone)
+    finally:
+        padecache.remove(clone)
+        padecache.remove(model)
+
+
+def _stack_bytes(dtype, batch=2, tokens=64, width=32):
+    return batch * tokens * width * torch.tensor([], dtype=dtype).element_size()
+
+
+@pytest.mark.parametrize("history_dtype", ["float32", "model"])
+def test_cache_bytes_is_what_a_first_order_predictor_holds(history_dtype):
+    """linear keeps its two last residuals, and during a call the engine holds the block-stack input (a float32
+    copy, or the model's own bf16 tensor kept alive): three stack-sized tensors, in the history dtype."""
+    pipe = tiny.flux_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(torch.bfloat16)
+    cfg = {"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}, "engine": {"history_dtype": history_dtype}}
+    with tiny.applied(pipe, cfg):
+        pipe("a squirrel", num_inference_steps=8, guidance_scale=3.5, height=16, width=16, max_sequence_length=48,
+             output_type="latent", generator=torch.Generator().manual_seed(0))
+        stats = padecache.stats(pipe)
+    one = _stack_bytes(torch.float32 if history_dtype == "float32" else torch.bfloat16, batch=1)
+    assert stats.cache_bytes == 3 * one
+    assert stats.forecast_steps > 0
+
+
+def test_history_on_the_cpu_gives_the_same_images(wan_pipe):
+    out = {}
+    for device in ("model", "cpu"):
+        with tiny.applied(wan_pipe, "default", engine={"history_device": device}):
+            out[device] = tiny.run_wan(wan_pipe, steps=8)
+    assert torch.equal(out["model"], out["cpu"])
