@@ -1,4 +1,4 @@
-"""Shared test set-up for tests/ and plugins/*/tests: threads, hypothesis profile, tiny pipelines."""
+"""Shared test set-up for tests/ and plugins/*/tests: threads, hypothesis profiles, tiny pipelines."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "tests"))  # tiny.py: pipelines built from configs
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+torch.set_num_threads(1)  # every model here is tiny: one thread is several times faster than two, and steadier
 
 from hypothesis import settings  # noqa: E402
 
+# The suite's profile: 60 examples per property, derandomized (the same examples on every run).  The
+# `thorough` profile runs 1500 per property for a release check:
+#     python -m pytest --hypothesis-profile=thorough --hypothesis-seed=12345 -k "pade_fit or taylor or budget"
 settings.register_profile("padecache", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("thorough", max_examples=1500, deadline=None)
 settings.load_profile("padecache")
 
 

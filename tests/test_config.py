@@ -52,6 +52,14 @@ def test_missing_sections_take_defaults():
     ({"stage": {"name": "fraction", "early": 0.9, "late": 0.5}}, r"late: must be >= early"),
     ({"predictor": {"order": 1}}, r"needs a component name"),
     ({"predictr": {"name": "taylor"}}, r"unknown section 'predictr' \(did you mean 'predictor'\?\)"),
+    ({"policy": {"name": "budget", "speedup": float("inf")}}, r"speedup: must be a finite number, got inf"),
+    ({"engine": {"max_growth": float("-inf")}}, r"max_growth: must be a finite number"),
+    ({"predictor": {"name": "taylor", "order": 10**30}}, r"order: must be <= 3, got 1000000000000000000000000000000"),
+    ({"policy": {"name": "budget", "speedup": 10**400}}, r"speedup: 1000.* is too large for a floating-point number"),
+    ({"policy": {"name": "budget", "speedup": -(10**400)}}, r"speedup: .* is too large for a floating-point number"),
+    ({"predictor": 3}, r"\[predictor\] must be a table, got int"),
+    ({"predictor": {"name": 3}}, r"needs a component name"),
+    ({"policy": ["budget"]}, r"\[policy\] must be a table, got list"),
 ])
 def test_bad_configs_raise_value_errors_that_say_what_to_do(data, message):
     with pytest.raises(ValueError, match=message):
@@ -77,13 +85,42 @@ def test_bad_value_in_toml_names_file_section_and_key(tmp_path):
         padecache.load_config(path)
 
 
-def test_missing_file():
-    with pytest.raises(ConfigError, match="no such config file"):
-        padecache.load_config("nowhere.toml")
+@pytest.mark.parametrize("path", ["nowhere.toml", "configs/run.cfg", "my-run.json", "dir/preset"])
+def test_a_missing_file_is_reported_as_a_file_not_an_unknown_preset(path):
+    with pytest.raises(ConfigError, match=rf"{path}: no such config file"):
+        padecache.load_config(path)
+
+
+def test_a_non_utf8_file_names_the_file(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[predictor]\nname = "taylor"  # caf\xe9\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.toml: not a UTF-8 text file"):
+        padecache.load_config(path)
+
+
+@pytest.mark.parametrize("value", [3, 2.5, ["taylor"]])
+def test_a_section_override_that_is_neither_a_name_nor_a_dict_says_so(value):
+    with pytest.raises(ConfigError, match=r"predictor=.*expected a component name or a dict with `name` and options"):
+        padecache.load_config("default", predictor=value)
+
+
+def test_a_json_config_file(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"predictor": {"name": "linear"}, "policy": {"name": "fixed", "interval": 2}}))
+    assert padecache.load_config(path).policy.options.interval == 2
 
 
 def test_options_are_immutable_and_typed():
+    import attrs
+
     cfg = padecache.load_config({"predictor": {"name": "taylor", "order": 2.0}})
     assert cfg.predictor.options.order == 2 and isinstance(cfg.predictor.options.order, int)
-    with pytest.raises(Exception):
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
         cfg.predictor.options.order = 3
+
+
+def test_configs_are_written_as_valid_json():
+    """Every float option is finite, so the JSON of any accepted config is standard (no Infinity / NaN)."""
+    for preset in padecache.get_registry().preset_names():
+        text = padecache.load_config(preset).to_json()
+        json.loads(text, parse_constant=lambda c: pytest.fail(f"{preset}: non-standard JSON constant {c}"))

@@ -381,3 +381,66 @@ def test_flux_style_timesteps_do_not_collide_with_raw_ones():
         match_step(schedule, 0.5, scale=1e-3)
     duplicated = Schedule([999.0, 500.0, 500.0, 1.0])  # a second-order scheduler evaluates twice
     assert match_step(duplicated, 500.0, after=1) == 2 and match_step(duplicated, 500.0, after=0) == 1
+
+
+class OneRowPredictor(SpyPredictor):
+    """Returns the forecast of the first row only: the engine must refuse to broadcast it."""
+
+    name = "one-row"
+    shape = "rows"
+
+    def predict(self, ctx, block_input):
+        good = super().predict(ctx, block_input)
+        return good[:1] if OneRowPredictor.shape == "rows" else good[..., :-1]
+
+
+class OneRowPlugin:
+    @padecache.hookimpl
+    def padecache_predictors(self):
+        return [OneRowPredictor]
+
+
+@pytest.mark.parametrize("shape, message", [("rows", r"returned shape \(1, 16, 32\) for a block stack of shape \(4, 16, 32\)"),
+                                            ("width", r"returned shape \(4, 16, 31\) for a block stack of shape \(4, 16, 32\)")])
+def test_a_prediction_of_the_wrong_shape_is_an_error_naming_component_and_step(shape, message, dit_pipe):
+    plugin = OneRowPlugin()
+    padecache.register_plugin(plugin, name="one-row")
+    OneRowPredictor.shape = shape
+    try:
+        with tiny.applied(dit_pipe, {"predictor": "one-row", "policy": {"name": "fixed", "interval": 3, "warmup": 2}}):
+            with pytest.raises(ValueError, match=rf"predictor 'one-row' {message} at step 2 \(branch 'main'\); .*never broadcast"):
+                tiny.run_dit(dit_pipe, steps=STEPS)
+    finally:
+        padecache.unregister_plugin(plugin)
+
+
+def test_a_nan_timestep_is_an_error_not_an_index_error(flux_pipe):
+    t = flux_pipe.transformer
+    kw = dict(encoder_hidden_states=torch.randn(1, 7, 32), pooled_projections=torch.randn(1, 32), txt_ids=torch.zeros(7, 3),
+              img_ids=torch.zeros(64, 3))
+    with tiny.applied(t, "none"):
+        padecache.set_schedule(t, [1000.0, 500.0])
+        with pytest.raises(ValueError, match=r"non-finite timestep \(nan\)"):
+            t(torch.randn(1, 64, 16), timestep=torch.tensor([float("nan")]), **kw)
+
+
+def test_a_predictor_that_never_becomes_ready_is_reported(dit_pipe):
+    class Shy(SpyPredictor):
+        name = "shy"
+
+        def ready(self, ctx):
+            return False
+
+    class ShyPlugin:
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            return [Shy]
+
+    plugin = ShyPlugin()
+    padecache.register_plugin(plugin, name="shy")
+    try:
+        with tiny.applied(dit_pipe, {"predictor": "shy", "policy": {"name": "fixed", "interval": 3, "warmup": 2}}):
+            with pytest.warns(RuntimeWarning, match=r"predictor 'shy' still says it is not ready after \d+ computed residuals"):
+                tiny.run_dit(dit_pipe, steps=STEPS)
+    finally:
+        padecache.unregister_plugin(plugin)

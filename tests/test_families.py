@@ -5,7 +5,6 @@ a tiny model of the family in a 20-step loop that calls it as its pipeline does;
 from __future__ import annotations
 
 import pytest
-import torch
 
 import padecache
 from padecache.adapters.families import FAMILIES, UNSUPPORTED
@@ -13,14 +12,6 @@ from padecache.testing import AdapterContract
 from padecache.testing.families import family_names, tiny_transformer
 
 TESTED = [name for name in family_names() if name in {a.name for a in FAMILIES}]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is several times faster than two
-    yield
-    torch.set_num_threads(threads)
 
 
 for _name in TESTED:

@@ -40,7 +40,7 @@ def _stack_bytes(dtype, batch=2, tokens=64, width=32):
     return batch * tokens * width * torch.tensor([], dtype=dtype).element_size()
 
 
-@pytest.mark.parametrize("history_dtype", ["float32", "model"])
+@pytest.mark.parametrize("history_dtype", ["float32", "model", "auto"])
 def test_cache_bytes_is_what_a_first_order_predictor_holds(history_dtype):
     """linear keeps its two last residuals, and during a call the engine holds the block-stack input (a float32
     copy, or the model's own bf16 tensor kept alive): three stack-sized tensors, in the history dtype."""

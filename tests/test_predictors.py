@@ -1,4 +1,4 @@
-"""Contract suite over every registered predictor, plus exactness of the built-ins."""
+"""Exactness of the built-in predictors (their contracts run through padecache.testing in test_contracts.py)."""
 
 from __future__ import annotations
 
@@ -28,41 +28,6 @@ def trajectory(step, rows=3):
 def feed(predictor, steps, rows=3):
     for s in steps:
         predictor.update(ctx(s), trajectory(s, rows), torch.zeros(rows, 4, 6), computed=True)
-
-
-PREDICTORS = get_registry().names("predictor")
-
-
-@pytest.mark.parametrize("name", PREDICTORS)
-def test_contract(name):
-    """ready/predict/reset, shape and dtype kept, rows never mix, inputs not mutated, state reported."""
-    registry = get_registry()
-    predictor = registry.create("predictor", name)
-    assert not predictor.ready(ctx(0))
-    feed(predictor, [0, 1, 2, 4, 8])
-    target = ctx(10, history=5)
-    assert predictor.ready(target)
-    x_in = torch.randn(3, 4, 6)
-    x_copy = x_in.clone()
-    pred = predictor.predict(target, x_in)
-    assert pred.shape == (3, 4, 6) and pred.dtype == torch.float32 and torch.isfinite(pred).all()
-    assert torch.equal(x_in, x_copy)
-    assert sum(t.numel() for t in predictor.state_tensors()) > 0
-    # batch rows are independent: the batch prediction equals each row fed alone
-    for row in range(3):
-        single = registry.create("predictor", name)
-        for s in [0, 1, 2, 4, 8]:
-            single.update(ctx(s), trajectory(s)[row : row + 1], torch.zeros(1, 4, 6), computed=True)
-        alone = single.predict(target, x_in[row : row + 1])
-        torch.testing.assert_close(alone[0], pred[row], rtol=1e-5, atol=1e-6)
-    predictor.reset()
-    assert not predictor.ready(ctx(0))
-
-
-@pytest.mark.parametrize("name", PREDICTORS)
-def test_default_config_round_trips(name):
-    cfg = padecache.load_config({"predictor": {"name": name}})
-    assert padecache.CacheConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_noop_returns_its_input():

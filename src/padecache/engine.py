@@ -221,7 +221,10 @@ class Engine:
     # -- decisions, at the first block -----------------------------------------------------------------
     def _history(self, t: torch.Tensor) -> torch.Tensor:
         e = self.config.engine
-        dtype = torch.float32 if e.history_dtype == "float32" else t.dtype
+        if e.history_dtype == "float32" or (e.history_dtype == "auto" and t.dtype == torch.float16):
+            dtype = torch.float32
+        else:
+            dtype = t.dtype
         device = "cpu" if e.history_device == "cpu" else t.device
         return t.detach().to(device=device, dtype=dtype)
 

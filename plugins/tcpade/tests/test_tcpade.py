@@ -64,6 +64,23 @@ def test_damped_is_exact_on_lines_and_conservative_with_two_residuals():
     assert p.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(6.5)
 
 
+def test_damped_on_a_grid_that_runs_down_is_the_mirror_of_one_that_runs_up():
+    """On the sigma grid positions decrease; a residual linear in sigma is extrapolated exactly, and a decaying trend
+    is damped by the distance travelled, as on the step grid."""
+    up = TCPadePredictor(TCPadePredictor.Config(grid="step"))
+    down = TCPadePredictor(TCPadePredictor.Config(grid="sigma"))
+    values, steps = [0.5, 1.0, 1.4], [0, 4, 8]
+    for v, s in zip(values, steps):
+        up.update(ctx(s, Stage.MID), torch.full((1, 1), v), torch.zeros(1, 1), computed=True)
+        down.update(ctx(s, Stage.MID), torch.full((1, 1), v), torch.zeros(1, 1), computed=True)
+    # the uniform schedule's sigma is affine in the step (sigma = 1 - step/20): the same forecast on both grids
+    assert down.predict(ctx(10, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(DAMPED[Stage.MID], rel=1e-5)
+    line = TCPadePredictor(TCPadePredictor.Config(grid="sigma"))
+    for s in (0, 2, 6):
+        line.update(ctx(s, Stage.MID), torch.full((1, 1), 3.0 - 2.0 * SCHED.sigmas[s]), torch.zeros(1, 1), computed=True)
+    assert line.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(3.0 - 2.0 * SCHED.sigmas[11], rel=1e-5)
+
+
 def test_reference_matches_hand_computation_in_every_stage():
     # three residuals: order 3 needs 4, so the weighted fallback runs:
     #   0.8 (clip of 1/(1 + 10 |2 - 1|)) * (4/9 * 2 + 3/9 * 1 + 2/9 * 0.5) = 1.0666666667

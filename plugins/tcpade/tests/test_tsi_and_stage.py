@@ -51,10 +51,19 @@ def test_sharp_turn_forces_a_refresh_with_the_official_comparison():
 
 
 def test_official_threshold_never_fires_and_schedule_heads_are_computed():
-    p = policy()  # threshold 1.4 > max TSI = 1
+    p = policy(threshold=1.4)  # the official code's value: above max TSI = 1
     feed(p, [[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])  # a full reversal, TSI = 1
-    plan = [p.should_compute(at(s)) for s in range(20)]
+    plan = [bool(p.should_compute(at(s))) for s in range(20)]
     assert [s for s, c in enumerate(plan) if c] == [0, 1, 2, 4, 8, 12, 16, 19]
+
+
+def test_the_default_threshold_fires_on_a_sharp_turn():
+    p = policy()
+    feed(p, [[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]])  # a full reversal, TSI = 1 > 0.7
+    assert bool(p.should_compute(at(5)))
+    q = policy()
+    feed(q, [[0.0, 0.0], [1.0, 0.0], [2.0, 0.1]])  # nearly straight on: TSI = 0.05
+    assert not bool(q.should_compute(at(5)))
 
 
 def test_tsi_decides_per_row():

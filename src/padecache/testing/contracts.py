@@ -222,20 +222,13 @@ class PredictorContract(_ComponentContract):
     def test_runs_inside_a_real_sampling_loop(self, options, family):
         if family not in self.families:
             pytest.skip(f"{family} not in {type(self).__name__}.families")
-        pipe = _pipeline(family)
         config = {"predictor": {"name": self.component, **options}, "policy": {"name": "budget", "speedup": 2.5}}
-        full = _full_compute(family)
-        padecache.apply(pipe, config)
-        try:
-            out = _run(pipe, family)
-            stats = padecache.stats(pipe)
-        finally:
-            padecache.remove(pipe)
+        out, stats = _loop(family, config)
         assert torch.isfinite(out).all()
         assert stats.forecast_steps > 0, f"{self.component!r} never forecast in a 20-step loop on {family}"
         assert stats.fallbacks * 2 <= stats.forecast_steps + stats.fallbacks, f"most of {self.component!r}'s forecasts were rejected"
         if self.psnr_floor is not None:
-            psnr = _psnr(out, full)
+            psnr = _psnr(out, _loop(family, "none")[0])
             assert psnr >= self.psnr_floor, f"{self.component!r} on {family}: {psnr:.1f} dB < floor {self.psnr_floor} dB"
 
 
@@ -303,10 +296,7 @@ class PolicyContract(_ComponentContract):
     def test_runs_inside_a_real_sampling_loop(self, options, family):
         if family not in self.families:
             pytest.skip(f"{family} not in {type(self).__name__}.families")
-        pipe = _pipeline(family)
-        with _applied(pipe, {"predictor": {"name": "taylor"}, "policy": {"name": self.component, **options}}):
-            out = _run(pipe, family)
-            stats = padecache.stats(pipe)
+        out, stats = _loop(family, {"predictor": {"name": "taylor"}, "policy": {"name": self.component, **options}})
         assert torch.isfinite(out).all() and stats.total_steps == STEPS
         assert stats.records[0].computed
 
@@ -465,21 +455,21 @@ def _signature(model):
 
 
 @functools.lru_cache(maxsize=None)
-def _pipeline(family: str):
-    from .pipelines import tiny_pipeline
+def _model(family: str):
+    from .families import tiny_transformer
 
-    return tiny_pipeline(family)
-
-
-@functools.lru_cache(maxsize=None)
-def _full_compute(family: str) -> torch.Tensor:
-    return _run(_pipeline(family), family)
+    return tiny_transformer(family)
 
 
-def _run(pipe, family: str) -> torch.Tensor:
-    from .pipelines import run
+def _loop(family: str, config) -> tuple[torch.Tensor, Any]:
+    """A 20-step loop on a tiny ``family`` transformer, called as the family's pipeline calls it, with ``config``."""
+    from .families import make_scheduler, run_loop
 
-    return run(pipe, family, steps=STEPS, seed=0)
+    model, scheduler = _model(family), make_scheduler(family)
+    with _applied(model, config, scheduler=scheduler):
+        out = run_loop(family, model, steps=STEPS, scheduler=scheduler, batch=2)
+        stats = padecache.stats(model)
+    return out, stats
 
 
 def _applied(pipe, config, **kwargs):

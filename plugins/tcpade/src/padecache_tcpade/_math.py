@@ -165,15 +165,17 @@ def slope_ratio(r_n: torch.Tensor, r_n1: torch.Tensor, r_n2: torch.Tensor, h: fl
 
 
 def decay_rate(stability: torch.Tensor, spacing: float) -> torch.Tensor:
-    """λ = −ln(σ) / spacing: the rate at which a slope that keeps a share σ per ``spacing`` decays."""
-    if spacing <= 0:
+    """λ = −ln(σ) / |spacing|: the rate at which a slope that keeps a share σ per ``spacing`` decays."""
+    if spacing == 0:
         raise ValueError("the computed residuals must sit at distinct positions")
-    return -torch.log(stability.clamp(min=1e-6)) / spacing
+    return -torch.log(stability.clamp(min=1e-6)) / abs(spacing)
 
 
 def decay_pade_step(r_n: torch.Tensor, slope: torch.Tensor, rate: torch.Tensor, distance: float, den_min: float = 0.5) -> torch.Tensor:
-    """R_n + D d / (1 + λ d / 2) for a slope D and per-row rate λ, as one fused multiply-add."""
-    den = (1 + as_rows(rate, r_n).to(r_n.dtype) * (distance / 2)).clamp(min=den_min)
+    """R_n + D d / (1 + λ |d| / 2) for a slope D and per-row rate λ, as one fused multiply-add.
+
+    The decay acts on the distance travelled, so a grid that runs downwards (sigma) works as one that runs up."""
+    den = (1 + as_rows(rate, r_n).to(r_n.dtype) * (abs(distance) / 2)).clamp(min=den_min)
     return torch.addcmul(r_n, slope, distance / den)
 
 
@@ -203,7 +205,9 @@ def pade_fit(
 
     Linearised least squares: Σ_j a_j u_i^j − y_i Σ_k b_k u_i^k = y_i for every sample i, solved per
     element through the normal equations of the column-equilibrated system with a tiny ridge (so
-    constant or degenerate data give a finite answer).  Needs at least m + n + 1 samples; with exactly that many it interpolates.
+    constant or degenerate data give a finite answer), then refined twice against the unregularised
+    equations (the ridge's bias, ridge × condition number, would otherwise reach 1e-6 on ill-conditioned
+    grids).  Needs at least m + n + 1 samples; with exactly that many it interpolates.
 
     Returns ``(a, b)``: numerator coefficients ``(m+1, *shape)`` and denominator coefficients
     ``(n, *shape)`` (b_1..b_n).
@@ -222,9 +226,12 @@ def pade_fit(
     col = torch.linalg.vector_norm(a_mat, dim=1, keepdim=True).clamp(min=1e-30)  # (E, 1, m+n+1)
     a_mat = a_mat / col
     ata = a_mat.transpose(1, 2) @ a_mat
-    ata = ata + ridge * torch.eye(m + n + 1, dtype=ata.dtype)
+    regular = ata + ridge * torch.eye(m + n + 1, dtype=ata.dtype)
     atb = (a_mat.transpose(1, 2) @ y.unsqueeze(-1)).squeeze(-1)
-    coef = _solve_spd(ata, atb) / col.squeeze(1)  # (E, m+n+1)
+    coef = _solve_spd(regular, atb)
+    for _ in range(2):  # iterative refinement towards the unregularised solution
+        coef = coef + _solve_spd(regular, atb - (ata @ coef.unsqueeze(-1)).squeeze(-1))
+    coef = coef / col.squeeze(1)  # (E, m+n+1)
     a = coef[:, : m + 1].T.reshape(m + 1, *shape)
     b = coef[:, m + 1 :].T.reshape(n, *shape)
     return a, b

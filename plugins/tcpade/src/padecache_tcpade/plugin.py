@@ -55,3 +55,10 @@ def padecache_presets():
             "policy": {"name": "tsi", "interval": 8, "warmup": 5, "last": True, "threshold": 1.4, "include_predicted": True},
         },
     }
+
+
+@padecache.hookimpl
+def padecache_bench_families():
+    from .bench import FAMILIES  # plain dicts: the benchmark itself is imported only when it runs
+
+    return [dict(f) for f in FAMILIES]

@@ -5,12 +5,14 @@ TSI = ½ ||u1 − u2||, u1 and u2 the unit directions of the last two residual i
 
 * they are among the first ``warmup`` steps, the last step (``last``), or the first step of a cache
   interval (``step % interval == 0``, the paper's 𝒩 = 4), or
-* the TSI test fails: with ``skip_when = "below"`` (the official code) a step may be predicted only
-  while TSI < ``threshold`` in every row, i.e. a sharp turn of the trajectory forces a refresh; with
+* the TSI test fails: with ``skip_when = "below"`` (the official code) a row may be predicted only
+  while its TSI < ``threshold``, i.e. a sharp turn of its trajectory forces a refresh; with
   ``"above"`` (the paper notes' reading) only while TSI >= ``threshold``.
 
-The official default threshold, 1.4, never fires: TSI lies in [0, 1].  Residuals that were predicted
-feed the TSI only with ``include_predicted = true`` (the official code's behaviour).
+TSI lies in [0, 1], so the official code's threshold, 1.4, never fires (``tc-pade-official`` keeps it, to
+reproduce that code); the default here is the paper's "fast" setting, 0.7.  Residuals that were predicted
+feed the TSI only with ``include_predicted = true`` (the official code's behaviour).  Decisions are per
+batch row: a sharp turn in one sample refreshes that sample alone.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class TSIPolicy(CachePolicy):
 
     @attrs.frozen
     class Config:
-        threshold: float = option(1.4, ge=0.0, doc="TSI threshold θ (official code 1.4, which never fires; paper fast 0.7, slow 1.0)")
+        threshold: float = option(0.7, ge=0.0, doc="TSI threshold θ (paper: fast 0.7, slow 1.0; the official code's 1.4 never fires)")
         skip_when: str = option("below", "str", choices=("below", "above"), doc="predict while TSI is below / above θ")
         interval: int = option(4, "int", ge=0, doc="compute every step with step % interval == 0 (paper 𝒩 = 4; 0 = never)")
         warmup: int = option(3, "int", ge=0, doc="steps computed at the start")
