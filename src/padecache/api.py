@@ -51,7 +51,9 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
             :class:`~padecache.config.CacheConfig`.  Default: the ``"default"`` preset.
         **sections: ``predictor=``, ``policy=``, ``stage=``, ``engine=`` replace a section of ``config``:
             a component name or a dict with ``name`` and options.  ``scheduler=`` names the scheduler
-            of a bare transformer.
+            of a bare transformer.  ``sequence_group=`` names the ``torch.distributed`` process group the
+            tokens are sharded over (found by itself under diffusers' context parallelism): every decision
+            is then taken on group-wide values, identically on every rank.
 
     Raises:
         ValueError: unknown names, bad options, or padecache already applied (``remove`` it first).
@@ -66,6 +68,7 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
         padecache.remove(pipe)
     """
     scheduler = sections.pop("scheduler", None)
+    group = sections.pop("sequence_group", None)
     cfg = load_config(config, **sections)
     registry = get_registry()
     models = _transformers(target)
@@ -85,7 +88,7 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
     attached = []
     try:
         for model, adapter, span in zip(models, adapters, spans):
-            attach(model, adapter, cfg, source, span)
+            attach(model, adapter, cfg, source, span).sequence_group = group
             attached.append(model)
     except BaseException:
         for model in attached:

@@ -29,7 +29,8 @@ import torch.nn as nn
 from .adapters import Adapter, _position
 from .config import CacheConfig
 from .interfaces import Schedule, StepContext
-from .math import row_norm
+from .distributed import LOCAL, Reducer, context_parallel_group
+from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
 from .schedule import TimeResolver
@@ -91,6 +92,18 @@ class Engine:
         self._warned: set[str] = set()
         self.checked_head = False
         self.undo: list[Callable[[], None]] = []
+        self.sequence_group: Any = None  # named by the user; otherwise diffusers' context-parallel group, if any
+        self.reducer = LOCAL
+
+    def _group_reducer(self) -> Reducer:
+        """The reducer of the group this call's tokens are sharded over (found per call: parallelism may be enabled
+        after padecache was applied)."""
+        group = self.sequence_group if self.sequence_group is not None else context_parallel_group(self.model)
+        if group is None:
+            return LOCAL
+        if self.reducer.group is not group:
+            self.reducer = Reducer(group)
+        return self.reducer
 
     # -- components ------------------------------------------------------------------------------------
     def _new_components(self):
@@ -214,7 +227,8 @@ class Engine:
         self._last_step = step
         branch = self._branch(name)
         branch.last_step = step
-        ctx = StepContext(step, num_steps, timestep, sigma, name, None, self.schedule, span=self.span)
+        ctx = StepContext(step, num_steps, timestep, sigma, name, None, self.schedule, span=self.span,
+                          reducer=self._group_reducer())
         ctx = attrs.evolve(ctx, stage=self.detector.stage(ctx))
         self.call = Call(ctx, branch)
 
@@ -297,7 +311,7 @@ class Engine:
         self._check_prediction(prediction, x_in, ctx)
         self.recorder.forecast_attempts += slot.size(batch)
         if self.config.engine.guard:
-            ok = self._acceptable(slot, prediction)
+            ok = self._acceptable(slot, prediction, ctx)
             if ok is not None:  # some rows failed
                 self.recorder.fallback_rows += int((~ok).sum())
                 if not bool(ok.any()):
@@ -340,13 +354,15 @@ class Engine:
                 f"prediction must match the block-stack input it is added to, row for row (it is never broadcast)"
             )
 
-    def _acceptable(self, slot: Slot, prediction: torch.Tensor) -> torch.Tensor | None:
+    def _acceptable(self, slot: Slot, prediction: torch.Tensor, ctx: StepContext) -> torch.Tensor | None:
         """None if every row is finite and within ``max_growth`` x its largest computed residual, else the
-        per-row verdict.  One reduction and one host sync in the common case."""
-        norms = row_norm(prediction)
+        per-row verdict.  One reduction and one host sync in the common case; under sequence parallelism the
+        sums of squares are the group's (a non-finite value on any rank's shard makes the sum non-finite)."""
+        norms = ctx.reduce(row_sumsq(prediction)).value.sqrt()
         ok = torch.isfinite(norms)
-        if slot.max_norm is not None:
-            ok = ok & (norms <= slot.max_norm.to(norms.device) * self.config.engine.max_growth)
+        bound = slot.max_norm
+        if bound is not None:
+            ok = ok & (norms <= bound.to(norms.device) * self.config.engine.max_growth)
         if bool(ok.all()):
             return None
         return ok.cpu()
@@ -443,10 +459,8 @@ class Engine:
             x_rows = x_in if idx is None else x_in.index_select(0, idx)
             if part.compute:
                 residual = (hist if idx is None else hist.index_select(0, idx)) - x_rows
-                norms = row_norm(residual)
-                slot = part.slot
-                slot.max_norm = norms if slot.max_norm is None else torch.maximum(slot.max_norm.to(norms.device), norms)
-                slot.history += 1
+                part.slot.note_residual(part.ctx.reduce(row_sumsq(residual)))
+                part.slot.history += 1
             else:
                 residual = part.prediction
             part.slot.predictor.update(part.ctx, residual, x_rows, computed=part.compute)
@@ -456,6 +470,7 @@ class Engine:
             self.recorder.add(StepRecord(part.ctx.step, call.branch.name, part.compute, part.reason,
                                          part.ctx.stage.value, indicators, rows=rows, batch=batch))
         call.outputs = [None] * len(call.outputs)  # drop the references: the model owns these tensors
+        call.ctx.reducer.flush()  # what this step queued (norms, statistics) goes out in one all-reduce now
         self.recorder.observe_bytes(self.state_bytes(extra=(x_in,)))
 
     def end(self) -> None:

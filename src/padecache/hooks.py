@@ -121,6 +121,55 @@ def _model_hook(engine: Engine):
     return PadeCacheHook()
 
 
+def _inner_chain(block: nn.Module):
+    """diffusers' hook chain on ``block`` when it holds a context-parallel split: its innermost link.
+
+    Such a hook shards the block's inputs; padecache must sit inside it and see the shard, as the model's own
+    forward does.  (Other hooks, e.g. offloading, stay inside padecache: a skipped block need not load its
+    weights.)"""
+    registry = block.__dict__.get("_diffusers_hook")
+    if registry is None or not registry._fn_refs:
+        return None
+    if not any(type(h).__name__.startswith("ContextParallel") for h in registry.hooks.values()):
+        return None
+    return registry._fn_refs[0]
+
+
+def _wrap_block(engine: Engine, block: nn.Module, list_name: str, index: int, first: bool) -> Callable[[], None]:
+    """Put a :class:`BlockForward` in front of ``block``'s forward; returns the closure that takes it out again."""
+    link = _inner_chain(block)
+    if link is not None:  # inside diffusers' context-parallel split, around the block's own forward
+        original = link.forward
+        wrapper = BlockForward(engine, block, list_name, index, first, original)
+        link.forward = wrapper
+
+        def undo_inner():
+            link.forward = original
+
+        return undo_inner
+    had = "forward" in block.__dict__
+    previous = block.__dict__.get("forward")
+    wrapper = BlockForward(engine, block, list_name, index, first, block.forward)
+    block.forward = wrapper
+
+    def undo():
+        if block.__dict__.get("forward") is wrapper:
+            if had:
+                block.forward = previous
+            else:
+                del block.forward
+            return
+        # a hook was put on top of ours since (diffusers' context parallelism, applied after padecache): take
+        # ours out of its chain and leave theirs in place
+        registry = block.__dict__.get("_diffusers_hook")
+        for link in getattr(registry, "_fn_refs", ()):
+            for attr in ("forward", "original_forward"):
+                if getattr(link, attr, None) is wrapper:
+                    setattr(link, attr, previous if had else wrapper.original)
+
+    return undo
+
+
 def _head_pre_hook(engine: Engine, stream: int):
     def hook(module, args, kwargs):
         if engine.call is None:
@@ -168,17 +217,7 @@ def attach(model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any 
 
     # the blocks
     for k, (list_name, index, block) in enumerate(blocks):
-        had = "forward" in block.__dict__
-        previous = block.__dict__.get("forward")
-        block.forward = BlockForward(engine, block, list_name, index, k == 0, block.forward)
-
-        def undo_block(block=block, had=had, previous=previous):
-            if had:
-                block.forward = previous
-            else:
-                del block.forward
-
-        engine.undo.append(undo_block)
+        engine.undo.append(_wrap_block(engine, block, list_name, index, first=(k == 0)))
 
     # the head of each stream
     for stream, head in enumerate(heads):

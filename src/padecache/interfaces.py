@@ -106,6 +106,7 @@ class StepContext:
             ``cache_context``, or ``"main"``, ``"call1"``, ... in call order); batched CFG is one branch.
         stage: the stage the stage detector assigned (``None`` only while detecting it).
         schedule: the whole schedule, for components that look ahead (static masks, time grids).
+        reducer: sums over the sequence-parallel group when the generation is sharded (use :meth:`reduce`).
         history: computed residuals the engine has given this predictor since its last reset (what
             :meth:`Predictor.ready` counts).
         span: ``(first, stop)``, the steps this model runs in the generation: all of them, except for
@@ -124,6 +125,15 @@ class StepContext:
     history: int = 0
     span: tuple[int, int] | None = None
     rows: int = 1
+    reducer: Any = attrs.field(default=None, repr=False, eq=False)
+
+    def reduce(self, local: torch.Tensor):
+        """The sum of ``local`` over the sequence-parallel group, as a :class:`~padecache.distributed.Deferred`
+        (``.value``); the local tensor itself when the generation is not sharded.  Queue every per-row partial
+        sum a decision or a forecast depends on through here, so that every rank sees full-sequence values."""
+        from .distributed import LOCAL
+
+        return (self.reducer or LOCAL).reduce(local)
 
     @property
     def first_step(self) -> int:
@@ -288,6 +298,10 @@ class StageDetector(_Component):
 
 def _select(value: Any, rows: torch.Tensor, batch: int) -> Any:
     """``value`` with every batch-first tensor restricted to ``rows``; containers rebuilt, the rest copied."""
+    from .distributed import Deferred
+
+    if isinstance(value, Deferred):  # a pending group sum: settle it, then keep these rows of it
+        return Deferred(None, _select(value.value, rows, batch))
     if isinstance(value, torch.Tensor):
         if value.dim() >= 1 and value.shape[0] == batch:
             return value.index_select(0, rows.to(value.device))

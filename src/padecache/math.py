@@ -14,6 +14,7 @@ import torch
 
 __all__ = [
     "row_norm",
+    "row_sumsq",
     "row_dot",
     "as_rows",
     "newton_coefficients",
@@ -32,6 +33,12 @@ def as_rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def row_norm(x: torch.Tensor) -> torch.Tensor:
     """L2 norm of each batch row, shape ``(B,)``."""
     return torch.linalg.vector_norm(x.reshape(x.shape[0], -1).float(), dim=1)
+
+
+def row_sumsq(x: torch.Tensor) -> torch.Tensor:
+    """Sum of squares of each batch row, shape ``(B,)``, in float32: the part of a norm that adds over shards."""
+    x = x.reshape(x.shape[0], -1).float()
+    return (x * x).sum(dim=1)
 
 
 def row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -20,13 +20,26 @@ __all__ = ["Slot", "BranchState"]
 class Slot:
     """Rows of one branch sharing a decision history."""
 
-    __slots__ = ("rows", "predictor", "policy", "history", "max_norm")
+    __slots__ = ("rows", "predictor", "policy", "history", "_max_norm", "_pending")
 
     def __init__(self, rows: torch.Tensor | None, predictor: Predictor, policy: CachePolicy):
         self.rows = rows  # indices into the batch; None = every row
         self.predictor, self.policy = predictor, policy
         self.history = 0  # computed residuals given to the predictor since the branch (re)started
-        self.max_norm: torch.Tensor | None = None  # per row: largest computed residual norm
+        self._max_norm: torch.Tensor | None = None  # per row: largest computed residual norm
+        self._pending: list = []  # group sums of squares of computed residuals not folded in yet
+
+    def note_residual(self, sumsq) -> None:
+        """A computed residual's per-row sum of squares (a Deferred group sum): its norm bounds later forecasts."""
+        self._pending.append(sumsq)
+
+    @property
+    def max_norm(self) -> torch.Tensor | None:
+        for handle in self._pending:
+            norms = handle.value.sqrt()
+            self._max_norm = norms if self._max_norm is None else torch.maximum(self._max_norm.to(norms.device), norms)
+        self._pending = []
+        return self._max_norm
 
     def size(self, batch: int) -> int:
         return batch if self.rows is None else len(self.rows)
@@ -45,7 +58,8 @@ class Slot:
             idx = local[sel.cpu()]
             slot = Slot(self.indices(batch).cpu()[idx], self.predictor.select(idx, n), self.policy.select(idx, n))
             slot.history = self.history
-            slot.max_norm = None if self.max_norm is None else self.max_norm[idx.to(self.max_norm.device)]
+            bound = self.max_norm
+            slot._max_norm = None if bound is None else bound[idx.to(bound.device)]
             parts.append(slot)
         return parts[0], parts[1]
 

@@ -35,7 +35,7 @@ import attrs
 import torch
 
 from padecache import OptionError, Predictor, Stage, StepContext, option
-from padecache.math import row_dot
+from padecache.math import row_dot, row_sumsq
 
 from . import _math as pm
 
@@ -114,7 +114,8 @@ class TCPadePredictor(Predictor):
         # damped: the newest computed residual, the newest slope and the per-row decay rate of the trend
         self.newest: torch.Tensor | None = None
         self.slope: torch.Tensor | None = None
-        self.rate: torch.Tensor | None = None
+        self._rate: torch.Tensor | None = None
+        self._fit = None  # (group sums <D_n, D_{n-1}>, |D_{n-1}|², spacing) until the rate is settled
         self._indicators: dict[str, torch.Tensor] = {}
 
     # -- history ------------------------------------------------------------------------------------------------
@@ -140,19 +141,19 @@ class TCPadePredictor(Predictor):
         self.last_input = None
         self.current_order = self.config.get("order") if self.config.variant == "reference" else 0
         self.stability = None
-        self.newest = self.slope = self.rate = None
+        self.newest = self.slope = self._rate = self._fit = None
         self._indicators = {}
 
     def state_tensors(self):
         extra = (self.last_input,) if self.config.variant == "reference" and self.last_input is not None else ()
-        damped = tuple(t for t in (self.newest, self.slope, self.rate) if t is not None)
+        damped = tuple(t for t in (self.newest, self.slope, self._rate) if t is not None)
         return (*self.history, *extra, *damped)
 
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
         c = self.config
         if c.variant == "damped":
             if computed:
-                self._update_damped(ctx.position(c.get("grid")), residual)
+                self._update_damped(ctx, ctx.position(c.get("grid")), residual)
             return
         if c.variant == "paper":
             if computed:
@@ -167,8 +168,9 @@ class TCPadePredictor(Predictor):
         if len(h) >= 2:
             self.stability = pm.official_stability_scalar(h[0], h[1])
 
-    def _update_damped(self, x: float, residual: torch.Tensor) -> None:
-        """Fit the relaxing trend once per computed step: slope D_n, and from ρ = <D_n, D_{n−1}>/||D_{n−1}||² its rate."""
+    def _update_damped(self, ctx: StepContext, x: float, residual: torch.Tensor) -> None:
+        """Fit the relaxing trend once per computed step: slope D_n, and from ρ = <D_n, D_{n−1}>/||D_{n−1}||² its rate
+        (sums over the sequence-parallel group, so a sharded generation forecasts as an unsharded one)."""
         c = self.config
         if self.newest is None:
             self.newest, self.positions = residual, deque([x], maxlen=3)
@@ -181,12 +183,22 @@ class TCPadePredictor(Predictor):
             return
         slope = (residual - self.newest) / h
         if self.slope is not None:
-            rho = row_dot(slope, self.slope) / row_dot(self.slope, self.slope).clamp(min=1e-30)
-            stability = (1 - c.get("shrink")) * rho.clamp(0.0, c.get("rho_max")) + c.get("shrink")
-            self.rate = pm.decay_rate(stability, spacing=0.5 * (x - self.positions[-2]))
-            self._indicators = {"sigma": stability.mean()}
+            sums = ctx.reduce(torch.stack([row_dot(slope, self.slope), row_sumsq(self.slope)], 1))
+            self._fit = (sums, 0.5 * (x - self.positions[-2]))  # the rate is settled when first needed
         self.newest, self.slope = residual, slope
         self.positions.append(x)
+
+    @property
+    def rate(self) -> torch.Tensor | None:
+        """Per-row decay rate λ of the trend (``None`` until three residuals were computed)."""
+        if self._fit is not None:
+            sums, spacing = self._fit
+            rho = sums.value[:, 0] / sums.value[:, 1].clamp(min=1e-30)
+            c = self.config
+            stability = (1 - c.get("shrink")) * rho.clamp(0.0, c.get("rho_max")) + c.get("shrink")
+            self._rate, self._fit = pm.decay_rate(stability, spacing), None
+            self._indicators = {"sigma": stability.mean()}
+        return self._rate
 
     def _newest(self, k: int) -> list[torch.Tensor]:
         return [self.history[-1 - i] for i in range(min(k, len(self.history)))]

@@ -22,7 +22,7 @@ import torch
 
 from padecache import CachePolicy, StepContext, option
 
-from . import _math as pm
+from padecache.math import row_dot, row_sumsq
 
 __all__ = ["TSIPolicy"]
 
@@ -47,9 +47,10 @@ class TSIPolicy(CachePolicy):
 
     def reset(self) -> None:
         self.last_residual: torch.Tensor | None = None
-        self.last_direction: torch.Tensor | None = None
-        self.value: torch.Tensor | None = None  # per-row TSI of the last three residuals
-        self._indicators: dict[str, float] = {}
+        self.last_direction: torch.Tensor | None = None  # R_n − R_{n−1}, not normalised
+        self._stats = None  # group sums per row: |d_n|², <d_n, d_{n−1}>
+        self._previous = None  # the same for d_{n−1}
+        self._indicators: dict[str, torch.Tensor] = {}
 
     def state_tensors(self):
         return tuple(t for t in (self.last_residual, self.last_direction) if t is not None)
@@ -58,11 +59,21 @@ class TSIPolicy(CachePolicy):
         if not (computed or self.config.include_predicted):
             return
         if self.last_residual is not None:
-            direction = pm.unit_rows(residual - self.last_residual)
-            if self.last_direction is not None:
-                self.value = 0.5 * torch.linalg.vector_norm((self.last_direction - direction).flatten(1), dim=1)
+            direction = residual - self.last_residual
+            dot = row_dot(direction, self.last_direction) if self.last_direction is not None else torch.zeros(len(residual))
+            # sums over the sequence-parallel group (the local values when the sequence is not sharded)
+            self._previous, self._stats = self._stats, ctx.reduce(torch.stack([row_sumsq(direction), dot.to(direction.device)], 1))
             self.last_direction = direction
         self.last_residual = residual
+
+    @property
+    def value(self) -> torch.Tensor | None:
+        """Per-row TSI of the last three residuals: ½‖u_n − u_{n−1}‖ = ½ √(2 − 2 cos θ), from group sums."""
+        if self._previous is None or self._stats is None:
+            return None
+        now, before = self._stats.value, self._previous.value
+        cos = now[:, 1] / (now[:, 0] * before[:, 0]).sqrt().clamp(min=1e-24)
+        return 0.5 * (2 - 2 * cos.clamp(-1.0, 1.0)).sqrt()
 
     def scheduled(self, step: int, num_steps: int) -> bool:
         c = self.config
@@ -72,13 +83,14 @@ class TSIPolicy(CachePolicy):
         self._indicators = {}
         if self.scheduled(ctx.step, ctx.num_steps):
             return True
-        if self.value is None:
+        value = self.value
+        if value is None:
             return False
         # one decision per batch row: a sharp turn in one sample refreshes that sample only
-        self._indicators = {"tsi": self.value.max() if self.config.skip_when == "below" else self.value.min()}
+        self._indicators = {"tsi": value.max() if self.config.skip_when == "below" else value.min()}
         if self.config.skip_when == "below":
-            return self.value >= self.config.threshold
-        return self.value < self.config.threshold
+            return value >= self.config.threshold
+        return value < self.config.threshold
 
     def indicators(self) -> dict[str, float | torch.Tensor]:
         return dict(self._indicators)

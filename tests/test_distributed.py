@@ -1,0 +1,78 @@
+"""Context parallelism on CPU ranks: ``torchrun --nproc_per_node=2``, gloo, diffusers' Ulysses attention.
+
+Every rank must take the same decision at every step (else the collectives inside attention deadlock), the same
+decisions as the unsharded run, and gather the unsharded run's output; a guard that fires on one rank's shard
+makes every rank compute.  padecache is applied before ``enable_parallelism`` (Wan: the split is a hook on the
+first block) or after it (FLUX: the split is on the model).  Each run has a timeout: a deadlock fails, not hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+TSI = [{"predictor": "tc-pade", "policy": {"name": "tsi", "threshold": t, "interval": 0, "warmup": 3, "last": False}}
+       for t in (0.3, 0.6, 0.9, 1.01)]
+CASES = {
+    "flux": ("after", [{"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}}, *TSI,
+                       {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
+    "wan": ("before", [{"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5}}, TSI[2],
+                       {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
+}
+
+
+def _torchrun() -> list[str]:
+    exe = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "torch.distributed.run"]
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def ranks(request, tmp_path_factory):
+    family = request.param
+    order, configs = CASES[family]
+    out = tmp_path_factory.mktemp(f"cp-{family}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [*_torchrun(), "--standalone", "--nproc_per_node=2", str(WORKER), family, order, str(out), json.dumps(configs)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{family}: the ranks did not finish in 240 s: a rank-inconsistent decision deadlocks attention")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return family, [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+def test_every_rank_decides_the_same_at_every_step(ranks):
+    family, (rank0, rank1) = ranks
+    for a, b in zip(rank0, rank1):
+        assert a["decisions"] == b["decisions"], f"{family} {a['config']}: the ranks decided differently"
+        assert a["calls"] > 0
+
+
+def test_sharded_runs_decide_and_generate_as_the_unsharded_run(ranks):
+    family, (rank0, rank1) = ranks
+    adaptive_forecasts = 0
+    for run in rank0 + rank1:
+        if run["config"]["predictor"] == "shard-fault":
+            continue  # its forecasts depend on the rank by design (next test)
+        assert run["decisions"] == run["reference_decisions"], f"{family} {run['config']}"
+        assert run["max_abs_diff"] <= 1e-4 * max(1.0, run["scale"]), f"{family} {run['config']}: {run['max_abs_diff']}"
+        assert run["flushes"] <= run["calls"], "more than one all-reduce per transformer call"
+        if run["config"]["policy"]["name"] == "tsi":
+            adaptive_forecasts += run["forecasts"]
+        assert run["finite_after_remove"]
+    assert adaptive_forecasts > 0  # the adaptive policy really forecast on some thresholds
+
+
+def test_a_guard_that_fires_on_one_shard_makes_every_rank_compute(ranks):
+    family, (rank0, rank1) = ranks
+    for run in (rank0[-1], rank1[-1]):
+        assert run["config"]["predictor"] == "shard-fault"
+        assert run["forecasts"] == 0 and run["fallbacks"] > 0
+        assert all(computed for _, _, computed, _, _ in run["decisions"])
