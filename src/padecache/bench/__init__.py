@@ -1,6 +1,82 @@
-"""The side-by-side benchmark (extra ``bench``): ``padecache bench`` calls :func:`run_bench` then :func:`write_results`."""
+"""The side-by-side benchmark as a library (extra ``bench``): :func:`compare` any methods on any pipeline.
 
-from .report import write_results
-from .runner import BenchOptions, BenchResult, run_bench
+    import padecache.bench as bench
 
-__all__ = ["BenchOptions", "BenchResult", "run_bench", "write_results"]
+    def generate(pipe, seed):                      # one generation -> images, batch first
+        return pipe(..., generator=torch.Generator().manual_seed(seed), output_type="pt").images
+
+    records = bench.compare(pipe, generate, ["reuse", "taylorseer-O1", "diffusers-taylorseer", "my-method"],
+                            targets=(2.5, 10 / 3), ours="my-method", out="bench-out")
+
+Methods are names (bench families, peers, presets, predictors, policies), TOML paths, config dicts,
+:class:`Family` objects...  (:mod:`padecache.bench.methods`); plugins add sweep families through the
+``padecache_bench_families`` hook (:mod:`padecache.bench.families`).  Each run becomes a :class:`Record`;
+``out`` gets ``results.json`` (after every run), ``results.md``, ``pareto.png`` and ``grid.png``.
+
+Names resolve on first use: importing this package (or using it) imports neither matplotlib nor torchmetrics
+until a plot is drawn or a default scorer runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "compare": "runner",
+    "PassCounter": "runner",
+    "DEFAULT_TARGETS": "runner",
+    "SUSPECT_TOLERANCE": "runner",
+    "Record": "records",
+    "Environment": "records",
+    "load_records": "records",
+    "Family": "families",
+    "SCHEDULES": "families",
+    "front_loaded": "families",
+    "even_budget": "families",
+    "taylorseer_intervals": "families",
+    "densest": "families",
+    "budget_passes": "families",
+    "registered_families": "families",
+    "Setting": "methods",
+    "Attached": "methods",
+    "Method": "methods",
+    "RunContext": "methods",
+    "Scorer": "metrics",
+    "default_scorers": "metrics",
+    "ResultsDir": "output",
+    "check_output_dir": "output",
+    "headline": "report",
+    "headline_markdown": "report",
+    "markdown": "report",
+    "combined_summary": "report",
+    "key_methods": "selection",
+    "all_methods": "selection",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'padecache.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .families import (SCHEDULES, Family, budget_passes, densest, even_budget, front_loaded, registered_families,
+                           taylorseer_intervals)
+    from .methods import Attached, Method, RunContext, Setting
+    from .metrics import Scorer, default_scorers
+    from .output import ResultsDir, check_output_dir
+    from .records import Environment, Record, load_records
+    from .report import combined_summary, headline, headline_markdown, markdown
+    from .runner import DEFAULT_TARGETS, SUSPECT_TOLERANCE, PassCounter, compare
+    from .selection import all_methods, key_methods

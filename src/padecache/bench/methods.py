@@ -1,168 +1,285 @@
-"""What the benchmark runs: padecache configurations and peer tools, each as a sweep of settings.
+"""What the benchmark runs: each entry of ``methods`` resolved to the settings it sweeps.
 
-A :class:`Setting` is one point of a sweep: a label, the settings recorded in ``results.json``, and an
-``attach(pipe) -> Attached`` that turns the method on for a fresh copy of the pipeline.  Method families
-give their settings for a step count and a list of target pass speedups.
+A :class:`Setting` is one point of a sweep: a label, the settings recorded in ``results.json``, who
+provided it, and an ``attach(pipe) -> Attached`` that turns the method on.  :func:`resolve` turns what a
+user may write into :class:`Method` s (checked before any model runs); ``Method.settings(steps, targets,
+context)`` expands them once the step count is known.
 
-Families of padecache configurations:
+A method may be given as
 
-* *equal-schedule* families share the ``budget`` policy: at a given target every predictor gets the
-  very same computed steps, so their PSNR differences are purely the predictor's;
-* *native* families use the schedule their authors publish (TaylorSeer's interval N with 3 warm-up
-  steps; TC-Padé's TSI policy with interval heads).
+* a bench family name (:mod:`padecache.bench.families`, padecache's own or a plugin's): its sweep;
+* a peer name (:mod:`padecache.bench.peers`): the other tool, through its own API;
+* a preset name, a TOML/JSON path, a config dict or a :class:`~padecache.config.CacheConfig`: run as given;
+* a predictor name: that predictor on padecache's ``budget`` policy at each target;
+* a policy name: the default predictor with that policy (swept over ``speedup`` if the policy has one);
+* a :class:`~padecache.bench.families.Family` or a :class:`Setting`.
+
+Names may be qualified as ``plugin:name``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 
-from ..config import CacheConfig, load_config
-from ..policies import BudgetPolicy, FixedPolicy
+from .families import Family, find_family, registered_families
 
-__all__ = ["Attached", "Setting", "Family", "padecache_setting", "DEFAULT_FAMILIES", "QUICK_FAMILIES", "families", "family_names"]
+__all__ = ["Attached", "Setting", "Method", "RunContext", "resolve", "padecache_setting", "components_of"]
 
-DEFAULT_TARGETS = (1.5, 2.0, 2.5, 10 / 3, 4.0)
+
+def _noop() -> None:
+    return None
 
 
 @attrs.define
 class Attached:
-    """A method turned on for one pipeline: ``reset()`` before each generation, ``detach()`` at the end."""
+    """A method turned on for one pipeline.
 
-    reset: Callable[[], None] = lambda: None
-    detach: Callable[[], None] = lambda: None
+    ``reset()`` runs before each generation; ``suspend()`` takes the method off the pipeline so that full
+    compute can be timed in between, ``resume()`` puts it back; ``close()`` releases it (called suspended);
+    ``stats()`` returns padecache's :class:`~padecache.records.CacheStats` of the last generation, or ``None``.
+    """
+
+    reset: Callable[[], None] = _noop
+    suspend: Callable[[], None] = _noop
+    resume: Callable[[], None] = _noop
+    close: Callable[[], None] = _noop
     stats: Callable[[], Any] = lambda: None
 
 
 @attrs.frozen
 class Setting:
-    method: str  # family label shown in tables and plots
-    config: dict  # what results.json records
+    """One point of a sweep.
+
+    Attributes:
+        method: label shown in tables and plots (the family, preset or peer name).
+        config: what ``results.json`` records about it.
+        attach: ``attach(pipe) -> Attached``: turn the method on (the pipeline runs it until ``suspend``).
+        target: the nominal pass speedup of this sweep point (``None``: run as given).
+        kind: ``"padecache"`` or ``"peer"``.
+        plugin, version: who provided the method.
+        group, published: see :class:`~padecache.bench.families.Family`.
+        components: per section, ``{"name", "plugin", "version"}``.
+        skip: why this setting cannot run here (a peer that is not installed); recorded, never attached.
+    """
+
+    method: str
+    config: dict
     attach: Callable[[Any], Attached]
-    target: float | None = None  # nominal pass speedup of this sweep point
-    kind: str = "padecache"  # "padecache" or "peer"
+    target: float | None = None
+    kind: str = "padecache"
+    plugin: str = "padecache"
+    version: str = ""
+    group: str = ""
+    published: bool = False
+    components: dict = attrs.field(factory=dict)
+    skip: str | None = None
 
 
-def padecache_setting(method: str, config: CacheConfig | dict | str, target: float | None = None) -> Setting:
-    import padecache
+def components_of(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Which plugin (and version) provided each component of a padecache config dict."""
+    from ..plugins import get_registry
 
-    cfg = load_config(config)
-
-    def attach(pipe) -> Attached:
-        padecache.apply(pipe, cfg)
-        return Attached(detach=lambda: padecache.remove(pipe), stats=lambda: padecache.stats(pipe))
-
-    return Setting(method, cfg.to_dict(), attach, target)
-
-
-@attrs.frozen
-class Family:
-    """A method swept over target speedups: ``make(steps, target)`` gives the configs to run there."""
-
-    name: str
-    make: Callable[[int, float], list[dict]]
-    summary: str = ""
-
-    def settings(self, steps: int, targets: Iterable[float]) -> list[Setting]:
-        out, seen = [], set()
-        for target in targets:
-            for cfg in self.make(steps, target):
-                key = repr(sorted((k, repr(v)) for k, v in cfg.items()))
-                if key in seen:
-                    continue
-                seen.add(key)
-                out.append(padecache_setting(self.name, cfg, target))
-        return out
-
-
-def _even(target: float) -> dict:
-    """The equal schedule: 3 warm-up steps (what every predictor needs), the rest evenly spread."""
-    return {"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0}
-
-
-def _front(target: float) -> dict:
-    """padecache's default budget schedule: 2 warm-up steps, the rest front-loaded."""
-    return {"name": "budget", "speedup": round(target, 4)}
-
-
-def _native_interval(steps: int, target: float, warmup: int = 3, last: bool = False) -> dict | None:
-    """TaylorSeer's schedule (interval N after ``warmup`` steps) with the most passes within the target's budget."""
-    cap = budget_passes(steps, target)
-    best = None
-    for n in range(1, steps + 1):
-        passes = sum(FixedPolicy(FixedPolicy.Config(interval=n, warmup=warmup, last=last)).mask(steps))
-        if passes <= cap and (best is None or passes > best[0]):
-            best = (passes, n)
-    return None if best is None else {"name": "fixed", "interval": best[1], "warmup": warmup, "last": last}
-
-
-def _native_intervals(steps: int, target: float) -> list[dict]:
-    """TaylorSeer's knob space at this budget: first_enhance 2 or 3, interval N."""
-    return [p for p in (_native_interval(steps, target, w) for w in (2, 3)) if p is not None]
-
-
-def _tsi(steps: int, target: float, **kw) -> list[dict]:
-    """TC-Padé's schedule (warm-up 3, interval heads) with the most passes within the target's budget."""
-    cap = budget_passes(steps, target)
-    best = None
-    for n in range(2, steps + 1):
-        computed = sum(1 for s in range(steps) if s < 3 or s % n == 0)
-        if computed <= cap and (best is None or computed > best[0]):
-            best = (computed, n)
-    return [] if best is None else [{"name": "tsi", "interval": best[1], "warmup": 3, "last": False, **kw}]
-
-
-def _fam(name: str, predictor: dict, policies: Callable[[int, float], list[dict]], summary: str) -> Family:
-    return Family(name, lambda steps, t: [{"predictor": dict(predictor), "policy": p} for p in policies(steps, t)], summary)
-
-
-EVEN = lambda steps, t: [_even(t)]  # noqa: E731
-FRONT = lambda steps, t: [_front(t)]  # noqa: E731
-
-_ALL: dict[str, Family] = {
-    f.name: f
-    for f in (
-        # predictors compared on one and the same (even) schedule
-        _fam("reuse", {"name": "noop"}, EVEN, "plain reuse of the last residual (FORA), even schedule"),
-        _fam("linear", {"name": "linear"}, EVEN, "linear extrapolation on the real grid (equals taylor-1), even schedule"),
-        _fam("taylor-1", {"name": "taylor", "order": 1}, EVEN, "first-order TaylorSeer forecast, even schedule"),
-        _fam("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, EVEN, "second-order TaylorSeer (its recursion), even schedule"),
-        _fam("tc-pade-reference", {"name": "tc-pade", "variant": "reference"}, EVEN, "TC-Padé, the official code's predictor, even schedule"),
-        _fam("tc-pade-paper", {"name": "tc-pade", "variant": "paper"}, EVEN, "TC-Padé, the formula as published, even schedule"),
-        _fam("tc-pade-damped", {"name": "tc-pade"}, EVEN, "TC-Padé damped (our repair), even schedule"),
-        _fam("pade-fit", {"name": "pade-fit"}, EVEN, "fitted [1/1] Padé with pole guard, even schedule"),
-        # padecache's default schedule (front-loaded budget)
-        _fam("taylor-1 front-loaded", {"name": "taylor", "order": 1}, FRONT, "first-order TaylorSeer forecast on padecache's default budget schedule"),
-        _fam("tc-pade", {"name": "tc-pade"}, FRONT, "TC-Padé damped on padecache's default budget schedule (our method)"),
-        # each method's own schedule
-        _fam("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O1 with its own knobs: interval N, first_enhance 2 or 3"),
-        _fam("taylorseer-O2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, _native_intervals, "TaylorSeer O2 with its own knobs: interval N, first_enhance 2 or 3"),
-        _fam("tc-pade-reference+tsi", {"name": "tc-pade", "variant": "reference"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé official predictor with the TSI policy's interval heads"),
-        _fam("tc-pade+tsi", {"name": "tc-pade"}, lambda s, t: _tsi(s, t, threshold=1.4), "TC-Padé damped with the TSI policy's interval heads"),
-    )
-}
-
-DEFAULT_FAMILIES = tuple(_ALL)
-QUICK_FAMILIES = ("reuse", "taylor-1", "tc-pade-reference", "tc-pade-paper", "tc-pade")
-#: presets run as given (one setting each) in the default benchmark, when registered
-DEFAULT_PRESETS = ("tc-pade-fast", "tc-pade-slow", "tc-pade-official", "taylorseer", "fora", "default")
-
-
-def family_names() -> list[str]:
-    return list(_ALL)
-
-
-def families(names: Sequence[str] | None = None) -> list[Family]:
-    names = DEFAULT_FAMILIES if names is None else names
-    out = []
-    for name in names:
-        if name not in _ALL:
-            raise ValueError(f"unknown method family {name!r}; known: {', '.join(_ALL)}")
-        out.append(_ALL[name])
+    registry = get_registry()
+    out = {}
+    for section in ("predictor", "policy", "stage"):
+        name = (config.get(section) or {}).get("name")
+        if not name:
+            continue
+        entry = registry.get(section, name)
+        out[section] = {"name": entry.name, "plugin": entry.plugin, "version": entry.version}
     return out
 
 
-def budget_passes(steps: int, target: float) -> int:
-    return BudgetPolicy(BudgetPolicy.Config(speedup=target)).passes(steps)
+def padecache_setting(method: str, config: Any, target: float | None = None, *, plugin: str | None = None,
+                      version: str | None = None, group: str | None = None, published: bool = False) -> Setting:
+    """A padecache configuration as a :class:`Setting` (applied in place, removed to time full compute)."""
+    import padecache
+
+    from ..config import load_config
+
+    cfg = load_config(config)
+    as_dict = cfg.to_dict()
+    components = components_of(as_dict)
+    if group is None:  # a preset or config run as given joins the method whose predictor it runs
+        from .families import group_of
+
+        group = group_of(as_dict)
+    if plugin is None:  # provided by whoever provided its predictor
+        plugin, version = components["predictor"]["plugin"], components["predictor"]["version"]
+
+    def attach(pipe) -> Attached:
+        padecache.apply(pipe, cfg)
+
+        def suspend():
+            if padecache.is_applied(pipe):
+                padecache.remove(pipe)
+
+        return Attached(suspend=suspend, resume=lambda: padecache.apply(pipe, cfg), close=suspend,
+                        stats=lambda: padecache.stats(pipe))
+
+    return Setting(method, as_dict, attach, target, "padecache", plugin, version or "", group or method, published, components)
+
+
+@attrs.frozen
+class RunContext:
+    """What a method may need to know about the pipeline it will run on (peers calibrate on it).
+
+    Attributes:
+        pipe, generate, seeds: as given to :func:`~padecache.bench.compare`.
+        steps: denoising steps per generation (``None`` if unknown).
+        calls_per_step: transformer calls per step (2 for pipelines that run guidance as two calls).
+        block_lists: names of the transformer's block lists, in execution order (from its adapter).
+    """
+
+    pipe: Any = None
+    generate: Callable[[Any, int], Any] | None = None
+    seeds: tuple[int, ...] = (0,)
+    steps: int | None = None
+    calls_per_step: int = 1
+    block_lists: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Method:
+    """One entry of ``methods``, resolved (its settings depend on the step count and targets)."""
+
+    label: str
+    kind: str  # "family", "sweep", "config", "peer", "setting"
+    expand: Callable[[int | None, Sequence[float], Any], list[Setting]]
+    plugin: str = ""
+    version: str = ""
+
+    def settings(self, steps: int | None, targets: Sequence[float], context: Any = None) -> list[Setting]:
+        out, seen = [], set()
+        for s in self.expand(steps, targets, context):
+            key = (s.method, repr(sorted((k, repr(v)) for k, v in s.config.items() if k != "calibrated_on")))
+            if key not in seen:  # one config reached from two targets runs once (at the first)
+                seen.add(key)
+                out.append(s)
+        return out
+
+
+def _family_method(family: Family, plugin: str, version: str) -> Method:
+    def expand(steps, targets, context):
+        return [padecache_setting(family.name, cfg, t, plugin=plugin, version=version, group=family.group,
+                                  published=family.published)
+                for t in targets for cfg in family.configs(steps, t)]
+
+    return Method(family.name, "family", expand, plugin, version)
+
+
+def _single(label: str, config: Any, plugin: str | None = None, version: str | None = None) -> Method:
+    from ..config import load_config
+
+    cfg = load_config(config)  # errors now, before any model runs
+
+    def expand(steps, targets, context):
+        return [padecache_setting(label, cfg, None, plugin=plugin, version=version)]
+
+    return Method(label, "config", expand, plugin or "", version or "")
+
+
+def _predictor_sweep(name: str, entry) -> Method:
+    def expand(steps, targets, context):
+        return [padecache_setting(name, {"predictor": {"name": name}, "policy": {"name": "budget", "speedup": round(t, 4)}}, t,
+                                  plugin=entry.plugin, version=entry.version) for t in targets]
+
+    return Method(name, "sweep", expand, entry.plugin, entry.version)
+
+
+def _policy_sweep(name: str, entry) -> Method:
+    from ..config import load_config
+
+    predictor = load_config(None).to_dict()["predictor"]
+    sweeps = any(f.name == "speedup" for f in attrs.fields(entry.cls.Config)) if attrs.has(getattr(entry.cls, "Config", None)) else False
+
+    def expand(steps, targets, context):
+        if not sweeps:
+            return [padecache_setting(name, {"predictor": predictor, "policy": {"name": name}}, None, plugin=entry.plugin, version=entry.version)]
+        return [padecache_setting(name, {"predictor": predictor, "policy": {"name": name, "speedup": round(t, 4)}}, t,
+                                  plugin=entry.plugin, version=entry.version) for t in targets]
+
+    return Method(name, "sweep", expand, entry.plugin, entry.version)
+
+
+def _label_of(config: Mapping[str, Any]) -> str:
+    sections = [config.get(s) for s in ("predictor", "policy")]
+    names = [s if isinstance(s, str) else (s or {}).get("name", "?") for s in sections]
+    return "+".join(n for n in names if n)
+
+
+def _known_names(families) -> list[str]:
+    from ..plugins import get_registry
+
+    from .peers import PEER_NAMES
+
+    registry = get_registry()
+    return sorted({f.name for f, _, _ in families} | set(PEER_NAMES) | set(registry.preset_names())
+                  | set(registry.names("predictor")) | set(registry.names("policy")))
+
+
+def _resolve_one(item: Any, families) -> Method:
+    from ..config import CacheConfig
+    from ..plugins import get_registry
+
+    from .peers import PEER_NAMES, peer_method
+
+    if isinstance(item, Method):
+        return item
+    if isinstance(item, Setting):
+        return Method(item.method, "setting", lambda steps, targets, context, s=item: [s], item.plugin, item.version)
+    if isinstance(item, Family):
+        return _family_method(item, "user", "")
+    if isinstance(item, CacheConfig):
+        return _single(_label_of(item.to_dict()), item, "user", "")
+    if isinstance(item, Mapping):
+        data = dict(item)
+        label = data.pop("label", None) or _label_of(data)
+        return _single(str(label), data, "user", "")
+    if isinstance(item, Path):
+        return _single(item.stem, item, "user", "")
+    if not isinstance(item, str):
+        raise TypeError(f"a method is a name, a TOML path, a dict, a CacheConfig, a Family or a Setting; got {type(item).__name__}")
+    registry = get_registry()
+    found = find_family(item, families)
+    if found is not None:
+        return _family_method(*found)
+    if item in PEER_NAMES:
+        return peer_method(item)
+    if registry.has_preset(item):
+        preset = registry.preset(item)
+        return _single(item, item, preset.plugin, preset.version)
+    for kind, make in (("predictor", _predictor_sweep), ("policy", _policy_sweep)):
+        entry = registry.get_bare(kind, item) if ":" not in item else registry.components[kind].get(item)
+        if entry is not None:
+            return make(item, entry)
+    path = Path(item)
+    if path.suffix.lower() in (".toml", ".json") or path.is_file():
+        if not path.is_file():
+            raise ValueError(f"method {item!r}: no such config file")
+        return _single(path.stem, path, "user", "")
+    known = _known_names(families)
+    close = difflib.get_close_matches(item, known, n=3)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    raise ValueError(f"unknown method {item!r}{hint}; methods are bench families, peers, presets, predictors, policies "
+                     f"or TOML files: {', '.join(known)}")
+
+
+def resolve(methods: Sequence[Any]) -> list[Method]:
+    """Resolve every entry of ``methods`` (``ValueError`` naming the first unknown one, before anything runs)."""
+    if isinstance(methods, (str, Path, Mapping)) or not isinstance(methods, Sequence):
+        methods = [methods]
+    if not methods:
+        raise ValueError("no methods to compare: give at least one (a family, preset, predictor, policy or peer name)")
+    families = registered_families()
+    out = [_resolve_one(m, families) for m in methods]
+    labels = [m.label for m in out]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ValueError(f"method(s) {', '.join(dupes)} given twice")
+    return out

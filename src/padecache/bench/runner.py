@@ -1,82 +1,61 @@
-"""The benchmark runner: same model, seeds, labels and step counts for every method; tidy records out.
+"""``compare``: every method on the same pipeline and seeds, counted, timed and scored the same way.
 
-For each step count it runs full compute once (timed), then every setting of every method on a fresh
-copy of the pipeline, counts block-stack passes the same way for everyone (executions of the stack's
-linear layers, relative to one full pass), times the generation (median of ``repeats``), and scores
-the images against the full-compute images of the same seeds and against real digits.
+For each setting of each method the runner
+
+1. turns the method on (padecache in place, a peer on a copy of the transformer) and runs it once over all
+   seeds, untimed: this warms it up, gives the images it scores and, through :class:`PassCounter`, the
+   block-stack passes it spent;
+2. times it ``repeats`` times, **interleaved with full compute** (full, method, full, method, ..., full:
+   each run of the method sits between two full-compute runs, which it is compared with), so that drift
+   in the machine's load hits both sides; on a GPU every timing is synchronised;
+3. rejects a physically impossible figure: a wall-clock speedup above the pass speedup (the embeddings,
+   head and sampler always run, so it cannot beat it) by more than :data:`SUSPECT_TOLERANCE` is timed once
+   more between two fresh full-compute runs, and if it persists the record is marked ``timing_suspect`` and
+   its wall-clock is not reported.
+
+Records are written to ``out`` as they are made, so an interrupted run keeps what it finished.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import attrs
-import numpy as np
 import torch
 
-from .methods import DEFAULT_TARGETS, QUICK_FAMILIES, Setting, families, padecache_setting
-from .peers import PEER_NAMES, magcache_ratios, peer_settings
+from .families import budget_passes  # noqa: F401  (re-exported for callers of the old module)
+from .methods import Attached, RunContext, Setting, resolve
+from .metrics import check_scorers, normalise_scorers, round_score
+from .records import Record, environment
 
-__all__ = ["BenchOptions", "BenchResult", "run_bench", "RECORD_FIELDS"]
+__all__ = ["compare", "PassCounter", "DEFAULT_TARGETS", "SUSPECT_TOLERANCE", "GALLERY"]
 
-#: fields every record of results.json carries (other tools read them)
-GALLERY = 8  # images per run kept for grid.png
-
-RECORD_FIELDS = (
-    "model", "method", "config", "steps", "samples", "seed", "full_passes", "pass_speedup", "wall_s",
-    "wall_speedup", "psnr", "ssim", "rel_l2", "class_acc", "fid_cls", "fid",
-)
-
-
-@attrs.frozen
-class BenchOptions:
-    model: str = "dit-mnist"
-    weights: str | None = None  # a directory written by train-reference; default: the bundled weights
-    steps: tuple[int, ...] = (20,)
-    methods: tuple[str, ...] | None = None  # preset names, TOML paths, family names or peer names
-    samples: int = 32
-    seed: int = 0
-    targets: tuple[float, ...] = DEFAULT_TARGETS
-    peers: tuple[str, ...] = PEER_NAMES
-    repeats: int = 1
-    fid: bool | None = None  # Inception FID: None = when the extra is installed
-    fid_targets: tuple[float, ...] = (2.5, 10 / 3)  # Inception FID is slow on a CPU: only these sweep points
-    quick: bool = False
-    threads: int | None = None
-
-    @classmethod
-    def quick_defaults(cls, **kw) -> BenchOptions:
-        base = dict(samples=16, targets=(2.5,), peers=("diffusers-taylorseer",), quick=True, fid=False)
-        base.update({k: v for k, v in kw.items() if v is not None})
-        if base.get("methods") is None:
-            base["methods"] = (*QUICK_FAMILIES, "diffusers-taylorseer")
-        return cls(**base)
-
-
-@attrs.define
-class BenchResult:
-    """Records (one dict per run) and, for the grid, the first images of each run keyed by record index."""
-
-    records: list[dict[str, Any]]
-    gallery: dict[int, torch.Tensor]
+#: target pass speedups swept when ``compare(targets=None)``
+DEFAULT_TARGETS = (2.5, 10 / 3)
+#: wall speedup may exceed pass speedup by this share before the timing is rejected (timer noise)
+SUSPECT_TOLERANCE = 0.10
+#: images per run kept for grid.png
+GALLERY = 8
 
 
 class PassCounter:
     """Counts real block executions in a transformer's block stack, the same way for every method.
 
     Each block's first attention module is counted (a skipped or cached block never runs it, and no head
-    or embedding calls into it); blocks without one count their linear layers instead.
+    or embedding calls into it); blocks without one count their linear layers instead.  ``count`` is in
+    block executions; divide by the blocks per pass for passes.
     """
 
     def __init__(self, transformer: torch.nn.Module):
         from ..plugins import get_registry
 
         adapter, _ = get_registry().adapter_for(transformer)
+        if hasattr(adapter, "resolve"):  # the generic adapter names the block lists of this model
+            adapter = adapter.resolve(transformer)
+        self.block_lists = tuple(adapter.block_lists)
         self.count = 0
         self.handles = []
         for _, _, block in adapter.blocks(transformer):
@@ -90,169 +69,323 @@ class PassCounter:
     def close(self):
         for h in self.handles:
             h.remove()
+        self.handles = []
 
 
-def _resolve_methods(names: Sequence[str] | None, peers: Sequence[str], steps: int, targets, family: str, ratios) -> tuple[list[Setting], dict[str, str]]:
-    """Settings for ``names`` (families, peers, presets or TOML files; default: every family) and ``peers``."""
-    from ..config import load_config
-    from ..plugins import get_registry
-    from .methods import DEFAULT_PRESETS, family_names
-
-    known = set(family_names())
-    settings: list[Setting] = []
-    peer_names = list(peers)
-    presets = [p for p in DEFAULT_PRESETS if p in get_registry().presets]
-    for name in [*family_names(), *presets] if names is None else names:
-        if name in known:
-            settings.extend(families([name])[0].settings(steps, targets))
-        elif name in PEER_NAMES:
-            if name not in peer_names:
-                peer_names.append(name)
-        else:
-            cfg = load_config(name)  # a preset or a TOML file: one setting, as given
-            label = str(name).rsplit("/", 1)[-1].removesuffix(".toml")
-            settings.append(padecache_setting(label, cfg))
-    peer_list, missing = peer_settings(peer_names, family, steps, targets, ratios)
-    return settings + peer_list, missing
+def _transformers(pipe) -> list[torch.nn.Module]:
+    found = [getattr(pipe, n, None) for n in ("transformer", "transformer_2")]
+    found = [m for m in found if isinstance(m, torch.nn.Module)]
+    return found or ([pipe] if isinstance(pipe, torch.nn.Module) else [])
 
 
-def _generate(pipe, labels, steps, seed, attached=None):
-    if attached is not None:
-        attached.reset()
-    start = time.perf_counter()
-    images = pipe(labels, num_inference_steps=steps, seed=seed)
-    return images, time.perf_counter() - start
+def _device(pipe) -> torch.device:
+    for module in _transformers(pipe):
+        for p in module.parameters():
+            return p.device
+    return torch.device("cpu")
 
 
-def _fid_point(target: float | None, kind: str, options: BenchOptions) -> bool:
-    """Inception FID for full compute, the sweep points in ``fid_targets`` and single configs (presets, TOML)."""
-    if target is None:
-        return kind == "padecache"
-    return any(abs(target - t) < 1e-3 for t in (1.0, *options.fid_targets))
+class _Counter:
+    """:class:`PassCounter` over every transformer of a pipeline (``None`` counts where no adapter fits)."""
 
-
-def _mean_finite(values: torch.Tensor) -> tuple[float, float]:
-    v = values.double()
-    finite = v[torch.isfinite(v)]
-    if len(finite) < len(v):  # identical images: PSNR is infinite
-        return math.inf, 0.0
-    se = float(finite.std() / math.sqrt(len(finite))) if len(finite) > 1 else 0.0
-    return float(finite.mean()), se
-
-
-def run_bench(options: BenchOptions, progress: bool = True) -> BenchResult:
-    """Run the benchmark described by ``options`` and return its records (see :data:`RECORD_FIELDS`)."""
-    from ..models import load_reference
-    from ..models.classifier import load_classifier
-    from ..models.data import load_bundled_digits, to_model_space, crop_digits
-    from . import metrics
-
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    pipe = load_reference(options.model, options.weights)
-    family = pipe.spec.family
-    labels = [i % 10 for i in range(options.samples)]
-    label_t = torch.tensor(labels)
-    classifier = load_classifier()
-    real_imgs, _ = load_bundled_digits()
-    real = crop_digits(to_model_space(real_imgs[:: max(1, len(real_imgs) // 2000)]))
-    real_cls = metrics.classifier_features(real, classifier)
-    use_fid = metrics.inception_available() if options.fid is None else options.fid
-    # real side of the Inception FID: 500 digits, or twice the sample count for large runs (FID's bias shrinks with both)
-    real_inc = metrics.inception_features(real[: max(500, 2 * options.samples)]) if use_fid else None
-
-    records: list[dict[str, Any]] = []
-    gallery: dict[int, torch.Tensor] = {}
-    for steps in options.steps:
-        peers = options.peers if options.methods is None else ()
-        ratios = None
-        if "diffusers-magcache" in (*peers, *(options.methods or ())):
-            ratios = magcache_ratios(pipe, steps, labels[:10], options.seed + 12345)  # calibration seeds differ
-        settings, missing = _resolve_methods(options.methods, peers, steps, options.targets, family, ratios)
-
-        _generate(pipe, labels[: min(len(labels), 8)], steps, options.seed)  # warm-up, untimed
-        counter = PassCounter(pipe.transformer)
-        full_walls = []
-        for _ in range(max(1, options.repeats)):
-            counter.count = 0
-            ref, wall = _generate(pipe, labels, steps, options.seed)
-            full_walls.append(wall)
-        per_pass = counter.count / steps
-        counter.close()
-        # the full-compute set is a second FID reference: the shift caching causes, free of the model's own gap to real digits
-        ref_cls = metrics.classifier_features(ref, classifier)
-        ref_inc = metrics.inception_features(ref) if use_fid else None
-        full_wall = statistics.median(full_walls)
-
-        def score(images, method, config, wall, passes, kind, target, extra):
-            p, p_se = _mean_finite(metrics.psnr(images, ref))
-            # full compute is scored against itself: reuse its features rather than extract them twice
-            cls_feat = ref_cls if images is ref else metrics.classifier_features(images, classifier)
-            wants_inc = use_fid and _fid_point(target, kind, options)
-            inc_feat = (ref_inc if images is ref else metrics.inception_features(images)) if wants_inc else None
-            rec = {
-                "model": options.model, "method": method, "config": config, "steps": steps,
-                "samples": options.samples, "seed": options.seed, "full_passes": round(passes, 4),
-                "pass_speedup": round(steps / passes, 4) if passes else None, "wall_s": round(wall, 4),
-                "wall_speedup": round(full_wall / wall, 4), "psnr": None if math.isinf(p) else round(p, 3),
-                "psnr_se": round(p_se, 3), "ssim": round(float(metrics.ssim(images, ref).mean()), 5),
-                "rel_l2": round(float(metrics.rel_l2(images, ref).mean()), 5),
-                "class_acc": round(metrics.class_accuracy(images, label_t, classifier), 4),
-                "fid_cls": round(metrics.frechet_distance(cls_feat, real_cls), 3),
-                "fid": None if inc_feat is None else round(metrics.frechet_distance(inc_feat, real_inc), 3),
-                "fid_cls_full": round(metrics.frechet_distance(cls_feat, ref_cls), 3),
-                "fid_full": None if inc_feat is None else round(metrics.frechet_distance(inc_feat, ref_inc), 3),
-                "kind": kind, "target_speedup": None if target is None else round(target, 3),
-                "status": "ok", **extra,
-            }
-            gallery[len(records)] = images[:GALLERY].clone()
-            records.append(rec)
-            return rec
-
-        first_of_steps = len(records)
-        score(ref, "full", {"predictor": {"name": "none"}, "policy": {"name": "always"}}, full_wall, steps, "reference", 1.0, {"fallbacks": 0})
-        for name, reason in missing.items():
-            records.append({"model": options.model, "method": name, "config": {}, "steps": steps, "samples": options.samples,
-                            "seed": options.seed, "kind": "peer", "status": f"skipped: {reason}",
-                            **{k: None for k in RECORD_FIELDS if k not in ("model", "method", "config", "steps", "samples", "seed")}})
-        bar = _progress(settings, f"{options.model} {steps} steps", progress)
-        for setting in bar:
-            run_pipe = copy.deepcopy(pipe)
-            counter = PassCounter(run_pipe.transformer)
+    def __init__(self, pipe):
+        self.counters = []
+        for t in _transformers(pipe):
             try:
-                attached = setting.attach(run_pipe)
-                _generate(run_pipe, labels[:2], steps, options.seed, attached)  # warm-up, untimed
-                walls, images = [], None
-                for _ in range(max(1, options.repeats)):
-                    counter.count = 0
-                    images, wall = _generate(run_pipe, labels, steps, options.seed, attached)
-                    walls.append(wall)
-                stats = attached.stats()
-                attached.detach()
-            except Exception as err:  # a peer that breaks is reported, not hidden; our own failures are bugs
-                if setting.kind != "peer":
-                    raise
-                records.append({"model": options.model, "method": setting.method, "config": setting.config, "steps": steps,
-                                "samples": options.samples, "seed": options.seed, "kind": setting.kind,
-                                "status": f"failed: {type(err).__name__}: {err}"[:300],
-                                **{k: None for k in RECORD_FIELDS if k not in ("model", "method", "config", "steps", "samples", "seed")}})
-                continue
-            finally:
-                counter.close()
-            passes = counter.count / per_pass
-            extra = {"fallbacks": getattr(stats, "fallbacks", None), "cache_bytes": getattr(stats, "cache_bytes", None)}
-            if stats is not None and getattr(stats, "total_steps", 0):
-                extra["mask"] = "".join("#" if m else "." for m in stats.mask())
-            score(images, setting.method, setting.config, statistics.median(walls), passes, setting.kind, setting.target, extra)
-        # time full compute again after the sweep: machine load drifts, the reference must see the same
-        for _ in range(max(1, options.repeats)):
-            full_walls.append(_generate(pipe, labels, steps, options.seed)[1])
-        full_wall_all = statistics.median(full_walls)
-        for rec in records:
-            if rec["steps"] == steps and rec["model"] == options.model and rec.get("wall_s"):
-                rec["wall_speedup"] = round(full_wall_all / rec["wall_s"], 4)
-        records[first_of_steps].update(wall_s=round(full_wall_all, 4), wall_speedup=1.0)
-    return BenchResult(records, gallery)
+                self.counters.append(PassCounter(t))
+            except TypeError:  # no adapter: passes unknown
+                self.counters = []
+                break
+
+    @property
+    def count(self) -> int | None:
+        return sum(c.count for c in self.counters) if self.counters else None
+
+    @property
+    def block_lists(self) -> tuple[str, ...]:
+        return self.counters[0].block_lists if self.counters else ()
+
+    def close(self):
+        for c in self.counters:
+            c.close()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _images(value: Any) -> torch.Tensor:
+    """What ``generate`` returned, as a CPU tensor (a diffusers output's ``images`` / ``frames`` too)."""
+    for attr in ("images", "frames"):
+        if not isinstance(value, torch.Tensor) and hasattr(value, attr):
+            value = getattr(value, attr)
+    if not isinstance(value, torch.Tensor):
+        try:
+            import numpy as np
+
+            value = torch.as_tensor(np.asarray(value))
+        except Exception as err:  # noqa: BLE001
+            raise TypeError(f"generate(pipe, seed) must return images as a tensor, batch first; got {type(value).__name__}") from err
+    return value.detach().cpu()
+
+
+class _Run:
+    """Runs generations over the seeds: untimed (for images) or timed."""
+
+    def __init__(self, pipe, generate, seeds, device):
+        self.pipe, self.generate, self.seeds, self.device = pipe, generate, seeds, device
+
+    def images(self, before: Callable[[], None] = lambda: None, after: Callable[[], Any] = lambda: None) -> tuple[torch.Tensor, list]:
+        """All seeds' images, and what ``after()`` returned after each generation."""
+        out, extra = [], []
+        for seed in self.seeds:
+            before()
+            out.append(_images(self.generate(self.pipe, seed)))
+            extra.append(after())
+        return torch.cat(out), extra
+
+    def timed(self, before: Callable[[], None] = lambda: None) -> float:
+        total = 0.0
+        for seed in self.seeds:
+            before()
+            _sync(self.device)
+            start = time.perf_counter()
+            self.generate(self.pipe, seed)
+            _sync(self.device)
+            total += time.perf_counter() - start
+        return total
+
+
+def _probe(pipe, run: _Run) -> tuple[int | None, int]:
+    """Steps per generation and transformer calls per step, from one untimed run with padecache watching."""
+    import padecache
+
+    calls = [0]
+    handles = [t.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1)) for t in _transformers(pipe)]
+    steps = None
+    try:
+        padecache.apply(pipe, {"predictor": {"name": "noop"}, "policy": {"name": "always"}})
+    except (TypeError, ValueError):  # a pipeline padecache cannot hook: steps stay unknown
+        applied = False
+    else:
+        applied = True
+    try:
+        run.generate(pipe, run.seeds[0])
+        if applied:
+            steps = padecache.stats(pipe).total_steps or None
+    finally:
+        if applied:
+            padecache.remove(pipe)
+        for h in handles:
+            h.remove()
+    per_step = max(1, round(calls[0] / steps)) if steps else 1
+    return steps, per_step
+
+
+def _check(targets, seeds, repeats) -> tuple[tuple[float, ...], tuple[int, ...], int]:
+    targets = DEFAULT_TARGETS if targets is None else tuple(float(t) for t in targets)
+    if not targets or any(not t >= 1.0 for t in targets):
+        raise ValueError(f"targets are pass speedups >= 1 (e.g. 2.5, 10/3), got {targets}")
+    if isinstance(seeds, int):
+        seeds = (seeds,)
+    seeds = tuple(seeds)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be one or more whole numbers >= 0, got {seeds}")
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ValueError(f"repeats must be a whole number >= 1, got {repeats!r}")
+    return targets, seeds, repeats
+
+
+def _pipe_name(pipe) -> str:
+    name = getattr(pipe, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    transformer = getattr(pipe, "transformer", None)
+    return type(transformer).__name__ if transformer is not None else type(pipe).__name__
+
+
+def compare(
+    pipe: Any,
+    generate: Callable[[Any, int], Any],
+    methods: Sequence[Any],
+    *,
+    targets: Sequence[float] | None = None,
+    seeds: Sequence[int] = (0,),
+    scorers: Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]] | None = None,
+    repeats: int = 1,
+    ours: str | None = None,
+    out: str | Path | Any | None = None,
+    progress: bool = True,
+    name: str | None = None,
+) -> list[Record]:
+    """Run ``methods`` and full compute on ``pipe``; count, time and score every run the same way.
+
+    Args:
+        pipe: any pipeline padecache supports (a diffusers pipeline, or an object with a ``transformer``).
+        generate: ``generate(pipe, seed)`` runs the pipeline once and returns its images as a tensor, batch
+            first (``(N, C, H, W)``, or ``(N, F, C, H, W)`` for video); a diffusers output with ``images`` works too.
+            The same seed must give the same noise: every method is compared with full compute of its seed.
+        methods: bench family, peer, preset, predictor or policy names, TOML paths, config dicts
+            (``"label"`` names them), :class:`~padecache.config.CacheConfig` s, :class:`Family` or :class:`Setting`
+            objects (see :mod:`padecache.bench.methods`).
+        targets: pass speedups the sweeps aim at (default :data:`DEFAULT_TARGETS`).
+        seeds: one generation per seed for every run; scores see all seeds' images together.
+        scorers: ``name -> fn(images, full_compute_images) -> float`` (or :class:`~padecache.bench.metrics.Scorer`);
+            default PSNR, SSIM and relative L2 (torchmetrics), with the pixel range read from full compute.
+        repeats: timed runs per setting (the median counts).
+        ours: the label of the method the comparison is about (marked in records, tables and plots).
+        out: a directory (validated before anything runs) or a :class:`~padecache.bench.output.ResultsDir`;
+            ``results.json`` is rewritten after every run, ``results.md``, ``pareto.png`` and ``grid.png`` at the end.
+        progress: show a progress bar (tqdm, when installed).
+        name: the pipeline's name in the records (default: ``pipe.name`` or the transformer's class).
+
+    Returns:
+        One :class:`~padecache.bench.records.Record` per run, full compute first.
+
+    Example::
+
+        import padecache.bench as bench
+
+        def generate(pipe, seed):
+            return pipe("a squirrel", num_inference_steps=20, output_type="pt",
+                        generator=torch.Generator().manual_seed(seed)).images
+
+        records = bench.compare(pipe, generate, ["reuse", "taylorseer-O1", "tc-pade"], ours="tc-pade", out="bench-out")
+    """
+    from .output import ResultsDir
+
+    targets, seeds, repeats = _check(targets, seeds, repeats)
+    if not callable(generate):
+        raise TypeError(f"generate must be a function (pipe, seed) -> images, got {generate!r}")
+    check_scorers(scorers)
+    writer = out if isinstance(out, ResultsDir) or out is None else ResultsDir(out)  # validated before any model runs
+    resolved = resolve(methods)
+    labels = [m.label for m in resolved]
+    # a peer's label covers its settings' (diffusers-taylorseer -> diffusers-taylorseer-O1, -O2)
+    if ours is not None and not any(ours == m.label or (m.kind == "peer" and ours.startswith(m.label)) for m in resolved):
+        raise ValueError(f"ours={ours!r} is not among the methods ({', '.join(labels)}); add it to methods")
+    import padecache
+
+    if padecache.is_applied(pipe):
+        raise ValueError("padecache is already applied to this pipeline: padecache.remove(pipe) first, compare applies each method itself")
+    model = name or _pipe_name(pipe)
+    device = _device(pipe)
+    env = environment(device)
+    run = _Run(pipe, generate, seeds, device)
+
+    steps, calls_per_step = _probe(pipe, run)  # also the untimed warm-up of full compute
+    counter = _Counter(pipe)
+    try:
+        full_images, _ = run.images()
+        full_count = counter.count
+    finally:
+        counter.close()
+    block_lists = counter.block_lists
+    context = RunContext(pipe, generate, seeds, steps, calls_per_step, block_lists)
+    settings: list[Setting] = [s for m in resolved for s in m.settings(steps, targets, context)]
+    scorer_fns = normalise_scorers(scorers, full_images)
+    if writer is not None:
+        writer.start(model, steps)
+
+    def score(images: torch.Tensor, target: float | None) -> dict[str, float | None]:
+        return {n: round_score(s(images, full_images)) if s.applies(target) else None for n, s in scorer_fns.items()}
+
+    per_gen = None if full_count is None else full_count / len(seeds)
+    full_walls = [run.timed()]
+    full = Record(
+        model=model, method="full", kind="reference", config={"predictor": {"name": "none"}, "policy": {"name": "always"}},
+        plugin="padecache", plugin_version=env.padecache, group="full", target=1.0, steps=steps, seeds=list(seeds),
+        samples=len(full_images), passes=steps, pass_speedup=1.0, wall_s=round(full_walls[0], 4), reference_wall_s=round(full_walls[0], 4),
+        wall_speedup=1.0, scores=score(full_images, 1.0),
+        status="ok", fallbacks=0, environment=env,
+    )
+    records = [full]
+    if writer is not None:
+        writer.add(full, full_images)
+
+    bar = _progress(settings, f"{model}, {steps or '?'} steps", progress)
+    for setting in bar:
+        rec = _run_setting(setting, run, counter_steps=(steps, per_gen), full_walls=full_walls, repeats=repeats,
+                           score=score, base=dict(model=model, steps=steps, seeds=list(seeds), environment=env),
+                           ours=ours)
+        records.append(rec[0])
+        full.wall_s = full.reference_wall_s = round(statistics.median(full_walls), 4)  # every full-compute timing so far
+        if writer is not None:
+            writer.add(rec[0], rec[1])
+    if writer is not None:
+        writer.update(full)
+        writer.render(ours=ours, targets=targets)
+    return records
+
+
+def _run_setting(setting: Setting, run: _Run, *, counter_steps, full_walls: list[float], repeats: int, score,
+                 base: dict, ours: str | None) -> tuple[Record, torch.Tensor | None]:
+    steps, per_gen = counter_steps
+    rec = Record(
+        method=setting.method, kind=setting.kind, config=setting.config, plugin=setting.plugin, plugin_version=setting.version,
+        components=setting.components, group=setting.group or setting.method, published=setting.published,
+        ours=setting.method == ours, target=None if setting.target is None else round(setting.target, 4), **base,
+    )
+    if setting.skip is not None:
+        rec.status = f"skipped: {setting.skip}"
+        return rec, None
+    attached: Attached | None = None
+    try:
+        attached = setting.attach(run.pipe)
+        counter = _Counter(run.pipe)
+        try:
+            images, stats = run.images(attached.reset, attached.stats)  # untimed: warm-up, images, passes
+            count = counter.count
+        finally:
+            counter.close()
+        walls, refs = [], [full_walls[-1]]
+        for i in range(repeats):
+            if i:
+                attached.resume()
+            walls.append(run.timed(attached.reset))
+            attached.suspend()
+            full_walls.append(run.timed())
+            refs.append(full_walls[-1])
+        pass_speedup = None if not count or per_gen is None else per_gen * len(run.seeds) / count
+        wall, ref = statistics.median(walls), statistics.median(refs)
+        status = "ok"
+        if pass_speedup is not None and ref / wall > pass_speedup * (1 + SUSPECT_TOLERANCE):
+            # once more, between two fresh full-compute runs: a load spike during one run is the usual cause,
+            # and the median of three full-compute timings is robust to one spike
+            full_walls.append(run.timed())
+            attached.resume()
+            wall = run.timed(attached.reset)
+            attached.suspend()
+            full_walls.append(run.timed())
+            ref = statistics.median([refs[-1], *full_walls[-2:]])
+            if ref / wall > pass_speedup * (1 + SUSPECT_TOLERANCE):
+                status = "timing_suspect"
+    except Exception as err:  # a peer that breaks is reported, not hidden; padecache's own failures are bugs
+        if setting.kind != "peer":
+            raise
+        rec.status = f"failed: {type(err).__name__}: {err}"[:300]
+        return rec, None
+    finally:
+        if attached is not None:
+            attached.suspend()
+            attached.close()
+    rec.samples = len(images)
+    stats = [s for s in stats if s is not None and getattr(s, "total_steps", 0)]
+    if count is not None and steps is not None and per_gen:
+        rec.passes = round(steps * count / len(run.seeds) / per_gen, 4)
+    elif stats:
+        rec.passes = round(statistics.mean(s.full_passes for s in stats), 4)
+    rec.pass_speedup = None if pass_speedup is None else round(pass_speedup, 4)
+    rec.wall_s, rec.reference_wall_s = round(wall, 4), round(ref, 4)
+    rec.wall_speedup = round(ref / wall, 4)
+    rec.status = status
+    rec.scores = score(images, setting.target)
+    if stats:
+        rec.fallbacks = sum(s.fallbacks for s in stats)
+        rec.cache_bytes = max(s.cache_bytes for s in stats)
+        rec.mask = "".join("#" if m else "." for m in stats[0].mask())
+    return rec, images
 
 
 def _progress(items, desc, enabled):

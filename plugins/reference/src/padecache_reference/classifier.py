@@ -79,10 +79,10 @@ def load_classifier(path: str | Path | None = None) -> DigitClassifier:
     from safetensors.torch import load_file
 
     if path is None:
-        path = Path(str(resources.files("padecache.models") / "weights" / "mnist-classifier.safetensors"))
+        path = Path(str(resources.files("padecache_reference") / "weights" / "mnist-classifier.safetensors"))
     model = DigitClassifier()
     try:
         model.load_state_dict(load_file(str(path)))
     except Exception as err:  # safetensors raises its own error types for truncated files
-        raise ValueError(f"{path}: the classifier weights are missing or corrupt ({err}); reinstall padecache") from err
+        raise ValueError(f"{path}: the classifier weights are missing or corrupt ({err}); reinstall padecache-reference") from err
     return model.eval()

@@ -9,11 +9,11 @@ Two models, one per way a diffusers pipeline drives its transformer:
   two calls per step inside ``transformer.cache_context("cond" | "uncond")``, as ``WanPipeline`` does.
 
 Both sample with :class:`~diffusers.FlowMatchEulerDiscreteScheduler` on 32x32 images (28x28 digits
-padded by 2 pixels) and are trained by :func:`padecache.models.train.train_reference`.
+padded by 2 pixels) and are trained by :func:`padecache_reference.train.train_reference`.
 
 Example::
 
-    from padecache.models import load_reference
+    from padecache_reference import load_reference
     pipe = load_reference("dit-mnist")
     digits = pipe([3, 1, 4], num_inference_steps=20, seed=0)   # (3, 1, 28, 28) in [-1, 1]
 """
@@ -274,7 +274,7 @@ def build_reference(name: str, seed: int = 0) -> ReferencePipeline:
 
 
 def weights_dir() -> Path:
-    return Path(str(resources.files("padecache.models") / "weights"))
+    return Path(str(resources.files("padecache_reference") / "weights"))
 
 
 def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeline:
@@ -303,7 +303,7 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
     except (OSError, RuntimeError, ValueError, EnvironmentError) as err:
         raise ValueError(
             f"{root}: the {name!r} weights are corrupt or incomplete ({err}). "
-            f"Reinstall padecache or retrain with `padecache train-reference {name}`."
+            f"Reinstall padecache-reference or retrain with `padecache train-reference {name}`."
         ) from err
     pipe = ReferencePipeline(spec, transformer, conditioner)
     pipe.metadata = json.loads(meta_file.read_text())

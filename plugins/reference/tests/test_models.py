@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from padecache.bench import metrics
-from padecache.models import load_reference, reference_names
-from padecache.models.classifier import load_classifier
+from padecache_reference import MODEL_NAMES, load_reference, reference_names
+from padecache_reference.classifier import load_classifier
+from padecache_reference.scorers import class_accuracy
 
 
 @pytest.mark.parametrize("name", reference_names())
@@ -20,7 +20,7 @@ def test_reference_model_meets_the_class_accuracy_bar(name):
     labels = torch.tensor([i % 10 for i in range(60)])
     images = pipe(labels.tolist(), num_inference_steps=20, seed=1234)
     assert images.shape == (60, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
-    assert metrics.class_accuracy(images, labels, load_classifier()) >= 0.95
+    assert class_accuracy(images, labels, load_classifier()) >= 0.95
     meta = pipe.metadata
     assert meta["name"] == name and meta["steps"] > 0 and meta["seconds"] <= 45 * 60
 
@@ -33,8 +33,14 @@ def test_batch_equals_single_samples(name):
     torch.testing.assert_close(batch[1:], single, rtol=1e-4, atol=1e-4)
 
 
+def test_the_command_line_offers_exactly_the_bundled_models():
+    from padecache.cli import REFERENCE_MODELS
+
+    assert tuple(reference_names()) == MODEL_NAMES == REFERENCE_MODELS
+
+
 def test_weights_are_small_safetensors():
-    from padecache.models.reference import weights_dir
+    from padecache_reference.reference import weights_dir
 
     for name in reference_names():
         files = list((weights_dir() / name).rglob("*.safetensors"))
@@ -42,7 +48,7 @@ def test_weights_are_small_safetensors():
 
 
 def test_corrupt_weights_give_a_clear_error(tmp_path):
-    from padecache.models.reference import weights_dir
+    from padecache_reference.reference import weights_dir
 
     target = tmp_path / "dit-mnist"
     shutil.copytree(weights_dir() / "dit-mnist", target)
@@ -59,7 +65,8 @@ def test_corrupt_weights_give_a_clear_error(tmp_path):
 def test_training_recipe_runs_and_is_reproducible(tmp_path):
     """Two 3-step runs with one seed give identical weights (the recipe, not the committed model)."""
     import numpy as np
-    import tarfile, io
+    import io
+    import tarfile
 
     # a tiny stand-in for the npm tarball: 20 digits per class
     rng = np.random.default_rng(0)
@@ -70,7 +77,7 @@ def test_training_recipe_runs_and_is_reproducible(tmp_path):
             info = tarfile.TarInfo(f"package/src/digits/{d}.json")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    from padecache.models.train import train_reference
+    from padecache_reference.train import train_reference
 
     metas = [train_reference("dit-mnist", tgz, tmp_path / f"run{i}", steps=3, minutes=None, seed=7, progress=False) for i in range(2)]
     assert metas[0]["steps"] == 3 and metas[0]["final_loss"] == metas[1]["final_loss"]

@@ -1,0 +1,46 @@
+"""padecache-reference: the MNIST reference models of padecache's benchmark, and ``padecache bench`` on them.
+
+* :func:`load_reference` / :func:`reference_names`: ``dit-mnist`` and ``flux-mnist``, small class-conditional
+  rectified-flow transformers trained on real MNIST digits (weights bundled, see ``weights/README.md``);
+* :mod:`padecache_reference.scorers`: class accuracy with the bundled classifier, classifier-feature FID
+  and Inception FID (extra ``fid``), against real digits and against the full-compute set;
+* :mod:`padecache_reference.bench`: :func:`~padecache_reference.bench.run_bench`, what ``padecache bench``
+  runs: :func:`padecache.bench.compare` on a reference model with those scorers;
+* :mod:`padecache_reference.train` / :mod:`padecache_reference.classifier`: the training recipes
+  (``padecache train-reference``, ``padecache train-classifier``).
+
+Names resolve on first use, so importing the package imports neither torch nor diffusers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+#: the bundled models (kept here, torch-free, for command-line choices)
+MODEL_NAMES = ("dit-mnist", "flux-mnist")
+
+_EXPORTS = {
+    "load_reference": "reference",
+    "build_reference": "reference",
+    "reference_names": "reference",
+    "ReferencePipeline": "reference",
+    "REFERENCE_MODELS": "reference",
+    "load_classifier": "classifier",
+    "train_reference": "train",
+    "run_bench": "bench",
+    "BenchOptions": "bench",
+}
+
+__all__ = ["MODEL_NAMES", *list(_EXPORTS)]  # noqa: PLE0604
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'padecache_reference' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,149 @@
+"""``padecache bench``: :func:`padecache.bench.compare` on a bundled reference model, with the MNIST scorers.
+
+Three scopes (``padecache bench``, ``--quick``, ``--full``):
+
+* ``"key"`` (the default): the headline comparison for ``ours`` (ours, its published form, TaylorSeer's
+  families and diffusers' TaylorSeer, reuse) at 2.5x and 3.33x, 20 steps, 32 digits;
+* ``"quick"``: ours, its published form, first-order TaylorSeer and reuse at 2.5x, 20 steps, 8 digits;
+* ``"full"``: every registered family, peer and caching preset at 2.5x, 3.33x, 4x, 5x and 6x, 20, 28 and 50
+  steps, 32 digits, Inception FID when the ``fid`` extra is installed.
+
+Example::
+
+    from padecache_reference.bench import BenchOptions, run_bench
+    records = run_bench(BenchOptions.for_scope("quick", ours="tc-pade"), out="bench-out")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["BenchOptions", "DigitGenerator", "run_bench", "SCOPES"]
+
+SCOPES = ("quick", "key", "full")
+
+_SCOPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "quick": {"samples": 8, "targets": (2.5,), "steps": (20,)},
+    "key": {"samples": 32, "targets": (2.5, 10 / 3), "steps": (20,)},
+    "full": {"samples": 32, "targets": (2.5, 10 / 3, 4.0, 5.0, 6.0), "steps": (20, 28, 50)},
+}
+
+
+def _positive(name):
+    def check(_, attribute, value):
+        values = value if isinstance(value, tuple) else (value,)
+        if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values):
+            raise ValueError(f"{name} must be whole numbers >= 1, got {value!r}")
+
+    return check
+
+
+def _targets(_, attribute, value):
+    if not value or any(not t >= 1.0 for t in value):
+        raise ValueError(f"targets are pass speedups >= 1 (e.g. 2.5,10/3), got {value!r}")
+
+
+def _model(_, attribute, value):
+    from . import MODEL_NAMES
+
+    if value not in MODEL_NAMES:
+        raise ValueError(f"unknown reference model {value!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+
+@attrs.frozen
+class BenchOptions:
+    """What ``padecache bench`` runs.
+
+    Attributes:
+        model: ``"dit-mnist"`` or ``"flux-mnist"``; ``weights``: a directory written by ``train-reference``
+            (default: the bundled weights).
+        scope: ``"quick"``, ``"key"`` or ``"full"``: which methods run when ``methods`` is ``None``.
+        ours: the method the comparison is about (``None``: no "ours"; the ``key``/``quick`` scopes need one).
+        methods: explicit methods (names as :func:`padecache.bench.compare` takes them); ``ours`` is added.
+        steps, targets, samples, seed, repeats: as in :func:`padecache.bench.compare` (digits 0-9 cycled).
+        fid: Inception FID (``None``: in the ``full`` scope when the extra is installed); ``fid_targets``: where.
+        peers: include other tools (diffusers' hooks, cache-dit) in the scope's method list.
+    """
+
+    model: str = attrs.field(default="dit-mnist", validator=_model)
+    weights: str | None = None
+    scope: str = attrs.field(default="key", validator=attrs.validators.in_(SCOPES))
+    ours: str | None = None
+    methods: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: None if v is None else tuple(v))
+    steps: tuple[int, ...] = attrs.field(default=(20,), converter=tuple, validator=_positive("steps"))
+    targets: tuple[float, ...] = attrs.field(default=(2.5, 10 / 3), converter=lambda v: tuple(float(t) for t in v), validator=_targets)
+    samples: int = attrs.field(default=32, validator=_positive("samples"))
+    seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    repeats: int = attrs.field(default=1, validator=_positive("repeats"))
+    fid: bool | None = None
+    fid_targets: tuple[float, ...] = (2.5, 10 / 3)
+    peers: bool = True
+
+    @classmethod
+    def for_scope(cls, scope: str = "key", **overrides: Any) -> BenchOptions:
+        """The options of a scope, with ``overrides`` (``None`` values keep the scope's default)."""
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+        kw = {**_SCOPE_DEFAULTS[scope], "scope": scope}
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**kw)
+
+    def method_list(self) -> list[str]:
+        """The methods to compare (resolved against the registry: plugins' families included)."""
+        from padecache.bench.selection import all_methods, key_methods, method_for
+
+        if self.methods is not None:
+            methods = list(self.methods)
+        elif self.scope == "full":
+            methods = all_methods(peers=self.peers)
+        else:
+            if self.ours is None:
+                raise ValueError(f"the {self.scope!r} scope compares against ours: give ours= (the CLI's --ours)")
+            methods = key_methods(self.ours, peers=self.peers, quick=self.scope == "quick")
+        if self.ours is not None and method_for(self.ours) not in methods:
+            methods.insert(0, method_for(self.ours))
+        return methods
+
+    def use_fid(self) -> bool:
+        from .scorers import inception_available
+
+        return self.fid if self.fid is not None else (self.scope == "full" and inception_available())
+
+
+@attrs.frozen
+class DigitGenerator:
+    """``generate(pipe, seed)`` for :func:`padecache.bench.compare`: the digits ``labels`` at ``steps`` steps."""
+
+    labels: tuple[int, ...] = attrs.field(converter=tuple)
+    steps: int = 20
+
+    def __call__(self, pipe, seed: int):
+        return pipe(list(self.labels), num_inference_steps=self.steps, seed=seed)
+
+
+def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bool = True) -> list:
+    """Run ``options`` (each step count is one :func:`padecache.bench.compare`); records go to ``out`` as they come.
+
+    ``out`` is checked before the model loads.  Returns every :class:`~padecache.bench.records.Record`.
+    """
+    from padecache.bench import ResultsDir, compare
+    from padecache.bench.methods import resolve
+
+    from .reference import load_reference
+    from .scorers import mnist_scorers
+
+    writer = ResultsDir(out) if out is not None else None
+    methods = options.method_list()
+    resolve(methods)  # unknown names fail here, before the model loads
+    pipe = load_reference(options.model, options.weights)
+    labels = [i % 10 for i in range(options.samples)]
+    scorers = mnist_scorers(labels, fid=options.use_fid(), fid_targets=options.fid_targets)
+    records = []
+    for steps in options.steps:
+        records += compare(pipe, DigitGenerator(labels, steps), methods, targets=options.targets, seeds=(options.seed,),
+                           scorers=scorers, repeats=options.repeats, ours=options.ours, out=writer, progress=progress,
+                           name=options.model)
+    return records

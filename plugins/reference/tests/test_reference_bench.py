@@ -1,0 +1,83 @@
+"""``padecache bench`` on the reference model: tiny runs (2 digits, 6 steps) through the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import padecache
+from padecache.cli import main
+from padecache_reference.bench import BenchOptions
+
+TINY = ["--samples", "2", "--steps", "6", "--no-progress"]
+
+
+def test_quick_run_writes_the_four_files_and_prints_the_headline(tmp_path, capsys):
+    assert main(["bench", "--quick", *TINY, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| dit-mnist | 6 | 2 (3.00×) | tc-pade |" in out  # 2.5x of 6 steps: 2 passes
+    for name in ("results.json", "results.md", "pareto.png", "grid.png"):
+        assert (tmp_path / name).stat().st_size > 0 and f"wrote {tmp_path / name}" in out
+    records = json.loads((tmp_path / "results.json").read_text())
+    methods = {r["method"] for r in records}
+    # ours, first-order TaylorSeer on its own knobs, reuse, and TC-Padé as published (its plugin's families)
+    assert methods == {"full", "tc-pade", "taylorseer-O1", "reuse", "tc-pade-reference", "tc-pade-paper"}
+    full = records[0]
+    assert full["method"] == "full" and full["samples"] == 2 and full["scores"]["fid_cls_full"] == 0.0
+    assert set(full["scores"]) == {"psnr", "ssim", "rel_l2", "class_acc", "fid_cls", "fid_cls_full"}
+    assert {r["method"]: r["plugin"] for r in records if r["method"] in ("tc-pade", "reuse")} == {"tc-pade": "tcpade", "reuse": "padecache"}
+    assert all(r["ours"] == (r["method"] == "tc-pade") for r in records)
+
+
+class Contender:
+    """A third-party plugin whose method is "ours" for this run."""
+
+    __version__ = "2.0"
+
+    @padecache.hookimpl
+    def padecache_bench_families(self):
+        return [{"name": "contender", "predictor": {"name": "linear"}, "schedule": "front-loaded"}]
+
+
+def test_ours_from_a_plugin_registered_at_run_time_leads_the_headline(tmp_path, capsys):
+    padecache.register_plugin(Contender(), name="contender-plugin")
+    try:
+        assert main(["bench", "--quick", *TINY, "--ours", "contender", "--out", str(tmp_path)]) == 0
+    finally:
+        padecache.unregister_plugin("contender-plugin")
+    out = capsys.readouterr().out.splitlines()
+    header = next(x for x in out if x.startswith("| model |"))
+    cells = [c.strip() for c in next(x for x in out if x.startswith("| dit-mnist |")).split("|")]
+    assert cells[4] == "contender" and cells[6] == "taylorseer-O1" and cells[8] == "reuse"
+    assert "published" not in header  # the contender's plugin declares no published form: no empty column
+    records = json.loads((tmp_path / "results.json").read_text())
+    contender = next(r for r in records if r["method"] == "contender")
+    assert (contender["plugin"], contender["plugin_version"], contender["ours"]) == ("contender-plugin", "2.0", True)
+    assert "tc-pade" not in {r["method"] for r in records}  # the TC-Padé families are not the comparison now
+
+
+def test_bench_rejects_unknown_methods_before_loading_the_model(tmp_path, capsys):
+    assert main(["bench", *TINY, "--methods", "reuse,tc-padee", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'tc-padee'" in err and "did you mean 'tc-pade'" in err
+    assert not (tmp_path / "results.json").exists()
+    assert main(["bench", *TINY, "--ours", "", "--out", str(tmp_path)]) == 2
+    assert "compares against ours" in capsys.readouterr().err
+
+
+def test_scopes():
+    key = BenchOptions.for_scope("key", ours="tc-pade")
+    assert (key.samples, key.targets, key.steps) == (32, (2.5, 10 / 3), (20,))
+    assert key.method_list() == ["tc-pade", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "reuse",
+                                 "tc-pade-reference", "tc-pade-paper"]
+    full = BenchOptions.for_scope("full", ours="tc-pade", samples=4)
+    assert (full.samples, full.targets, full.steps) == (4, (2.5, 10 / 3, 4.0, 5.0, 6.0), (20, 28, 50))
+    methods = full.method_list()
+    families = [f.name for f, _, _ in __import__("padecache.bench", fromlist=["x"]).registered_families()]
+    assert set(families) <= set(methods) and {"diffusers-taylorseer", "diffusers-fbc", "diffusers-magcache", "cache-dit"} <= set(methods)
+    assert "none" not in methods and {"fora", "tc-pade-fast"} <= set(methods)  # presets that cache, as given
+    with pytest.raises(ValueError, match="samples must be whole numbers >= 1"):
+        BenchOptions.for_scope("quick", samples=0)
+    with pytest.raises(ValueError, match="unknown reference model"):
+        BenchOptions(model="sd-mnist")

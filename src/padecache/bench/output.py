@@ -1,0 +1,90 @@
+"""Where a comparison writes: a checked output directory, ``results.json`` after every run, the report at the end."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .records import Record, dump_records
+
+__all__ = ["ResultsDir", "check_output_dir", "FILES"]
+
+#: what a finished comparison leaves in its directory
+FILES = ("results.json", "results.md", "pareto.png", "grid.png")
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and check that files can be written there; ``ValueError`` saying why not.
+
+    Uses the standard library only, so a command line can check its ``--out`` before importing torch.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".padecache-write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(f"--out {path}: cannot write there ({err.strerror or err})") from None
+    return path
+
+
+def _thumbnails(images: Any, side: int = 256) -> Any:
+    """The grid's copy of a run's first images: on the CPU, at most ``side`` pixels a side, half precision."""
+    import torch.nn.functional as F
+
+    x = images.detach().cpu()
+    if x.ndim >= 4 and max(x.shape[-2:]) > side:
+        scale = side / max(x.shape[-2:])
+        lead = x.shape[:-3]
+        x = F.interpolate(x.reshape(-1, *x.shape[-3:]).float(), scale_factor=scale, mode="area")
+        x = x.reshape(*lead, *x.shape[-3:])
+    return x.half()
+
+
+class ResultsDir:
+    """An output directory that records are written to as they are made.
+
+    ``results.json`` is rewritten (atomically) after every :meth:`add`, so an interrupted comparison keeps
+    the runs it finished; :meth:`render` writes ``results.md``, ``pareto.png`` and ``grid.png`` from the
+    records (nothing is rerun).  Pass one ``ResultsDir`` to several :func:`~padecache.bench.compare` calls
+    (step counts, models) to collect them in one place.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = check_output_dir(path)
+        self.records: list[Record] = []
+        self.gallery: dict[int, Any] = {}  # record index -> first images (CPU tensor)
+        self.paths = {"json": self.path / "results.json", "md": self.path / "results.md",
+                      "pareto": self.path / "pareto.png", "grid": self.path / "grid.png"}
+
+    def start(self, model: str, steps: int | None) -> None:
+        """A comparison begins (hook for subclasses; nothing to do here)."""
+
+    def add(self, record: Record, images: Any = None) -> None:
+        from .runner import GALLERY
+
+        if images is not None:
+            self.gallery[len(self.records)] = _thumbnails(images[:GALLERY])
+        self.records.append(record)
+        dump_records(self.records, self.paths["json"])
+
+    def update(self, record: Record) -> None:
+        """A record already added has changed (full compute's wall time is known at the end)."""
+        dump_records(self.records, self.paths["json"])
+
+    def render(self, ours: str | None = None, targets: Sequence[float] | None = None) -> dict[str, Path]:
+        """Write ``results.md``, ``pareto.png`` and ``grid.png``; returns every file's path."""
+        from .plots import grid_plot, pareto_plot
+        from .report import markdown
+
+        dump_records(self.records, self.paths["json"])
+        self.paths["md"].write_text(markdown(self.records, ours=ours, targets=targets) + "\n")
+        pareto_plot(self.records, self.paths["pareto"], ours=ours, targets=targets)
+        grid_plot(self.records, self.gallery, self.paths["grid"], ours=ours, targets=targets)
+        return dict(self.paths)

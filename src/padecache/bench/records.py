@@ -1,0 +1,243 @@
+"""What the benchmark writes: one :class:`Record` per run, with the :class:`Environment` it ran in.
+
+Records are plain attrs classes that round-trip through JSON (``results.json`` is a list of
+:meth:`Record.to_dict`).  :func:`load_records` also reads the flat records of earlier padecache versions
+(``full_passes``, ``psnr``, ``ssim`` ... at the top level), so ``padecache report`` keeps working on
+stored results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["Record", "Environment", "environment", "load_records", "dump_records", "STATUSES"]
+
+#: ``status`` values: a run that counts, one whose timing was rejected, one that did not run
+STATUSES = ("ok", "timing_suspect", "skipped: ...", "failed: ...")
+
+
+@attrs.define
+class Environment:
+    """Where a run was measured.
+
+    Attributes:
+        torch, diffusers, padecache: package versions.
+        device: the device the pipeline's transformer sits on (``"cpu"``, ``"cuda:0"``).
+        device_name: the GPU's name on a GPU, else the CPU model.
+        cpu: the CPU model; ``cpu_count``: logical CPUs; ``threads``: torch's intra-op threads.
+        load_avg: the 1-minute load average when the comparison started (timings on a busy machine are noisy).
+        python, platform: interpreter version and OS.
+    """
+
+    torch: str = ""
+    diffusers: str = ""
+    padecache: str = ""
+    device: str = "cpu"
+    device_name: str = ""
+    cpu: str = ""
+    cpu_count: int | None = None
+    threads: int | None = None
+    load_avg: float | None = None
+    python: str = ""
+    platform: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Environment:
+        names = {f.name for f in attrs.fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+    def describe(self) -> str:
+        """One line for reports: device, threads, versions."""
+        where = self.device_name or self.device
+        if self.device == "cpu":
+            where = f"{self.cpu or platform.machine()} ({self.threads} threads of {self.cpu_count} CPUs)"
+        load = f", load {self.load_avg:.2f} at start" if self.load_avg is not None else ""
+        return f"{where}{load}; torch {self.torch}, diffusers {self.diffusers}, padecache {self.padecache}"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device: Any = None) -> Environment:
+    """The :class:`Environment` of this process, for a model on ``device`` (a ``torch.device`` or string)."""
+    import importlib.metadata
+
+    import torch
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    name = _cpu_model()
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    try:
+        load = round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        load = None
+    return Environment(
+        torch=torch.__version__, diffusers=version("diffusers"), padecache=version("padecache"), device=str(dev),
+        device_name=name, cpu=_cpu_model(), cpu_count=os.cpu_count(), threads=torch.get_num_threads(), load_avg=load,
+        python=platform.python_version(), platform=platform.platform(terse=True),
+    )
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+@attrs.define
+class Record:
+    """One run of one method (or of full compute) on one pipeline, step count and seed set.
+
+    Attributes:
+        model: the pipeline's name (``compare(name=...)``).
+        method: the method's label (a family, preset, component or peer name).
+        kind: ``"reference"`` (full compute), ``"padecache"`` or ``"peer"``.
+        config: the settings that ran (a padecache config dict, or a peer's parameters).
+        plugin, plugin_version: who provided the method (``"padecache"`` for built-ins, the plugin for its
+            families and presets, ``"diffusers"`` or ``"cache-dit"`` for peers).
+        components: per config section, ``{"name", "plugin", "version"}`` of the component that ran.
+        group: the method family this run belongs to in the headline (e.g. ``"taylorseer"``, ``"reuse"``).
+        published: this method is the published form of its group (reported next to "ours").
+        ours: this is the method the comparison is about (``compare(ours=...)``).
+        target: the pass speedup this sweep point aimed at (``None`` for a method run as given).
+        steps: denoising steps of the generation (``None`` if it could not be read from the pipeline).
+        seeds: the seeds generated; ``samples``: images scored (all seeds).
+        passes: block-stack passes per generation, counted by executions (full compute: ``steps``).
+        pass_speedup: full compute's block executions / this run's.
+        wall_s: median wall time of one run over all seeds; ``reference_wall_s``: median of the full-compute
+            runs timed right before and after it; ``wall_speedup``: their ratio.
+        scores: scorer name -> value (``None`` where not computed or infinite, e.g. PSNR of identical images).
+        status: ``"ok"``, ``"timing_suspect"`` (the wall speedup exceeded the pass speedup even when re-timed:
+            its scores count, its timing does not), ``"skipped: why"`` or ``"failed: why"``.
+        fallbacks, cache_bytes, mask: padecache's stats of the run (``None`` for peers).
+        environment: where it ran.
+    """
+
+    model: str
+    method: str
+    kind: str = "padecache"
+    config: dict = attrs.field(factory=dict)
+    plugin: str = ""
+    plugin_version: str = ""
+    components: dict = attrs.field(factory=dict)
+    group: str = ""
+    published: bool = False
+    ours: bool = False
+    target: float | None = None
+    steps: int | None = None
+    seeds: list = attrs.field(factory=list)
+    samples: int = 0
+    passes: float | None = None
+    pass_speedup: float | None = None
+    wall_s: float | None = None
+    reference_wall_s: float | None = None
+    wall_speedup: float | None = None
+    scores: dict = attrs.field(factory=dict)
+    status: str = "ok"
+    fallbacks: int | None = None
+    cache_bytes: int | None = None
+    mask: str | None = None
+    environment: Environment = attrs.field(factory=Environment)
+
+    @property
+    def scored(self) -> bool:
+        """The run finished and its quality counts (its timing may still be suspect)."""
+        return self.status in ("ok", "timing_suspect")
+
+    @property
+    def timed(self) -> bool:
+        """Its wall-clock figures count."""
+        return self.status == "ok" and self.wall_speedup is not None
+
+    def score(self, name: str) -> float | None:
+        """``scores[name]``, with ``inf`` for full compute's PSNR-like scores stored as ``None``."""
+        return self.scores.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self, recurse=False)
+        d["environment"] = self.environment.to_dict()
+        d["scores"] = {k: _finite(v) for k, v in self.scores.items()}
+        return {k: _finite(v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Record:
+        """A record from :meth:`to_dict` output, or from the flat records of padecache <= 0.1 bench runs."""
+        if "scores" not in data:
+            return _from_legacy(data)
+        names = {f.name for f in attrs.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        kw["environment"] = Environment.from_dict(data.get("environment"))
+        return cls(**kw)
+
+
+_LEGACY_SCORES = ("psnr", "ssim", "rel_l2", "class_acc", "fid_cls", "fid", "fid_cls_full", "fid_full")
+
+
+def _from_legacy(d: Mapping[str, Any]) -> Record:
+    method = d.get("method", "?")
+    kind = d.get("kind", "padecache")
+    return Record(
+        model=d.get("model", "?"), method=method, kind=kind, config=dict(d.get("config") or {}),
+        plugin="", plugin_version="", group="", target=d.get("target_speedup"), steps=d.get("steps"),
+        seeds=[d["seed"]] if d.get("seed") is not None else [], samples=d.get("samples") or 0,
+        passes=d.get("full_passes"), pass_speedup=d.get("pass_speedup"), wall_s=d.get("wall_s"),
+        wall_speedup=d.get("wall_speedup"), scores={k: d.get(k) for k in _LEGACY_SCORES if k in d},
+        status=d.get("status", "ok"), fallbacks=d.get("fallbacks"), cache_bytes=d.get("cache_bytes"), mask=d.get("mask"),
+    )
+
+
+def dump_records(records: Iterable[Record], path: str | Path) -> None:
+    """Write ``results.json`` atomically (a partial file never replaces a complete one)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps([r.to_dict() for r in records], indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def load_records(paths: str | Path | Sequence[str | Path]) -> list[Record]:
+    """Records from one or more ``results.json`` files (or directories holding one)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[Record] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            p = p / "results.json"
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{p}: no such results file (padecache bench writes results.json)") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{p}: not a results.json file ({err})") from None
+        if isinstance(data, Mapping):
+            data = data.get("records", [])
+        if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
+            raise ValueError(f"{p}: expected a list of records")
+        out.extend(Record.from_dict(r) for r in data)
+    return out
