@@ -184,7 +184,6 @@ def run_model(name, steps, repeats, rows, smoke=False):
         for r in rows[first + 1 :]:
             r["wall_speedup"] = full_wall / r["wall_s"]
     counter.close()
-    del model
     if DEV == "cuda":
         torch.cuda.empty_cache()
 

@@ -10,7 +10,7 @@ import torch
 
 import padecache
 import tiny
-from padecache import Predictor, option
+from padecache import Predictor
 from padecache.plugins import get_registry
 
 RUNNERS = {
@@ -162,7 +162,7 @@ def test_two_calls_per_step_keep_one_history_per_branch(family, pipes, spy):
     with tiny.applied(pipe, {"predictor": {"name": "spy"}, "policy": {"name": "fixed", "interval": 2, "warmup": 2}}):
         RUNNERS[family](pipe, steps=STEPS)
     by_instance = {}
-    for inst, branch, step, rows, computed in spy.seen:
+    for inst, branch, _step, _rows, _computed in spy.seen:
         by_instance.setdefault(inst, set()).add(branch)
     assert sorted(b for branches in by_instance.values() for b in branches) == ["cond", "uncond"]
     assert all(len(branches) == 1 for branches in by_instance.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import attrs
 import pytest
-import torch
 
 import padecache
 from padecache import CachePolicy, Predictor, option

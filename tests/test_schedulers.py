@@ -93,7 +93,7 @@ def test_a_new_generation_does_not_inherit_the_previous_step_counter(flux_pipe):
     values = [1000.0, 1000.0, 500.0, 0.0]
     x = torch.randn(1, 64, 16)
     with tiny.applied(t, "none"):
-        for generation in range(2):
+        for _generation in range(2):
             padecache.set_schedule(t, values)  # a new schedule object each time, as set_timesteps makes
             for v in values:
                 t(x, timestep=torch.tensor([v / 1000]), **kw)
@@ -115,7 +115,7 @@ def test_scheduler_step_index_is_used_when_it_advances_like_a_loop(flux_pipe, mo
               img_ids=torch.zeros(64, 3))
     x = torch.randn(1, 64, 16)
     with tiny.applied(t, "none", scheduler=sched):
-        for i, ts in enumerate(sched.timesteps):
+        for ts in sched.timesteps:
             v = t(x, timestep=(ts / 1000).reshape(1), **kw).sample
             sched.step(v, ts, x)
         assert [r.step for r in padecache.stats(t).records] == [0, 1, 2, 3, 4]

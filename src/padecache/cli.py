@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 #: the reference models of padecache-reference (kept here so that --help needs no import)
 REFERENCE_MODELS = ("dit-mnist", "flux-mnist")
 #: the method ``padecache bench`` and ``padecache report`` call "ours" unless told otherwise
@@ -205,6 +204,32 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from .generate import generate
+
+    if args.prompt is None and args.labels is None:
+        raise ValueError("give --prompt (text pipelines) or --labels (class-conditional ones, e.g. --labels 3,1,4)")
+    result = generate(
+        args.pipeline, args.config, prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
+        steps=args.steps, seed=args.seed, height=args.height, width=args.width, frames=args.frames,
+        guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device, progress=not args.no_progress,
+    )
+    print(result.summary())
+    for path in result.files:
+        print(f"wrote {path}")
+    return 0
+
+
+def _labels(text: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated class ids, got {text!r}") from None
+    if not out or any(v < 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected class ids >= 0, got {text!r}")
+    return out
+
+
 def cmd_train(args) -> int:
     _need_reference("train-reference")
     from padecache_reference.train import train_reference
@@ -272,6 +297,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="bench-out", help="output directory (created; checked before anything runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "generate", formatter_class=fmt, help="generate images or video with padecache on, and report what it cost",
+        description="Load a local diffusers pipeline directory (offline) or a bundled reference model, apply a padecache "
+                    "configuration, generate, and print passes, pass speedup, wall time and the time spent outside the "
+                    "transformer (text encoders, VAE).  --compare also runs full compute on the same seed and reports "
+                    "PSNR against it, with side-by-side images (full compute | padecache | |difference| x 10).",
+    )
+    p.add_argument("--pipeline", required=True, help="a pipeline directory (pipe.save_pretrained(DIR)) or dit-mnist / flux-mnist")
+    p.add_argument("--config", default="default", help="preset name or TOML file")
+    p.add_argument("--prompt", default=None, help="text prompt (text-conditioned pipelines)")
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--labels", type=_labels, default=None, help="class ids (class-conditional pipelines), e.g. 3,1,4")
+    p.add_argument("--steps", type=_positive, default=20, help="denoising steps")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--height", type=_positive, default=None)
+    p.add_argument("--width", type=_positive, default=None)
+    p.add_argument("--frames", type=_positive, default=None, help="video frames (video pipelines)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (the pipeline's default otherwise)")
+    p.add_argument("--device", default=None, help="e.g. cuda (default: where the pipeline loads, the CPU)")
+    p.add_argument("--compare", action="store_true", help="also run full compute and report PSNR against it")
+    p.add_argument("--out", default="generate-out", help="output directory: PNG images; MP4 video when an encoder is installed, frames otherwise")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("report", help="render the README's results block from results.json files", formatter_class=fmt)
     p.add_argument("results", nargs="+", help="results.json files (or directories holding one) written by padecache bench")

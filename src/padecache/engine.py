@@ -28,8 +28,8 @@ import torch.nn as nn
 
 from .adapters import Adapter, _position
 from .config import CacheConfig
-from .interfaces import Schedule, StepContext
 from .distributed import LOCAL, Reducer, context_parallel_group
+from .interfaces import Schedule, StepContext
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord

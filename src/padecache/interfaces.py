@@ -169,7 +169,7 @@ class StepContext:
         return self.schedule.position(step, grid)
 
 
-class _Component(ABC):
+class _Component(ABC):  # noqa: B024 - abstract through its three subclasses
     """Shared shape of the three component kinds: a registered ``name`` and an attrs ``Config``.
 
     A component without options needs no ``Config``.

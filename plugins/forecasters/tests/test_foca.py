@@ -9,9 +9,9 @@ import torch
 from forecasters_helpers import at, ctx_at, feed, sigma_schedule
 from hypothesis import given
 from hypothesis import strategies as st
-from padecache_forecasters.foca import FoCaPredictor, bdf_slope, foca_step, trapezoid
 
 from padecache import Schedule
+from padecache_forecasters.foca import FoCaPredictor, bdf_slope, foca_step, trapezoid
 
 coef = st.floats(-3, 3)
 positions = st.lists(st.floats(-5, 5), min_size=3, max_size=3, unique=True).map(sorted) \

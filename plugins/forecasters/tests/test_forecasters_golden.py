@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from padecache import Schedule, StepContext
 from padecache_forecasters.foca import FoCaPredictor
 from padecache_forecasters.hicache import HiCachePredictor
 from padecache_forecasters.spectrum import SpectrumPredictor
-
-from padecache import Schedule, StepContext
 
 DATA = Path(__file__).parent / "data"
 

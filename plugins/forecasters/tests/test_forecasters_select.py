@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from forecasters_helpers import ctx_at
+
+from padecache import Schedule, StepContext
 from padecache_forecasters.foca import FoCaPredictor
 from padecache_forecasters.freqca import FreqCaPredictor
 from padecache_forecasters.hicache import HiCachePredictor
 from padecache_forecasters.magcache import MagCachePolicy
 from padecache_forecasters.spectrum import SpectrumPredictor
-
-from padecache import Schedule, StepContext
 
 PREDICTORS = [
     lambda: SpectrumPredictor(SpectrumPredictor.Config(w=0.5)),

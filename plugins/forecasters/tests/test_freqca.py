@@ -8,9 +8,9 @@ import torch
 from forecasters_helpers import at, feed, sigma_grids, sigma_schedule
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from padecache_forecasters.freqca import FreqCaPredictor, lowpass
 
 from padecache import Schedule
+from padecache_forecasters.freqca import FreqCaPredictor, lowpass
 
 SQRT_HALF = math.sqrt(0.5)
 

@@ -10,10 +10,10 @@ import torch
 from forecasters_helpers import at, ctx_at, feed, sigma_grids, sigma_schedule
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from padecache_forecasters._common import hermite_h, scaled_hermite_weight
-from padecache_forecasters.hicache import HiCachePredictor, newton_derivative_weights
 
 from padecache import Schedule
+from padecache_forecasters._common import hermite_h, scaled_hermite_weight
+from padecache_forecasters.hicache import HiCachePredictor, newton_derivative_weights
 
 SQRT_HALF = math.sqrt(0.5)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from padecache_forecasters.magcache import MagCachePolicy, segment_error, token_norms
 
 from padecache import OptionError, Schedule, StepContext
+from padecache_forecasters.magcache import MagCachePolicy, segment_error, token_norms
 
 
 def drive(policy, residuals, rows=1):

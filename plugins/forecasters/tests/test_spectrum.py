@@ -9,9 +9,9 @@ import torch
 from forecasters_helpers import at, ctx_at, feed, sigma_grids, sigma_schedule
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from padecache_forecasters.spectrum import SpectrumPredictor, SpectrumWindowPolicy, chebyshev_design, ridge_weights
 
 from padecache import Schedule
+from padecache_forecasters.spectrum import SpectrumPredictor, SpectrumWindowPolicy, chebyshev_design, ridge_weights
 
 
 @given(st.lists(st.floats(-1, 1), min_size=1, max_size=8), st.integers(0, 8))

@@ -64,9 +64,10 @@ def test_corrupt_weights_give_a_clear_error(tmp_path):
 
 def test_training_recipe_runs_and_is_reproducible(tmp_path):
     """Two 3-step runs with one seed give identical weights (the recipe, not the committed model)."""
-    import numpy as np
     import io
     import tarfile
+
+    import numpy as np
 
     # a tiny stand-in for the npm tarball: 20 digits per class
     rng = np.random.default_rng(0)

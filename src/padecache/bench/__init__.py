@@ -71,8 +71,16 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .families import (SCHEDULES, Family, budget_passes, densest, even_budget, front_loaded, registered_families,
-                           taylorseer_intervals)
+    from .families import (
+        SCHEDULES,
+        Family,
+        budget_passes,
+        densest,
+        even_budget,
+        front_loaded,
+        registered_families,
+        taylorseer_intervals,
+    )
     from .methods import Attached, Method, RunContext, Setting
     from .metrics import Scorer, default_scorers
     from .output import ResultsDir, check_output_dir

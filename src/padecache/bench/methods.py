@@ -215,7 +215,6 @@ def _label_of(config: Mapping[str, Any]) -> str:
 
 def _known_names(families) -> list[str]:
     from ..plugins import get_registry
-
     from .peers import PEER_NAMES
 
     registry = get_registry()
@@ -226,7 +225,6 @@ def _known_names(families) -> list[str]:
 def _resolve_one(item: Any, families) -> Method:
     from ..config import CacheConfig
     from ..plugins import get_registry
-
     from .peers import PEER_NAMES, peer_method
 
     if isinstance(item, Method):

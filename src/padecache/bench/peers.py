@@ -170,7 +170,12 @@ def _cache_dit(ctx: RunContext, targets: Sequence[float]) -> list[Setting]:
                 # read once, at its import: its per-run INFO lines drown the bench's output
                 os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "warning")
                 import cache_dit
-                from cache_dit import DBCacheConfig, DMDCalibratorConfig, FoCaCalibratorConfig, TaylorSeerCalibratorConfig
+                from cache_dit import (
+                    DBCacheConfig,
+                    DMDCalibratorConfig,
+                    FoCaCalibratorConfig,
+                    TaylorSeerCalibratorConfig,
+                )
 
                 make = {
                     "taylorseer-1": lambda: TaylorSeerCalibratorConfig(taylorseer_order=1),

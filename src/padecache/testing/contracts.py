@@ -164,7 +164,7 @@ class PredictorContract(_ComponentContract):
         for row in range(3):
             single, _ = self.run_history(self.make(options), rows=3, row=row)
             torch.testing.assert_close(single[0], batch[row], rtol=1e-5, atol=1e-6,
-                                       msg=lambda m: f"{self.component!r}: row {row} of a batch differs from that sample alone: {m}")
+                                       msg=lambda m, row=row: f"{self.component!r}: row {row} of a batch differs from that sample alone: {m}")
 
     def test_select_keeps_the_state_of_the_chosen_rows(self, options):
         """What the engine does when rows of a batch go separate ways: ``select`` keeps those rows' state."""
@@ -454,7 +454,7 @@ def _signature(model):
     return inspect.signature(model.forward)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(family: str):
     from .families import tiny_transformer
 

@@ -300,7 +300,7 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
                 pooled_dim=spec.transformer_config["pooled_projection_dim"],
             )
             conditioner.load_state_dict(load_file(root / "conditioner.safetensors"))
-    except (OSError, RuntimeError, ValueError, EnvironmentError) as err:
+    except (OSError, RuntimeError, ValueError) as err:
         raise ValueError(
             f"{root}: the {name!r} weights are corrupt or incomplete ({err}). "
             f"Reinstall padecache-reference or retrain with `padecache train-reference {name}`."

@@ -171,7 +171,6 @@ class TCPadePredictor(Predictor):
     def _update_damped(self, ctx: StepContext, x: float, residual: torch.Tensor) -> None:
         """Fit the relaxing trend once per computed step: slope D_n, and from ρ = <D_n, D_{n−1}>/||D_{n−1}||² its rate
         (sums over the sequence-parallel group, so a sharded generation forecasts as an unsharded one)."""
-        c = self.config
         if self.newest is None:
             self.newest, self.positions = residual, deque([x], maxlen=3)
             return

@@ -21,7 +21,6 @@ import attrs
 import torch
 
 from padecache import CachePolicy, StepContext, option
-
 from padecache.math import row_dot, row_sumsq
 
 __all__ = ["TSIPolicy"]
