@@ -53,10 +53,10 @@ def clock(monkeypatch):
 
 def test_compare_counts_and_scores_every_method_with_a_custom_scorer(dit_pipe, tmp_path, clock):
     custom = {"label": "taylor on fixed", "predictor": {"name": "taylor", "order": 1}, "policy": {"name": "fixed", "interval": 2, "warmup": 2}}
-    records = bench.compare(dit_pipe, clock.generate, ["reuse", "taylor-1 front-loaded", custom], targets=(2.0,),
+    records = bench.compare(dit_pipe, clock.generate, ["noop", "taylor-1 front-loaded", custom], targets=(2.0,),
                             scorers={"mean_abs": mean_abs}, progress=False, out=tmp_path, name="tiny-dit")
     full, *runs = records
-    assert [r.method for r in records] == ["full", "reuse", "taylor-1 front-loaded", "taylor on fixed"]
+    assert [r.method for r in records] == ["full", "noop", "taylor-1 front-loaded", "taylor on fixed"]
     assert full.kind == "reference" and full.passes == STEPS and full.scores == {"mean_abs": 0.0}
     assert all(r.model == "tiny-dit" and r.steps == STEPS and r.samples == 2 and r.status == "ok" for r in records)
     reuse, front, fixed = runs
@@ -106,13 +106,13 @@ def test_an_impossible_wall_speedup_is_retimed_once_then_marked_suspect(dit_pipe
         calls.append(padecache.is_applied(pipe))
         return clock.generate(pipe, seed)
 
-    records = bench.compare(dit_pipe, watched, ["reuse"], targets=(2.0,), scorers={"mean_abs": mean_abs}, progress=False)
+    records = bench.compare(dit_pipe, watched, ["noop"], targets=(2.0,), scorers={"mean_abs": mean_abs}, progress=False)
     reuse = records[1]
     assert reuse.status == "timing_suspect" and reuse.wall_speedup == 10.0
     assert reuse.scored and not reuse.timed and reuse.scores["mean_abs"] > 0  # its quality still counts
     # probe, full images, full timed | method images, method timed, full timed | re-timed: full, method, full
     assert calls == [True, False, False, True, True, False, False, True, False]
-    assert "suspect" in markdown(records) and "ours_wall_over_pass" not in headline(records, "reuse", [2.0])[0]
+    assert "suspect" in markdown(records) and "ours_wall_over_pass" not in headline(records, "noop", [2.0])[0]
 
 
 def test_results_json_is_written_after_every_run(dit_pipe, tmp_path):
@@ -126,10 +126,10 @@ def test_results_json_is_written_after_every_run(dit_pipe, tmp_path):
         return generate(pipe, seed)
 
     with pytest.raises(KeyboardInterrupt):
-        bench.compare(dit_pipe, interrupted, ["reuse", "taylor-1", "linear"], targets=(2.0,), scorers={"mean_abs": mean_abs},
+        bench.compare(dit_pipe, interrupted, ["noop", "taylor-1", "linear"], targets=(2.0,), scorers={"mean_abs": mean_abs},
                       progress=False, out=tmp_path)
     stored = json.loads((tmp_path / "results.json").read_text())
-    assert [r["method"] for r in stored] == ["full", "reuse", "taylor-1"]
+    assert [r["method"] for r in stored] == ["full", "noop", "taylor-1"]
     assert all(r["status"] == "ok" for r in stored)
     assert not padecache.is_applied(dit_pipe)
 
@@ -151,8 +151,8 @@ def test_ours_can_be_a_third_party_method(dit_pipe, clock):
     padecache.register_plugin(plugin, name="thirdparty")
     try:
         methods = bench.key_methods("my-method")
-        assert methods == ["my-method", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "reuse", "my-method-as-published"]
-        records = bench.compare(dit_pipe, clock.generate, ["my-method", "my-method-as-published", "reuse", "tc-pade"], targets=(2.0,),
+        assert methods == ["my-method", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "noop", "my-method-as-published"]
+        records = bench.compare(dit_pipe, clock.generate, ["my-method", "my-method-as-published", "noop", "tc-pade"], targets=(2.0,),
                                 scorers={"closeness": lambda x, full: -mean_abs(x, full)}, ours="my-method", progress=False,
                                 name="tiny-dit")
     finally:
@@ -161,7 +161,7 @@ def test_ours_can_be_a_third_party_method(dit_pipe, clock):
     assert (mine.plugin, mine.plugin_version, mine.ours) == ("thirdparty", "3.1.4", True)
     (entry,) = headline(records, targets=[2.0])  # "ours" read from the records
     assert entry["ours"] is mine and entry["published"].method == "my-method-as-published"
-    assert entry["reuse"].method == "reuse" and entry["other"].method == "tc-pade"  # tc-pade is just another method here
+    assert entry["reuse"].method == "noop" and entry["other"].method == "tc-pade"  # tc-pade is just another method here
     line = headline_markdown(records, targets=[2.0]).splitlines()[-1]
     assert line.startswith("| tiny-dit | 6 | 3 (2.00×) | my-method |")
 
@@ -173,22 +173,22 @@ def test_methods_and_arguments_are_checked_before_anything_runs(dit_pipe, tmp_pa
     with pytest.raises(ValueError, match="unknown method 'reuze'.*did you mean 'reuse'"):
         bench.compare(dit_pipe, never, ["reuze"])
     with pytest.raises(ValueError, match="ours='tc-pade' is not among the methods"):
-        bench.compare(dit_pipe, never, ["reuse"], ours="tc-pade")
+        bench.compare(dit_pipe, never, ["noop"], ours="tc-pade")
     with pytest.raises(ValueError, match="targets are pass speedups >= 1"):
-        bench.compare(dit_pipe, never, ["reuse"], targets=(0.5,))
+        bench.compare(dit_pipe, never, ["noop"], targets=(0.5,))
     with pytest.raises(ValueError, match="repeats"):
-        bench.compare(dit_pipe, never, ["reuse"], repeats=0)
+        bench.compare(dit_pipe, never, ["noop"], repeats=0)
     with pytest.raises(TypeError, match="scorer 'x' is not callable"):
-        bench.compare(dit_pipe, never, ["reuse"], scorers={"x": 3})
+        bench.compare(dit_pipe, never, ["noop"], scorers={"x": 3})
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="not a directory"):
-        bench.compare(dit_pipe, never, ["reuse"], out=tmp_path / "file")
+        bench.compare(dit_pipe, never, ["noop"], out=tmp_path / "file")
     with pytest.raises(ValueError, match="given twice"):
         bench.compare(dit_pipe, never, ["reuse", "reuse"])
     padecache.apply(dit_pipe, "fora")
     try:
         with pytest.raises(ValueError, match="already applied"):
-            bench.compare(dit_pipe, never, ["reuse"])
+            bench.compare(dit_pipe, never, ["noop"])
     finally:
         padecache.remove(dit_pipe)
 

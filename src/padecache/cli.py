@@ -165,6 +165,9 @@ def cmd_bench(args) -> int:
 
     _need_reference("bench")
     check_output_dir(args.out)  # before anything is imported or run: an unwritable --out fails at once
+    import os
+
+    os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "warning")  # cache-dit reads it at import: its INFO lines drown the table
     import torch
 
     from padecache_reference.bench import BenchOptions, run_bench

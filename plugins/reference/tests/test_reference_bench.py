@@ -22,11 +22,11 @@ def test_quick_run_writes_the_four_files_and_prints_the_headline(tmp_path, capsy
     records = json.loads((tmp_path / "results.json").read_text())
     methods = {r["method"] for r in records}
     # ours, first-order TaylorSeer on its own knobs, reuse, and TC-Padé as published (its plugin's families)
-    assert methods == {"full", "tc-pade", "taylorseer-O1", "reuse", "tc-pade-reference", "tc-pade-paper"}
+    assert methods == {"full", "tc-pade", "taylorseer-O1", "noop", "tc-pade-reference", "tc-pade-paper"}
     full = records[0]
     assert full["method"] == "full" and full["samples"] == 2 and full["scores"]["fid_cls_full"] == 0.0
     assert set(full["scores"]) == {"psnr", "ssim", "rel_l2", "class_acc", "fid_cls", "fid_cls_full"}
-    assert {r["method"]: r["plugin"] for r in records if r["method"] in ("tc-pade", "reuse")} == {"tc-pade": "tcpade", "reuse": "padecache"}
+    assert {r["method"]: r["plugin"] for r in records if r["method"] in ("tc-pade", "noop")} == {"tc-pade": "tcpade", "noop": "padecache"}
     assert all(r["ours"] == (r["method"] == "tc-pade") for r in records)
 
 
@@ -49,7 +49,7 @@ def test_ours_from_a_plugin_registered_at_run_time_leads_the_headline(tmp_path, 
     out = capsys.readouterr().out.splitlines()
     header = next(x for x in out if x.startswith("| model |"))
     cells = [c.strip() for c in next(x for x in out if x.startswith("| dit-mnist |")).split("|")]
-    assert cells[4] == "contender" and cells[6] == "taylorseer-O1" and cells[8] == "reuse"
+    assert cells[4] == "contender" and cells[6] == "taylorseer-O1" and cells[8] == "noop"
     assert "published" not in header  # the contender's plugin declares no published form: no empty column
     records = json.loads((tmp_path / "results.json").read_text())
     contender = next(r for r in records if r["method"] == "contender")
@@ -58,7 +58,7 @@ def test_ours_from_a_plugin_registered_at_run_time_leads_the_headline(tmp_path, 
 
 
 def test_bench_rejects_unknown_methods_before_loading_the_model(tmp_path, capsys):
-    assert main(["bench", *TINY, "--methods", "reuse,tc-padee", "--out", str(tmp_path)]) == 2
+    assert main(["bench", *TINY, "--methods", "noop,tc-padee", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown method 'tc-padee'" in err and "did you mean 'tc-pade'" in err
     assert not (tmp_path / "results.json").exists()
@@ -69,7 +69,7 @@ def test_bench_rejects_unknown_methods_before_loading_the_model(tmp_path, capsys
 def test_scopes():
     key = BenchOptions.for_scope("key", ours="tc-pade")
     assert (key.samples, key.targets, key.steps) == (32, (2.5, 10 / 3), (20,))
-    assert key.method_list() == ["tc-pade", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "reuse",
+    assert key.method_list() == ["tc-pade", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "noop",
                                  "tc-pade-reference", "tc-pade-paper"]
     full = BenchOptions.for_scope("full", ours="tc-pade", samples=4)
     assert (full.samples, full.targets, full.steps) == (4, (2.5, 10 / 3, 4.0, 5.0, 6.0), (20, 28, 50))

@@ -5,7 +5,7 @@
     def generate(pipe, seed):                      # one generation -> images, batch first
         return pipe(..., generator=torch.Generator().manual_seed(seed), output_type="pt").images
 
-    records = bench.compare(pipe, generate, ["reuse", "taylorseer-O1", "diffusers-taylorseer", "my-method"],
+    records = bench.compare(pipe, generate, ["noop", "taylorseer-O1", "diffusers-taylorseer", "my-method"],
                             targets=(2.5, 10 / 3), ours="my-method", out="bench-out")
 
 Methods are names (bench families, peers, presets, predictors, policies), TOML paths, config dicts,

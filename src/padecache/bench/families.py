@@ -180,7 +180,7 @@ def builtin_families() -> list[Family]:
     """padecache's own families (the methods its core implements)."""
     taylorseer = "TaylorSeer (its recursion) with its own knobs: interval N, first_enhance 2 or 3"
     return [
-        Family("reuse", {"name": "noop"}, "even", "plain reuse of the last residual (FORA), even schedule", group=REUSE),
+        Family("noop", {"name": "noop"}, "even", "noop: plain reuse of the last residual (FORA), even schedule", group=REUSE),
         Family("linear", {"name": "linear"}, "even", "linear extrapolation on the real time grid, even schedule", group="taylor-forecast"),
         Family("taylor-1", {"name": "taylor", "order": 1}, "even", "first-order Taylor forecast, even schedule", group="taylor-forecast"),
         Family("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, "even",

@@ -165,10 +165,6 @@ def _cache_dit(ctx: RunContext, targets: Sequence[float]) -> list[Setting]:
                       "steps_computation_mask": mask, "calibrator": calibrator}
 
             def attach(pipe, mask=mask, calibrator=calibrator):
-                import os
-
-                # read once, at its import: its per-run INFO lines drown the bench's output
-                os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "warning")
                 import cache_dit
                 from cache_dit import (
                     DBCacheConfig,

@@ -251,7 +251,7 @@ def compare(
             return pipe("a squirrel", num_inference_steps=20, output_type="pt",
                         generator=torch.Generator().manual_seed(seed)).images
 
-        records = bench.compare(pipe, generate, ["reuse", "taylorseer-O1", "tc-pade"], ours="tc-pade", out="bench-out")
+        records = bench.compare(pipe, generate, ["noop", "taylorseer-O1", "tc-pade"], ours="tc-pade", out="bench-out")
     """
     from .output import ResultsDir
 

@@ -2582,14 +2582,15 @@ def tiny_transformer(name: str, seed: int = 0):
     import torch
 
     spec = family(name)
-    torch.manual_seed(seed)
-    model = getattr(diffusers, spec.model_class)(**dict(spec.tiny_config))
-    if spec.post_build is not None:
-        spec.post_build(model)
-    with torch.no_grad():  # zero-initialised gates/output layers would make every prediction 0
-        for param in model.parameters():
-            if param.numel() and not param.any():
-                param.normal_(0.0, 0.02)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        model = getattr(diffusers, spec.model_class)(**dict(spec.tiny_config))
+        if spec.post_build is not None:
+            spec.post_build(model)
+        with torch.no_grad():  # zero-initialised gates/output layers would make every prediction 0
+            for param in model.parameters():
+                if param.numel() and not param.any():
+                    param.normal_(0.0, 0.02)
     return model.eval()
 
 

@@ -9,6 +9,7 @@ its family is used (two-call true CFG for FLUX, ``negative_prompt`` for Wan).  `
 from __future__ import annotations
 
 import contextlib
+import functools
 import string
 
 import torch
@@ -17,6 +18,18 @@ import padecache
 
 __all__ = ["tiny_pipeline", "run", "PIPELINES", "applied", "tiny_vae", "tiny_t5", "tiny_clip_text",
            "tiny_clip_tokenizer", "tiny_t5_tokenizer", "dit_transformer", "flux_transformer", "wan_transformer"]
+
+
+def _seeded(build):
+    """Run a builder with torch's global RNG seeded from its ``seed`` argument and restored afterwards: building a
+    tiny model never changes the caller's random state."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with torch.random.fork_rng(devices=[]):
+            return build(*args, **kwargs)
+
+    return wrapper
 
 
 @contextlib.contextmanager
@@ -96,6 +109,7 @@ def tiny_vae(latent_channels=4, sf=1.5035, shift=None):
     return AutoencoderKL(**kw).eval()
 
 
+@_seeded
 def dit_transformer(seed=0, num_layers=3):
     from diffusers import DiTTransformer2DModel
 
@@ -106,6 +120,7 @@ def dit_transformer(seed=0, num_layers=3):
     ).eval()
 
 
+@_seeded
 def flux_transformer(seed=0):
     from diffusers import FluxTransformer2DModel
 
@@ -116,6 +131,7 @@ def flux_transformer(seed=0):
     ).eval()
 
 
+@_seeded
 def wan_transformer(seed=0):
     from diffusers import WanTransformer3DModel
 
@@ -127,6 +143,7 @@ def wan_transformer(seed=0):
     ).eval()
 
 
+@_seeded
 def dit_pipeline(seed=0):
     from diffusers import DDIMScheduler, DiTPipeline
 
@@ -134,6 +151,7 @@ def dit_pipeline(seed=0):
     return DiTPipeline(transformer=dit_transformer(seed), vae=tiny_vae(4, sf=0.18215), scheduler=DDIMScheduler())
 
 
+@_seeded
 def flux_pipeline(seed=0):
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
 
@@ -146,6 +164,7 @@ def flux_pipeline(seed=0):
     )
 
 
+@_seeded
 def wan_pipeline(seed=0):
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanPipeline
 
@@ -175,6 +194,7 @@ def run_wan(pipe, steps=20, seed=0, guidance=5.0):
                 generator=torch.Generator().manual_seed(seed)).frames
 
 
+@_seeded
 def pixart_pipeline(seed=0):
     from diffusers import DDIMScheduler, PixArtAlphaPipeline, PixArtTransformer2DModel
 
@@ -193,6 +213,7 @@ def run_pixart(pipe, steps=20, seed=0):
                 use_resolution_binning=False, clean_caption=False, generator=torch.Generator().manual_seed(seed)).images
 
 
+@_seeded
 def sd3_pipeline(seed=0):
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
 

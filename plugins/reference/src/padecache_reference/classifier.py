@@ -44,6 +44,11 @@ def _shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, out: str | Path, *, epochs: int = 8, seed: int = 0) -> dict:
     """Train on all but every 10th digit, report held-out accuracy, save ``out`` (safetensors) and ``.json``."""
+    with torch.random.fork_rng(devices=[]):  # seeded here, restored for the caller
+        return _train_classifier(images, labels, out, epochs=epochs, seed=seed)
+
+
+def _train_classifier(images: np.ndarray, labels: np.ndarray, out: str | Path, *, epochs: int, seed: int) -> dict:
     from safetensors.torch import save_file
 
     torch.manual_seed(seed)

@@ -259,7 +259,12 @@ def _unpack(tokens: torch.Tensor) -> torch.Tensor:
 
 
 def build_reference(name: str, seed: int = 0) -> ReferencePipeline:
-    """A freshly initialised (untrained) reference model."""
+    """A freshly initialised (untrained) reference model (the caller's random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        return _build(name, seed)
+
+
+def _build(name: str, seed: int) -> ReferencePipeline:
     from diffusers import DiTTransformer2DModel, FluxTransformer2DModel
 
     spec = _spec(name)

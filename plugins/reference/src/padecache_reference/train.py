@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import load_npm_tarball, to_model_space
-from .reference import NULL_CLASS, ReferencePipeline, build_reference
+from .reference import NULL_CLASS, ReferencePipeline, _build
 
 __all__ = ["train_reference"]
 
@@ -58,6 +58,13 @@ def train_reference(
     ``transformer/`` (diffusers ``save_pretrained``, safetensors), ``conditioner.safetensors`` for
     flux-mnist, and ``padecache.json`` with the recipe and the training log.  Returns that metadata.
     """
+    with torch.random.fork_rng(devices=[]):  # the recipe seeds torch's global RNG; the caller's is restored after
+        torch.manual_seed(seed)
+        return _train(name, data, out_dir, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size, lr=lr,
+                      ema_decay=ema_decay, log_every=log_every, progress=progress)
+
+
+def _train(name, data, out_dir, *, minutes, steps, seed, batch_size, lr, ema_decay, log_every, progress) -> dict:
     from safetensors.torch import save_file
 
     if steps is None and minutes is None:
@@ -69,7 +76,7 @@ def train_reference(
     images, labels = load_npm_tarball(data)
     x_all, y_all = to_model_space(images), torch.as_tensor(labels)
 
-    pipe = build_reference(name, seed=seed)
+    pipe = _build(name, seed)  # seeds the global RNG, inside train_reference's fork
     spec = pipe.spec
     batch_size = batch_size or spec.batch_size
     lr = lr or spec.lr
