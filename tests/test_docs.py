@@ -29,3 +29,26 @@ def test_contributing_plugin_example_works(dit_pipe):
     finally:
         padecache.unregister_plugin(module)
     assert stats.full_passes == 5 and stats.forecast_steps == 5  # budget speedup 2 at 10 steps
+
+
+def test_the_plugin_walkthrough_in_docs_runs_and_passes_its_contract(tmp_path):
+    """docs/plugins.md: the predictor and preset as written, registered, then the contract class as written."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    plugin = next(b for b in blocks if "class Quadratic" in b)
+    contract = next(b for b in blocks if "class TestQuadratic" in b)
+    bench = next(b for b in blocks if "padecache_bench_families" in b)
+    (tmp_path / "my_plugin.py").write_text(plugin + "\n" + bench)
+    (tmp_path / "conftest.py").write_text(
+        "import torch, padecache, my_plugin\n"
+        "torch.set_num_threads(1)\n"
+        "padecache.register_plugin(my_plugin, name='myforecaster')\n"
+    )
+    (tmp_path / "test_contract.py").write_text(contract)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "defaults or registered",
+                           str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout

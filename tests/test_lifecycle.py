@@ -63,3 +63,15 @@ def test_history_on_the_cpu_gives_the_same_images(wan_pipe):
         with tiny.applied(wan_pipe, "default", engine={"history_device": device}):
             out[device] = tiny.run_wan(wan_pipe, steps=8)
     assert torch.equal(out["model"], out["cpu"])
+
+
+def test_a_bf16_model_whose_head_runs_in_float32_forecasts_in_bf16(wan_pipe):
+    """Wan calls norm_out(hidden_states.float()): the head sees float32 while the history is bf16 (auto)."""
+    pipe = tiny.wan_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    pipe.transformer.to(torch.bfloat16)
+    pipe.text_encoder.to(torch.bfloat16)
+    with tiny.applied(pipe, "tc-pade-fast"):
+        out = tiny.run_wan(pipe, steps=10)
+        stats = padecache.stats(pipe)
+    assert torch.isfinite(out).all() and stats.forecast_steps > 0 and stats.fallbacks == 0

@@ -451,9 +451,10 @@ class Engine:
         """Every head has run: give each row group its residual (real or predicted) and record the step."""
         x_in, batch = call.x_in, call.batch
         hist = None
-        if call.mode != "skip":
-            hist = self._history(call.outputs[0]) if len(call.outputs) == 1 else torch.cat(
-                [self._history(t).flatten(1) for t in call.outputs], 1)
+        if call.mode != "skip":  # the heads' inputs in the history's dtype and device (Wan's head takes float32)
+            like = {"device": x_in.device, "dtype": x_in.dtype}
+            hist = call.outputs[0].detach().to(**like) if len(call.outputs) == 1 else torch.cat(
+                [t.detach().to(**like).flatten(1) for t in call.outputs], 1)
         for part in call.parts:
             idx = None if part.rows is None else part.rows.to(x_in.device)
             x_rows = x_in if idx is None else x_in.index_select(0, idx)
