@@ -172,10 +172,12 @@ class TimeSpec:
         return self.offset + self.scale * t
 
     def describe(self) -> str:
-        if self.scale == 1.0 and self.offset == 0.0:
-            return f"`{self.argument}` = t"
-        scale = {1e-3: "t/1000", -1e-3: "-t/1000", -1.0: "-t"}.get(self.scale, f"{self.scale:g}·t")
-        return f"`{self.argument}` = {f'{self.offset:g} + ' if self.offset else ''}{scale}".replace("+ -", "- ")
+        term = {1.0: "t", 1e-3: "t/1000", -1e-3: "-t/1000", -1.0: "-t"}.get(self.scale, f"{self.scale:g}·t")
+        if not self.offset:
+            return f"`{self.argument}` = {term}"
+        if term.startswith("-"):
+            return f"`{self.argument}` = {self.offset:g} - {term[1:]}"
+        return f"`{self.argument}` = {term} {'+' if self.offset > 0 else '-'} {abs(self.offset):g}"
 
 
 @attrs.frozen
@@ -301,13 +303,18 @@ class Adapter:
 
     def describe(self) -> dict[str, str]:
         """One row of the supported-models table."""
-        specs = self.time_specs()
+        if callable(self.time) and not isinstance(self.time, TimeSpec):
+            specs = (TimeSpec(),)
+            time = "`timestep` = t × the model's `timestep_scale`"
+        else:
+            specs = self.time_specs()
+            time = " or ".join(s.describe() for s in specs)
         return {
             "family": self.name,
             "classes": ", ".join(self.model_classes),
             "blocks": " + ".join(self.block_lists),
             "head": self.head if isinstance(self.head, str) else "(from the config)",
-            "time": " or ".join(s.describe() for s in specs),
+            "time": time,
             "cfg": self.cfg,
             "always_run": ", ".join(self.always_run),
         }

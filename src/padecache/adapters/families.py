@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import Adapter, BlockIO, GenericAdapter, Stream, TimeSpec
 
-__all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED"]
+__all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED", "supported_models_markdown"]
 
 T = TimeSpec()  # the pipeline passes scheduler.timesteps as they are
 T1000 = TimeSpec(scale=1e-3)  # FLUX-style pipelines pass t / 1000
@@ -172,3 +172,13 @@ UNSUPPORTED = {
 
 #: every built-in adapter, the generic one last (registry order decides who claims a model first)
 BUILTIN_ADAPTERS: tuple[Adapter, ...] = (*FAMILIES, GenericAdapter())
+
+
+def supported_models_markdown() -> str:
+    """The README's supported-models table, from the adapters themselves (a test keeps the README in sync)."""
+    lines = ["| family | transformer class | blocks forecast | time passed as | guidance in its pipelines |",
+             "|---|---|---|---|---|"]
+    for a in FAMILIES:
+        row = a.describe()
+        lines.append(f"| {a.name} | `{row['classes']}` | {row['blocks']} | {row['time']} | {row['cfg']} |")
+    return "\n".join(lines)

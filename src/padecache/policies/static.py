@@ -130,14 +130,17 @@ class MaskPolicy(StaticPolicy):
         return out
 
 
-def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: float = 1.0, tail: float = 0.0) -> list[bool]:
+def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: float = 1.0, tail: float = 0.0,
+                short_first_gap: bool = False) -> list[bool]:
     """``passes`` computed steps: the first ``warmup``, then the rest spread over the run.
 
     Without ``last`` the remaining passes end ``round(tail * num_steps)`` steps before the final step
     (those are left to the forecast); with ``last`` the final step is one of them.  ``spacing`` > 1
-    front-loads them: pass k of K sits at fraction (k / K) ** spacing of the free span, at least two
-    steps after the previous pass while the budget allows.  When the budget is too small for both, the
-    warm-up shrinks (to one step at least) before the final step goes.
+    front-loads them: pass k of K sits at fraction (k / (K + c)) ** spacing of the free span, at least two
+    steps after the previous pass while the budget allows, with c = 0, or c = 1 / K² with
+    ``short_first_gap``: with few passes left after the warm-up the first of them then comes earlier, so the
+    gap forecast from the warm-up's two residuals stays short (docs/methods.md).  When the budget is too
+    small for both, the warm-up shrinks (to one step at least) before the final step goes.
     """
     passes = max(1, min(num_steps, passes))
     head = min(warmup, max(1, passes - int(last)))
@@ -152,7 +155,8 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: f
         hi, fractions = num_steps - 1, [(k / (rest + 1)) ** spacing for k in range(1, rest + 1)]
     else:
         hi = max(head, num_steps - 1 - round(tail * num_steps), lo + rest)  # the tail gives way to the budget
-        fractions = [(k / rest) ** spacing for k in range(1, rest + 1)]
+        c = 1 / rest**2 if short_first_gap else 0.0
+        fractions = [(k / (rest + c)) ** spacing for k in range(1, rest + 1)]
     # consecutive passes at least two steps apart while the budget allows: a forecast one step ahead is
     # cheap to get right, so a pass right after another is the least useful one
     end = hi - 1 if last else hi  # the latest step this loop may place a pass on
@@ -185,6 +189,7 @@ class BudgetPolicy(StaticPolicy):
         last: bool = option(False, "bool", doc="always compute the final step")
         spacing: float = option(1.25, ge=0.5, le=3.0, doc="> 1 front-loads the passes after the warm-up (1 = even)")
         tail: float = option(0.1, ge=0.0, lt=1.0, doc="share of the steps at the end left to the forecast (without `last`)")
+        short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
 
         def __attrs_post_init__(self):
             if self.speedup is None and self.full_passes is None:
@@ -198,4 +203,4 @@ class BudgetPolicy(StaticPolicy):
 
     def build_mask(self, num_steps: int) -> list[bool]:
         c = self.config
-        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, c.tail)
+        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, c.tail, c.short_first_gap)
