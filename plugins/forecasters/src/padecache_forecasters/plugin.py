@@ -64,3 +64,10 @@ def padecache_presets():
             "policy": {"name": "magcache", "speedup": 2.5},
         },
     }
+
+
+@padecache.hookimpl
+def padecache_bench_families():
+    from .bench import FAMILIES  # plain dicts: the benchmark itself is imported only when it runs
+
+    return FAMILIES
