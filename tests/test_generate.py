@@ -62,3 +62,71 @@ def test_generate_errors_before_any_work(args, message, capsys, tmp_path):
 def test_generate_needs_labels_for_a_class_conditional_pipeline(saved, capsys, tmp_path):
     assert main(["generate", "--pipeline", str(saved["dit"]), "--prompt", "a cat", "--out", str(tmp_path)]) == 2
     assert "is class-conditional: pass --labels" in capsys.readouterr().err
+
+
+# -- many samples: --seeds, --prompts-file ---------------------------------------------------------------------
+
+def _pixels(path):
+    import numpy as np
+
+    return np.asarray(Image.open(path))
+
+
+def test_many_samples_are_named_by_prompt_and_seed_and_each_is_its_own_generation(saved, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    many = tmp_path / "many"
+    assert main(["generate", "--pipeline", str(saved["dit"]), "--labels", "1,2", "--seeds", "0-1,5", "--steps", "6",
+                 "--out", str(many), "--no-progress"]) == 0
+    names = sorted(p.name for p in many.iterdir())
+    assert names == ["p000-s0000.png", "p000-s0001.png", "p000-s0005.png", "p001-s0000.png", "p001-s0001.png",
+                     "p001-s0005.png", "summary.json"]
+    # sample (label 2, seed 5) is exactly what a single generation of label 2 with seed 5 gives
+    assert main(["generate", "--pipeline", str(saved["dit"]), "--labels", "2", "--seed", "5", "--steps", "6",
+                 "--out", str(tmp_path / "one"), "--no-progress"]) == 0
+    assert np.array_equal(_pixels(many / "p001-s0005.png"), _pixels(tmp_path / "one" / "image-0.png"))
+    summary = json.loads((many / "summary.json").read_text())
+    assert [(s["prompt_index"], s["label"], s["seed"]) for s in summary["samples"]] == \
+           [(0, 1, 0), (0, 1, 1), (0, 1, 5), (1, 2, 0), (1, 2, 1), (1, 2, 5)]
+    assert all(s["steps"] == 6 and s["files"] == [f"p00{s['prompt_index']}-s000{s['seed']}.png"] and s["error"] is None
+               for s in summary["samples"])
+    totals = summary["totals"]
+    assert totals["samples"] == 6 and totals["failed"] == 0 and totals["steps"] == 36 and not summary["distributed"]
+    assert totals["full_passes"] == sum(s["full_passes"] for s in summary["samples"]) < 36
+    assert "6 of 6 samples: " in capsys.readouterr().out
+
+
+def test_a_prompts_file_gives_one_sample_per_prompt_and_seed_in_process_or_through_an_executor(saved, tmp_path):
+    from padecache.cluster import InProcessExecutor
+    from padecache.generate import generate_many
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat\n\n  a dog  \n")
+    assert main(["generate", "--pipeline", str(saved["flux"]), "--prompts-file", str(prompts), "--steps", "4", "--height", "16",
+                 "--width", "16", "--out", str(tmp_path / "file"), "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "file").glob("*.png")) == ["p000-s0000.png", "p001-s0000.png"]
+    result = generate_many(str(saved["flux"]), prompts=["a cat", "a dog"], seeds=[0], steps=4, height=16, width=16,
+                           out=tmp_path / "executor", progress=False, executor=InProcessExecutor())
+    assert result.cluster == "in-process" and not result.failed
+    for name in ("p000-s0000.png", "p001-s0000.png"):
+        assert (tmp_path / "file" / name).read_bytes() == (tmp_path / "executor" / name).read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--labels", "1", "--seeds", "3,3"], "seed 3 is given twice"),
+    (["--labels", "1", "--seeds", "5-2"], "ranges low-high"),
+    (["--labels", "1", "--seeds", "0", "--seed", "1"], "--seed .* or --seeds .*, not both"),
+    (["--prompt", "a", "--prompts-file", "p.txt"], "--prompt or --prompts-file, not both"),
+    (["--prompts-file", "nowhere.txt"], "--prompts-file nowhere.txt: cannot read it"),
+])
+def test_many_sample_arguments_are_checked_before_any_work(args, message, saved, capsys, tmp_path):
+    import re
+
+    try:
+        code = main(["generate", "--pipeline", str(saved["dit"]), *args, "--out", str(tmp_path / "o")])
+    except SystemExit as exit:  # a malformed value: argparse's usage error
+        code = exit.code
+    assert code == 2 and re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "o" / "summary.json").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -110,6 +111,10 @@ class _Usage(Exception):
     """A command-line error: printed as ``padecache CMD: error: ...``, exit status 2."""
 
 
+class _Failed(Exception):
+    """The work itself failed (e.g. on a cluster): printed as ``padecache CMD: error: ...``, exit status 1."""
+
+
 def cmd_list(args) -> int:
     from . import get_registry
 
@@ -164,6 +169,8 @@ def cmd_bench(args) -> int:
     from .bench.output import check_output_dir
 
     _need_reference("bench")
+    if args.ray is not None:
+        _need_ray()
     check_output_dir(args.out)  # before anything is imported or run: an unwritable --out fails at once
     import os
 
@@ -174,19 +181,26 @@ def cmd_bench(args) -> int:
 
     from .bench.report import headline_markdown
 
-    if args.threads:
+    if args.threads and args.ray is None:
         torch.set_num_threads(args.threads)  # a command-line entry point may; the library never does
     scope = "quick" if args.quick else "full" if args.full else "key"
     options = BenchOptions.for_scope(
         scope, model=args.model, weights=args.weights, ours=args.ours or None, methods=args.methods, steps=args.steps,
         targets=args.targets, samples=args.samples, seed=args.seed, repeats=args.repeats, fid=args.fid, peers=args.peers,
     )
-    records = run_bench(options, out=args.out, progress=not args.no_progress)
+    from .bench.methods import resolve
+
+    resolve(options.method_list())  # unknown methods, or a scope without ours, fail before a cluster starts
+    with _cluster(args.ray, args.threads) as executor:
+        records = run_bench(options, out=args.out, progress=not args.no_progress, executor=executor)
     print(headline_markdown(records, options.ours, options.targets))
     out = Path(args.out)
     for name in ("results.json", "results.md", "pareto.png", "grid.png"):
         print(f"wrote {out / name}")
-    return 0
+    failed = [r for r in records if r.status.startswith("failed")]
+    for r in failed:
+        print(f"padecache bench: {r.method} (target {r.target}) {r.status}", file=sys.stderr)
+    return 1 if failed and executor is not None else 0
 
 
 def cmd_report(args) -> int:
@@ -208,19 +222,118 @@ def cmd_report(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .generate import generate
-
-    if args.prompt is None and args.labels is None:
+    many = args.seeds is not None or args.prompts_file is not None or args.ray is not None
+    if args.prompt is not None and args.prompts_file is not None:
+        raise _Usage("give --prompt or --prompts-file, not both")
+    if args.seeds is not None and args.seed is not None:
+        raise _Usage("give --seed (one sample) or --seeds (many), not both")
+    if args.prompt is None and args.prompts_file is None and args.labels is None:
         raise ValueError("give --prompt (text pipelines) or --labels (class-conditional ones, e.g. --labels 3,1,4)")
-    result = generate(
-        args.pipeline, args.config, prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
-        steps=args.steps, seed=args.seed, height=args.height, width=args.width, frames=args.frames,
-        guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device, progress=not args.no_progress,
-    )
+    if args.ray is not None:
+        _need_ray()
+    if args.threads and args.ray is None:
+        import torch
+
+        torch.set_num_threads(args.threads)  # a command-line entry point may; the library never does
+    if not many:
+        from .generate import generate
+
+        result = generate(
+            args.pipeline, args.config, prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
+            steps=args.steps, seed=args.seed or 0, height=args.height, width=args.width, frames=args.frames,
+            guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device, progress=not args.no_progress,
+        )
+        print(result.summary())
+        for path in result.files:
+            print(f"wrote {path}")
+        return 0
+    from . import load_config
+    from .generate import _prepare
+
+    seeds = args.seeds if args.seeds is not None else (args.seed or 0,)
+    prompts = _read_prompts(args.prompts_file) if args.prompts_file is not None else args.prompt
+    if prompts is not None and args.labels is not None:
+        raise _Usage("give prompts (--prompt, --prompts-file) or --labels, not both: each is one sample per seed")
+    load_config(args.config)  # a bad config, or an unusable --out, fails before a cluster starts
+    _prepare(args.out)
+    with _cluster(args.ray, args.threads) as executor:
+        from .generate import generate_many
+
+        result = generate_many(
+            args.pipeline, args.config, prompts=prompts, labels=args.labels, seeds=seeds,
+            negative_prompt=args.negative_prompt, steps=args.steps, height=args.height, width=args.width, frames=args.frames,
+            guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device,
+            progress=not args.no_progress, executor=executor,
+        )
     print(result.summary())
-    for path in result.files:
-        print(f"wrote {path}")
-    return 0
+    files = sum(len(r.files) for r in result.samples)
+    print(f"wrote {files} files and {Path(args.out) / 'summary.json'}")
+    for r in result.failed[:5]:
+        print(f"padecache generate: sample {r.sample.stem} failed: {r.error}", file=sys.stderr)
+    if len(result.failed) > 5:
+        print(f"padecache generate: ... and {len(result.failed) - 5} more failed samples (see summary.json)", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """``0-31``, ``0,5,9`` or both (``0-3,8``): seeds in the order given, each once."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, dash, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi) if dash else int(lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-31 or 0,5,9, got {part!r}") from None
+        if first < 0 or last < first:
+            raise argparse.ArgumentTypeError(f"seeds are whole numbers >= 0, ranges low-high, got {part!r}")
+        seeds.extend(range(first, last + 1))
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0-31 or 0,5,9, got {text!r}")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"seed {twice[0]} is given twice (a sample's files are named by its prompt and seed)")
+    return tuple(seeds)
+
+
+def _read_prompts(path: str) -> list[str]:
+    """One prompt per line of ``path``, blank lines skipped (a prompt's index counts prompts, not lines)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise _Usage(f"--prompts-file {path}: cannot read it ({err.strerror or err})") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise _Usage(f"--prompts-file {path}: no prompts in it (one per line)")
+    return prompts
+
+
+def _need_ray() -> None:
+    """Stop with what to install when Ray is missing (checked without importing it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        from .cluster import MISSING_RAY
+
+        raise _Usage(f"--ray: {MISSING_RAY}")
+
+
+@contextlib.contextmanager
+def _cluster(ray, threads: int | None):
+    """``--ray [ADDRESS]``: a :class:`~padecache.cluster.RayExecutor` for the block (nothing without ``--ray``)."""
+    if ray is None:
+        yield None
+        return
+    from .cluster import ClusterError, RayExecutor
+
+    executor = RayExecutor(None if ray is True else ray, threads=threads)
+    try:
+        with executor:  # a cluster started here is shut down on the way out, also when the run fails
+            print(f"running on {executor.label}", file=sys.stderr)
+            yield executor
+    except ClusterError as err:
+        raise _Failed(str(err)) from None
 
 
 def _labels(text: str) -> tuple[int, ...]:
@@ -291,12 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", type=_speedups, default=None, help="pass speedups to sweep, e.g. 2.5,10/3 (default 2.5,10/3; --quick 2.5)")
     p.add_argument("--samples", type=_positive, default=None, help="digits per run (default 32; --quick 8)")
     p.add_argument("--seed", type=_non_negative, default=None, help="noise seed of the first digit (default 0)")
-    p.add_argument("--repeats", type=_positive, default=None, help="timed runs per setting, each between two full-compute runs (default 1)")
+    p.add_argument("--repeats", type=_non_negative, default=None, help="timed runs per setting, each between two full-compute runs (default 1; 0: no timing, a quality sweep)")
     p.add_argument("--fid", action=argparse.BooleanOptionalAction, default=None,
                    help="Inception FID (the fid extra); default: with --full when installed")
     p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True, help="include diffusers' and cache-dit's methods")
     p.add_argument("--weights", default=None, help="directory written by train-reference (default: the bundled weights)")
-    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="torch threads (default: torch's; with --ray, per task: 1)")
+    p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
+                   help="run every method setting as a task on a Ray cluster (extra ray): without ADDRESS a local one with "
+                        "this machine's CPUs/GPUs, shut down at the end; with one (host:port, ray://host:port, auto) a "
+                        "running one, left running.  Scores are those of a run in one process; the records say "
+                        "distributed: true, and their wall times are not comparable with an undistributed run's")
     p.add_argument("--out", default="bench-out", help="output directory (created; checked before anything runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench)
@@ -306,22 +425,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a local diffusers pipeline directory (offline) or a bundled reference model, apply a padecache "
                     "configuration, generate, and print passes, pass speedup, wall time and the time spent outside the "
                     "transformer (text encoders, VAE).  --compare also runs full compute on the same seed and reports "
-                    "PSNR against it, with side-by-side images (full compute | padecache | |difference| x 10).",
+                    "PSNR against it, with side-by-side images (full compute | padecache | |difference| x 10).  With --seeds, "
+                    "--prompts-file or --ray: one sample per prompt (or label) and seed, each written as pPPP-sSSSS.png "
+                    "(prompt index, seed), and summary.json with every sample's passes and wall time and the totals; "
+                    "--ray splits the samples over a Ray cluster and writes the same files.",
     )
     p.add_argument("--pipeline", required=True, help="a pipeline directory (pipe.save_pretrained(DIR)) or dit-mnist / flux-mnist")
     p.add_argument("--config", default="default", help="preset name or TOML file")
     p.add_argument("--prompt", default=None, help="text prompt (text-conditioned pipelines)")
+    p.add_argument("--prompts-file", default=None, metavar="FILE",
+                   help="many prompts, one per line (blank lines skipped); one sample per prompt and seed")
     p.add_argument("--negative-prompt", default=None)
-    p.add_argument("--labels", type=_labels, default=None, help="class ids (class-conditional pipelines), e.g. 3,1,4")
+    p.add_argument("--labels", type=_labels, default=None,
+                   help="class ids (class-conditional pipelines), e.g. 3,1,4; with --seeds or --ray one sample per label and seed")
     p.add_argument("--steps", type=_positive, default=20, help="denoising steps")
-    p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--seed", type=_non_negative, default=None, help="the seed of a single generation (default 0)")
+    p.add_argument("--seeds", type=_seeds, default=None, metavar="SEEDS",
+                   help="many samples: seeds like 0-31 or 0,5,9, one sample per prompt (or label) and seed, written as "
+                        "pPPP-sSSSS.png (prompt index, seed) with summary.json")
+    p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
+                   help="split the samples over a Ray cluster, one task per GPU (or per CPU without GPUs), each loading "
+                        "the pipeline itself: without ADDRESS a local cluster with this machine's CPUs/GPUs, shut down at "
+                        "the end; with one (host:port, ray://host:port, auto) a running one, left running.  The files are "
+                        "the same as without --ray")
+    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's; with --ray, per task: 1)")
     p.add_argument("--height", type=_positive, default=None)
     p.add_argument("--width", type=_positive, default=None)
     p.add_argument("--frames", type=_positive, default=None, help="video frames (video pipelines)")
     p.add_argument("--guidance", type=float, default=None, help="guidance scale (the pipeline's default otherwise)")
     p.add_argument("--device", default=None, help="e.g. cuda (default: where the pipeline loads, the CPU)")
     p.add_argument("--compare", action="store_true", help="also run full compute and report PSNR against it")
-    p.add_argument("--out", default="generate-out", help="output directory: PNG images; MP4 video when an encoder is installed, frames otherwise")
+    p.add_argument("--out", default="generate-out",
+                   help="output directory: PNG images; MP4 video when an encoder is installed, frames otherwise; with "
+                        "--seeds, --prompts-file or --ray also summary.json")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -359,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     except (_Usage, ValueError, TypeError, FileNotFoundError) as err:
         print(f"padecache {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except _Failed as err:
+        print(f"padecache {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

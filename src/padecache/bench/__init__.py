@@ -13,6 +13,10 @@ Methods are names (bench families, peers, presets, predictors, policies), TOML p
 ``padecache_bench_families`` hook (:mod:`padecache.bench.families`).  Each run becomes a :class:`Record`;
 ``out`` gets ``results.json`` (after every run), ``results.md``, ``pareto.png`` and ``grid.png``.
 
+On a cluster, ``compare("saved-pipeline/", generate, methods, executor=padecache.cluster.RayExecutor())`` runs
+each method setting as a task (:mod:`padecache.bench.distributed`): the same scores, passes and masks, records
+marked ``distributed``.
+
 Names resolve on first use: importing this package (or using it) imports neither matplotlib nor torchmetrics
 until a plot is drawn or a default scorer runs.
 """

@@ -35,6 +35,7 @@ class Environment:
         cpu: the CPU model; ``cpu_count``: logical CPUs; ``threads``: torch's intra-op threads.
         load_avg: the 1-minute load average when the comparison started (timings on a busy machine are noisy).
         python, platform: interpreter version and OS.
+        cluster: the cluster a distributed run used (``"ray 2.60.0: 2 nodes, 16 CPUs, 8 GPUs (...)"``), else empty.
     """
 
     torch: str = ""
@@ -48,6 +49,7 @@ class Environment:
     load_avg: float | None = None
     python: str = ""
     platform: str = ""
+    cluster: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -63,7 +65,8 @@ class Environment:
         if self.device == "cpu":
             where = f"{self.cpu or platform.machine()} ({self.threads} threads of {self.cpu_count} CPUs)"
         load = f", load {self.load_avg:.2f} at start" if self.load_avg is not None else ""
-        return f"{where}{load}; torch {self.torch}, diffusers {self.diffusers}, padecache {self.padecache}"
+        cluster = f"; a worker of {self.cluster}" if self.cluster else ""
+        return f"{where}{load}{cluster}; torch {self.torch}, diffusers {self.diffusers}, padecache {self.padecache}"
 
 
 def _cpu_model() -> str:
@@ -137,6 +140,10 @@ class Record:
             its scores count, its timing does not), ``"skipped: why"`` or ``"failed: why"``.
         fallbacks, cache_bytes, mask: padecache's stats of the run (``None`` for peers).
         environment: where it ran.
+        distributed: the run was one task of a comparison spread over a cluster (``compare(executor=...)``): its
+            wall times come from a worker that may have shared its machine with other tasks, so they are not
+            comparable with those of a run in one process (its wall × is still against full compute timed on
+            the same worker); ``environment.cluster`` names the cluster.
     """
 
     model: str
@@ -164,6 +171,7 @@ class Record:
     cache_bytes: int | None = None
     mask: str | None = None
     environment: Environment = attrs.field(factory=Environment)
+    distributed: bool = False
 
     @property
     def scored(self) -> bool:

@@ -24,7 +24,8 @@ from .families import REUSE, TAYLORSEER
 from .metrics import headline_metric
 from .records import Record
 
-__all__ = ["budget", "equal_compute", "headline", "markdown", "headline_markdown", "combined_summary", "annotate", "score_names"]
+__all__ = ["budget", "equal_compute", "headline", "markdown", "headline_markdown", "combined_summary", "annotate", "score_names",
+           "distributed_note"]
 
 HEADLINE_TARGETS = (2.5, 10 / 3)
 
@@ -188,7 +189,21 @@ def _score(r: Record | None, name: str) -> str:
 def _wall(r: Record) -> str:
     if r.status == "timing_suspect":
         return "suspect"
-    return _fmt(r.wall_speedup) if r.timed else "–"
+    return _fmt(r.wall_speedup) + _dagger(r) if r.timed else "–"
+
+
+def _dagger(r: Record | None) -> str:
+    """The mark of a wall-clock figure measured on a cluster's worker."""
+    return "†" if r is not None and r.distributed else ""
+
+
+def distributed_note(records: Sequence[Record]) -> str:
+    """The footnote of tables with distributed runs (``""`` when there are none)."""
+    clusters = sorted({r.environment.cluster or "a cluster" for r in records if r.distributed})
+    if not clusters:
+        return ""
+    return (f"† distributed run ({'; '.join(clusters)}): wall × measured on a cluster's worker, against full compute "
+            f"timed on the same worker; do not compare its wall times with those of a run in one process.")
 
 
 def _passes(e: dict) -> str:
@@ -209,8 +224,12 @@ def _title(name: str) -> str:
     return SCORE_TITLES.get(name, name)
 
 
-def headline_markdown(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None) -> str:
-    """The headline as a markdown table (what ``padecache bench`` prints); groups no run belongs to are left out."""
+def headline_markdown(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None,
+                      note: bool = True) -> str:
+    """The headline as a markdown table (what ``padecache bench`` prints); groups no run belongs to are left out.
+
+    Wall-clock figures of distributed runs are marked † and explained under the table (unless ``note=False``).
+    """
     entries = headline(records, ours, targets)
     if not entries:
         return "(no finished runs)"
@@ -226,8 +245,13 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
         for key, _ in keys:
             r = e[key]
             cells += ["–", "–"] if r is None else [r.method, _score(r, metric)]
+        wall = e.get("ours_wall_over_pass")
         lines.append(f"| {e['model']} | {_fmt(e['steps'])} | {_passes(e)} | " + " | ".join(cells)
-                     + "".join(f" | {_fmt(e.get(f'ours_minus_{k}'))}" for k in margins) + f" | {_fmt(e.get('ours_wall_over_pass'))} |")
+                     + "".join(f" | {_fmt(e.get(f'ours_minus_{k}'))}" for k in margins)
+                     + f" | {_fmt(wall)}{_dagger(e['ours']) if wall is not None else ''} |")
+    shown = [e[k] for e in entries for k, _ in keys if e[k] is not None]
+    if note and distributed_note(shown):
+        lines += ["", distributed_note(shown)]
     return "\n".join(lines)
 
 
@@ -292,12 +316,14 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
         f"executions; wall × is against full compute timed right before and after each run.  Ours: "
         f"{ours or '(not set)'}.  Measured on: {'; '.join(sorted(envs)) or 'unknown'}."
     )
+    if distributed_note(records):
+        lines += ["", distributed_note(records)]
     lines.append("")
     lines += ["## Headline: best run of each within the pass budget", "",
               "*TaylorSeer* is TaylorSeer with its own knobs (order, interval N, warm-up; padecache's and diffusers' "
               "implementations); *best other* is the best method outside ours' family, TaylorSeer and reuse; "
               "*published* is the best setting of ours' method as published.", "",
-              headline_markdown(records, ours, targets), ""]
+              headline_markdown(records, ours, targets, note=False), ""]
     swept = sorted({r.target for r in records if r.target is not None and r.kind != "reference"})
     for model, steps in _keys(records):
         recs = [r for r in records if r.model == model and r.steps == steps]
@@ -338,7 +364,9 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
     """
     records = annotate(records)
     ours = _ours_label(records, ours)
-    lines = [headline_markdown(records, ours, targets), ""]
+    lines = [headline_markdown(records, ours, targets, note=False), ""]
+    if distributed_note(records):
+        lines += [distributed_note(records), ""]
     scored = [r for r in records if r.scored]
     if not scored:
         return "\n".join(lines)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 
 from .families import budget_passes  # noqa: F401  (re-exported for callers of the old module)
@@ -192,8 +193,8 @@ def _check(targets, seeds, repeats) -> tuple[tuple[float, ...], tuple[int, ...],
     seeds = tuple(seeds)
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ValueError(f"seeds must be one or more whole numbers >= 0, got {seeds}")
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-        raise ValueError(f"repeats must be a whole number >= 1, got {repeats!r}")
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 0:
+        raise ValueError(f"repeats must be a whole number >= 0 (0: no timing, a quality sweep), got {repeats!r}")
     return targets, seeds, repeats
 
 
@@ -218,11 +219,14 @@ def compare(
     out: str | Path | Any | None = None,
     progress: bool = True,
     name: str | None = None,
+    executor: Any = None,
 ) -> list[Record]:
     """Run ``methods`` and full compute on ``pipe``; count, time and score every run the same way.
 
     Args:
-        pipe: any pipeline padecache supports (a diffusers pipeline, or an object with a ``transformer``).
+        pipe: any pipeline padecache supports (a diffusers pipeline, or an object with a ``transformer``); with an
+            ``executor`` also a pipeline directory, a bundled reference model name or a
+            :class:`~padecache.cluster.PipelineSource`, which each worker loads itself.
         generate: ``generate(pipe, seed)`` runs the pipeline once and returns its images as a tensor, batch
             first (``(N, C, H, W)``, or ``(N, F, C, H, W)`` for video); a diffusers output with ``images`` works too.
             The same seed must give the same noise: every method is compared with full compute of its seed.
@@ -239,6 +243,10 @@ def compare(
             ``results.json`` is rewritten after every run, ``results.md``, ``pareto.png`` and ``grid.png`` at the end.
         progress: show a progress bar (tqdm, when installed).
         name: the pipeline's name in the records (default: ``pipe.name`` or the transformer's class).
+        executor: run every setting (per chunk of ``executor.seeds_per_unit`` seeds) as a task on a cluster, e.g.
+            :class:`padecache.cluster.RayExecutor` (see :mod:`padecache.bench.distributed`).  Scores, passes and
+            masks are those of a run in one process; the records say ``distributed: true``, their wall times are
+            the workers'.  ``generate``, ``methods`` and ``scorers`` are pickled to the workers.
 
     Returns:
         One :class:`~padecache.bench.records.Record` per run, full compute first.
@@ -265,6 +273,11 @@ def compare(
     # a peer's label covers its settings' (diffusers-taylorseer -> diffusers-taylorseer-O1, -O2)
     if ours is not None and not any(ours == m.label or (m.kind == "peer" and ours.startswith(m.label)) for m in resolved):
         raise ValueError(f"ours={ours!r} is not among the methods ({', '.join(labels)}); add it to methods")
+    if executor is not None:
+        from .distributed import compare_on
+
+        return compare_on(executor, pipe, generate, methods, targets=targets, seeds=seeds, scorers=scorers, repeats=repeats,
+                          ours=ours, writer=writer, progress=progress, name=name)
     import padecache
 
     if padecache.is_applied(pipe):
@@ -319,17 +332,46 @@ def compare(
     return records
 
 
-def _run_setting(setting: Setting, run: _Run, *, counter_steps, full_walls: list[float], repeats: int, score,
-                 base: dict, ours: str | None) -> tuple[Record, torch.Tensor | None]:
-    steps, per_gen = counter_steps
-    rec = Record(
+@attrs.define
+class Measured:
+    """What one setting produced over some seeds, before scoring.
+
+    Attributes:
+        images: every seed's images, concatenated (CPU).
+        count: block executions over those seeds (``None``: no adapter to count with).
+        passes, fallbacks, cache_bytes: padecache's stats of each generation that reported any (none for peers).
+        mask: the first such generation's mask (``#`` computed, ``.`` forecast).
+        wall, ref: median wall time of the method over the seeds, and of full compute timed around it.
+        suspect: the wall speedup exceeded the pass speedup even when re-timed.
+    """
+
+    images: torch.Tensor
+    count: int | None
+    passes: list = attrs.field(factory=list)
+    fallbacks: list = attrs.field(factory=list)
+    cache_bytes: list = attrs.field(factory=list)
+    mask: str | None = None
+    wall: float = 0.0
+    ref: float = 0.0
+    suspect: bool = False
+
+
+def new_record(setting: Any, base: dict, ours: str | None) -> Record:
+    """The record of ``setting`` (a :class:`Setting`, or anything with its attributes) before it runs."""
+    return Record(
         method=setting.method, kind=setting.kind, config=setting.config, plugin=setting.plugin, plugin_version=setting.version,
         components=setting.components, group=setting.group or setting.method, published=setting.published,
         ours=setting.method == ours, target=None if setting.target is None else round(setting.target, 4), **base,
     )
-    if setting.skip is not None:
-        rec.status = f"skipped: {setting.skip}"
-        return rec, None
+
+
+def measure(setting: Setting, run: _Run, *, full_walls: list[float], repeats: int, per_gen: float | None) -> Measured:
+    """Attach ``setting``, generate untimed (images, passes, stats), then time it between full-compute runs.
+
+    ``full_walls`` holds the full-compute timings so far (its last one precedes this setting's first timed run);
+    the ones made here are appended.  ``per_gen``: full compute's block executions per generation.  The method
+    is always taken off the pipeline again, also when it fails.
+    """
     attached: Attached | None = None
     try:
         attached = setting.attach(run.pipe)
@@ -348,9 +390,10 @@ def _run_setting(setting: Setting, run: _Run, *, counter_steps, full_walls: list
             full_walls.append(run.timed())
             refs.append(full_walls[-1])
         pass_speedup = None if not count or per_gen is None else per_gen * len(run.seeds) / count
-        wall, ref = statistics.median(walls), statistics.median(refs)
-        status = "ok"
-        if pass_speedup is not None and ref / wall > pass_speedup * (1 + SUSPECT_TOLERANCE):
+        wall = statistics.median(walls) if walls else None  # repeats=0: scores only, no timing
+        ref = statistics.median(refs) if walls else None
+        suspect = False
+        if wall is not None and pass_speedup is not None and ref / wall > pass_speedup * (1 + SUSPECT_TOLERANCE):
             # once more, between two fresh full-compute runs: a load spike during one run is the usual cause,
             # and the median of three full-compute timings is robust to one spike
             full_walls.append(run.timed())
@@ -359,33 +402,58 @@ def _run_setting(setting: Setting, run: _Run, *, counter_steps, full_walls: list
             attached.suspend()
             full_walls.append(run.timed())
             ref = statistics.median([refs[-1], *full_walls[-2:]])
-            if ref / wall > pass_speedup * (1 + SUSPECT_TOLERANCE):
-                status = "timing_suspect"
-    except Exception as err:  # a peer that breaks is reported, not hidden; padecache's own failures are bugs
-        if setting.kind != "peer":
-            raise
-        rec.status = f"failed: {type(err).__name__}: {err}"[:300]
-        return rec, None
+            suspect = ref / wall > pass_speedup * (1 + SUSPECT_TOLERANCE)
     finally:
         if attached is not None:
             attached.suspend()
             attached.close()
-    rec.samples = len(images)
     stats = [s for s in stats if s is not None and getattr(s, "total_steps", 0)]
-    if count is not None and steps is not None and per_gen:
-        rec.passes = round(steps * count / len(run.seeds) / per_gen, 4)
-    elif stats:
-        rec.passes = round(statistics.mean(s.full_passes for s in stats), 4)
+    return Measured(images, count, [s.full_passes for s in stats], [s.fallbacks for s in stats], [s.cache_bytes for s in stats],
+                    "".join("#" if m else "." for m in stats[0].mask()) if stats else None, wall, ref, suspect)
+
+
+def fill(rec: Record, m: Measured, steps: int | None, per_gen: float | None, seeds: int) -> None:
+    """Passes, speedups, timings and stats of ``rec`` from what its ``seeds`` generations measured."""
+    rec.samples = len(m.images)
+    if m.count is not None and steps is not None and per_gen:
+        rec.passes = round(steps * m.count / seeds / per_gen, 4)
+    elif m.passes:
+        rec.passes = round(statistics.mean(m.passes), 4)
+    pass_speedup = None if not m.count or per_gen is None else per_gen * seeds / m.count
     rec.pass_speedup = None if pass_speedup is None else round(pass_speedup, 4)
-    rec.wall_s, rec.reference_wall_s = round(wall, 4), round(ref, 4)
-    rec.wall_speedup = round(ref / wall, 4)
-    rec.status = status
-    rec.scores = score(images, setting.target)
-    if stats:
-        rec.fallbacks = sum(s.fallbacks for s in stats)
-        rec.cache_bytes = max(s.cache_bytes for s in stats)
-        rec.mask = "".join("#" if m else "." for m in stats[0].mask())
-    return rec, images
+    if m.wall is not None:
+        rec.wall_s, rec.reference_wall_s = round(m.wall, 4), round(m.ref, 4)
+        rec.wall_speedup = round(m.ref / m.wall, 4)
+    rec.status = "timing_suspect" if m.suspect else "ok"
+    if m.passes:
+        rec.fallbacks = sum(m.fallbacks)
+        rec.cache_bytes = max(m.cache_bytes)
+        rec.mask = m.mask
+
+
+def _run_setting(setting: Setting, run: _Run, *, counter_steps, full_walls: list[float], repeats: int, score,
+                 base: dict, ours: str | None) -> tuple[Record, torch.Tensor | None]:
+    steps, per_gen = counter_steps
+    rec = new_record(setting, base, ours)
+    if setting.skip is not None:
+        rec.status = f"skipped: {setting.skip}"
+        return rec, None
+    try:
+        m = measure(setting, run, full_walls=full_walls, repeats=repeats, per_gen=per_gen)
+    except Exception as err:  # a peer that breaks is reported, not hidden; padecache's own failures are bugs
+        if setting.kind != "peer":
+            raise
+        rec.status = failed_status(err)
+        return rec, None
+    fill(rec, m, steps, per_gen, len(run.seeds))
+    rec.scores = score(m.images, setting.target)
+    return rec, m.images
+
+
+def failed_status(err: BaseException | str) -> str:
+    """A record's ``status`` for a run that raised: ``"failed: ExceptionType: message"`` (at most 300 characters)."""
+    text = err if isinstance(err, str) else f"{type(err).__name__}: {err}"
+    return f"failed: {text}"[:300]
 
 
 def _progress(items, desc, enabled):

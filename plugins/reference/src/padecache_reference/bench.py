@@ -12,6 +12,13 @@ Example::
 
     from padecache_reference.bench import BenchOptions, run_bench
     records = run_bench(BenchOptions.for_scope("quick", ours="tc-pade"), out="bench-out")
+
+    from padecache.cluster import RayExecutor       # the same on a Ray cluster (padecache bench --ray)
+    with RayExecutor() as cluster:
+        records = run_bench(BenchOptions.for_scope("quick", ours="tc-pade"), out="bench-out", executor=cluster)
+
+The digits of a run are one batch of one seed (sample ``i`` draws its noise from ``seed + i``), so on a cluster a
+unit is one method setting at one step count, over all digits.
 """
 
 from __future__ import annotations
@@ -77,7 +84,7 @@ class BenchOptions:
     targets: tuple[float, ...] = attrs.field(default=(2.5, 10 / 3), converter=lambda v: tuple(float(t) for t in v), validator=_targets)
     samples: int = attrs.field(default=32, validator=_positive("samples"))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    repeats: int = attrs.field(default=1, validator=_positive("repeats"))
+    repeats: int = attrs.field(default=1, validator=attrs.validators.ge(0))  # 0: scores only, no timing
     fid: bool | None = None
     fid_targets: tuple[float, ...] = (2.5, 10 / 3)
     peers: bool = True
@@ -124,10 +131,13 @@ class DigitGenerator:
         return pipe(list(self.labels), num_inference_steps=self.steps, seed=seed)
 
 
-def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bool = True) -> list:
+def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bool = True, executor: Any = None) -> list:
     """Run ``options`` (each step count is one :func:`padecache.bench.compare`); records go to ``out`` as they come.
 
-    ``out`` is checked before the model loads.  Returns every :class:`~padecache.bench.records.Record`.
+    ``out`` is checked before the model loads.  With an ``executor`` (:class:`padecache.cluster.RayExecutor`, the
+    CLI's ``--ray``) every method setting runs as a task; the workers load the model themselves (the weights
+    directory must then exist on every node) and the records say ``distributed: true``.  Returns every
+    :class:`~padecache.bench.records.Record`.
     """
     from padecache.bench import ResultsDir, compare
     from padecache.bench.methods import resolve
@@ -138,12 +148,18 @@ def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bo
     writer = ResultsDir(out) if out is not None else None
     methods = options.method_list()
     resolve(methods)  # unknown names fail here, before the model loads
-    pipe = load_reference(options.model, options.weights)
+    if executor is None:
+        pipe = load_reference(options.model, options.weights)
+    else:
+        from padecache.cluster import PipelineSource
+
+        weights = None if options.weights is None else str(Path(options.weights).resolve())
+        pipe = PipelineSource(load_reference, (options.model, weights))  # loaded by each worker
     labels = [i % 10 for i in range(options.samples)]
     scorers = mnist_scorers(labels, fid=options.use_fid(), fid_targets=options.fid_targets)
     records = []
     for steps in options.steps:
         records += compare(pipe, DigitGenerator(labels, steps), methods, targets=options.targets, seeds=(options.seed,),
                            scorers=scorers, repeats=options.repeats, ours=options.ours, out=writer, progress=progress,
-                           name=options.model)
+                           name=options.model, executor=executor)
     return records
