@@ -16,8 +16,9 @@ Importing the contracts needs pytest; the pipelines need ``transformers``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "PredictorContract": "contracts",
@@ -37,8 +38,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'padecache.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

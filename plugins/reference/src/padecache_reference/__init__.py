@@ -14,8 +14,9 @@ Names resolve on first use, so importing the package imports neither torch nor d
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from padecache._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -37,10 +38,4 @@ _EXPORTS = {
 __all__ = ["MODEL_NAMES", *list(_EXPORTS)]  # noqa: PLE0604
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'padecache_reference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
