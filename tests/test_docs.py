@@ -52,3 +52,30 @@ def test_the_plugin_walkthrough_in_docs_runs_and_passes_its_contract(tmp_path):
                            str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
+
+
+def test_the_readme_lists_every_supported_family():
+    from padecache.adapters.families import FAMILIES, supported_models_markdown
+
+    readme = (ROOT / "README.md").read_text()
+    assert supported_models_markdown() in readme, "regenerate the README's table: padecache.adapters.families.supported_models_markdown()"
+    assert len(FAMILIES) >= 28
+
+
+def test_readme_commands_are_the_ci_commands():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    fence = readme.index("```bash")
+    install, tests = readme[fence + 1], readme[fence + 2]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install torch==2.13.0" in install and "padecache bench" in install and tests.endswith("python -m pytest")
+    for package in ("plugins/tcpade", "plugins/forecasters", "plugins/reference"):
+        assert f"-e {package}" in install and f"-e {package}" in ci
+    extras = re.compile(r'-e "\.\[([a-z,]+)\]"')
+    assert extras.findall(install) == extras.findall(ci) == ["bench,dev,ray"], "the README installs other extras than CI"
+
+
+def test_the_readme_snippet_without_a_hub_runs_as_written(capsys):
+    code = next(b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S) if "load_reference" in b)
+    exec(compile(code, "README.md", "exec"), {})
+    passes, psnr = capsys.readouterr().out.split()[:2]
+    assert passes == "7.0" and float(psnr) > 35  # tc-pade-fast stays close to full compute on the trained model
