@@ -56,11 +56,23 @@ def test_budget_default_front_loads():
     assert mask_to_str(policy("budget", full_passes=11).mask(28)) == "##.#.#.#.#..#..#..#..#..#..."
 
 
+def test_budget_leaves_at_most_tail_max_final_steps_to_the_forecast():
+    # 10 % of 50 steps would be 5; the default caps the tail at 3 steps, so the last pass is step 46
+    capped = policy("budget", speedup=2.5).mask(50)
+    assert sum(capped) == 20 and max(i for i, m in enumerate(capped) if m) == 46
+    uncapped = policy("budget", speedup=2.5, tail_max=None).mask(50)
+    assert sum(uncapped) == 20 and max(i for i, m in enumerate(uncapped) if m) == 44
+    # at 20 and 28 steps the cap does not bind (2 and 3 steps)
+    for steps in (20, 28):
+        assert policy("budget", speedup=2.5).mask(steps) == policy("budget", speedup=2.5, tail_max=None).mask(steps)
+
+
 @given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(1, n))), st.integers(1, 4), st.booleans(),
-       st.floats(0.5, 3.0), st.floats(0.0, 0.5))
-def test_budget_is_exact_for_any_settings(case, warmup, last, spacing, tail):
+       st.floats(0.5, 3.0), st.floats(0.0, 0.5), st.one_of(st.none(), st.integers(0, 10)))
+def test_budget_is_exact_for_any_settings(case, warmup, last, spacing, tail, tail_max):
     steps, passes = case
-    mask = policy("budget", full_passes=passes, warmup=warmup, last=last, spacing=spacing, tail=tail).mask(steps)
+    mask = policy("budget", full_passes=passes, warmup=warmup, last=last, spacing=spacing, tail=tail,
+                  tail_max=tail_max).mask(steps)
     assert len(mask) == steps and sum(mask) == passes and mask[0]
 
 
