@@ -100,7 +100,7 @@ def test_errors_exit_2_with_a_message(capsys):
 def test_report_writes_into_a_directory_and_reads_stored_results(tmp_path, capsys):
     from pathlib import Path
 
-    stored = Path(__file__).resolve().parents[1] / "docs" / "results" / "dit-mnist" / "results.json"
+    stored = Path(__file__).resolve().parent / "data" / "results-v0.json"
     assert main(["report", str(stored), "--scores", "psnr,ssim", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "summary.md").read_text()
     assert text.startswith("| model | steps | passes (×) | ours |") and "| tc-pade (ours) |" in text

@@ -79,3 +79,18 @@ def test_the_readme_snippet_without_a_hub_runs_as_written(capsys):
     exec(compile(code, "README.md", "exec"), {})
     passes, psnr = capsys.readouterr().out.split()[:2]
     assert passes == "7.0" and float(psnr) > 35  # tc-pade-fast stays close to full compute on the trained model
+
+
+def test_the_readme_results_come_from_the_committed_results_files():
+    """The README's headline rows are the ones `padecache report` renders from docs/results (no hand-typed numbers)."""
+    from padecache.bench.records import load_records
+    from padecache.bench.report import headline_markdown
+
+    records = load_records([ROOT / "docs" / "results" / "dit-mnist", ROOT / "docs" / "results" / "flux-mnist"])
+    rendered = headline_markdown(records, "tc-pade", [2.5, 10 / 3, 4, 5, 6], every_point=True).splitlines()
+    readme = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith(("| dit-mnist |", "| flux-mnist |"))]
+    assert len(readme) == 30 and all(line in rendered for line in readme)
+    lead = next(line for line in rendered if line.startswith("Ours leads"))
+    lead_by_1, points, ahead = re.search(r"at least 1 at (\d+) of (\d+) points, is ahead at (\d+)", lead).groups()
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"at least 1 dB at {lead_by_1} of {points} points and is ahead at {ahead}" in text

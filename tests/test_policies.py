@@ -52,27 +52,28 @@ def test_budget_even_spread():
 def test_budget_default_front_loads():
     # warm-up 2; 6 passes over (1, 17] at fractions (k/6)^1.25: 2.7, 5.05, 7.7, 10.6, 13.7, 17 -> 3, 5, 8, 11, 14, 17
     assert mask_to_str(policy("budget", full_passes=8).mask(20)) == "##.#.#..#..#..#..#.."
-    # at least two steps between passes: (k/9)^1.25 would put the first one at step 2, right after the warm-up
-    assert mask_to_str(policy("budget", full_passes=11).mask(28)) == "##.#.#.#.#..#..#..#..#..#..."
+    # at least two steps between passes: (k/9)^1.25 would put the first one at step 2, right after the warm-up;
+    # the last pass round(0.7 * 28 / 11) = 2 steps before the end
+    assert mask_to_str(policy("budget", full_passes=11).mask(28)) == "##.#.#.#..#.#..#..#...#..#.."
 
 
-def test_budget_leaves_at_most_tail_max_final_steps_to_the_forecast():
-    # 10 % of 50 steps would be 5; the default caps the tail at 3 steps, so the last pass is step 46
-    capped = policy("budget", speedup=2.5).mask(50)
-    assert sum(capped) == 20 and max(i for i, m in enumerate(capped) if m) == 46
-    uncapped = policy("budget", speedup=2.5, tail_max=None).mask(50)
-    assert sum(uncapped) == 20 and max(i for i, m in enumerate(uncapped) if m) == 44
-    # at 20 and 28 steps the cap does not bind (2 and 3 steps)
-    for steps in (20, 28):
-        assert policy("budget", speedup=2.5).mask(steps) == policy("budget", speedup=2.5, tail_max=None).mask(steps)
+def test_budget_leaves_a_share_of_the_mean_gap_to_the_forecast():
+    # 0.7 mean gaps: 20 passes in 50 steps -> round(0.7 * 2.5) = 2 final steps; 8 in 50 -> round(4.375) = 4
+    for passes, tail in ((20, 2), (8, 4)):
+        mask = policy("budget", full_passes=passes).mask(50)
+        assert sum(mask) == passes and max(i for i, m in enumerate(mask) if m) == 49 - tail
+    # `tail`, a share of the steps, replaces it: 10 % of 50 steps = 5
+    share = policy("budget", full_passes=20, tail=0.1).mask(50)
+    assert sum(share) == 20 and max(i for i, m in enumerate(share) if m) == 44
+    assert policy("budget", full_passes=20, tail_gaps=2.0).mask(50) == policy("budget", full_passes=20, tail=0.1).mask(50)
 
 
 @given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(1, n))), st.integers(1, 4), st.booleans(),
-       st.floats(0.5, 3.0), st.floats(0.0, 0.5), st.one_of(st.none(), st.integers(0, 10)))
-def test_budget_is_exact_for_any_settings(case, warmup, last, spacing, tail, tail_max):
+       st.floats(0.5, 3.0), st.one_of(st.none(), st.floats(0.0, 0.5)), st.floats(0.0, 10.0))
+def test_budget_is_exact_for_any_settings(case, warmup, last, spacing, tail, tail_gaps):
     steps, passes = case
     mask = policy("budget", full_passes=passes, warmup=warmup, last=last, spacing=spacing, tail=tail,
-                  tail_max=tail_max).mask(steps)
+                  tail_gaps=tail_gaps).mask(steps)
     assert len(mask) == steps and sum(mask) == passes and mask[0]
 
 

@@ -207,7 +207,8 @@ def cmd_report(args) -> int:
     from .bench.records import load_records
     from .bench.report import combined_summary
 
-    text = combined_summary(load_records(args.results), ours=args.ours or None, targets=args.targets, scores=args.scores)
+    text = combined_summary(load_records(args.results), ours=args.ours or None, targets=args.targets, scores=args.scores,
+                            every_point=args.every_point)
     if args.out:
         out = Path(args.out)
         if out.is_dir():
@@ -466,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ours", default=DEFAULT_OURS, help="the method the headline is about")
     p.add_argument("--targets", type=_speedups, default=(2.5, 10 / 3), help="pass speedups of the tables")
     p.add_argument("--scores", type=_names, default=None, help="score columns, e.g. psnr,ssim,fid_full (default: all)")
+    p.add_argument("--every-point", action="store_true",
+                   help="the headline at every one of --targets and step count (default: 2.5x and 3.33x only), with a "
+                        "count of the points where ours leads the best other method by >= 1")
     p.add_argument("--out", default=None, help="also write the markdown to this file (a directory: DIR/summary.md)")
     p.set_defaults(func=cmd_report)
 

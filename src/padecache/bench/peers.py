@@ -160,7 +160,7 @@ def _cache_dit(ctx: RunContext, targets: Sequence[float]) -> list[Setting]:
     out = []
     for calibrator in ("taylorseer-1", "taylorseer-2", "foca", "dmd"):
         for target in targets:
-            mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, False, 1.0, 0.1, tail_max=3)]  # the even schedule
+            mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, False, 1.0, tail_gaps=0.7)]  # the even schedule
             params = {"peer": "cache_dit.DBCacheConfig", "Fn_compute_blocks": 1, "Bn_compute_blocks": 0,
                       "steps_computation_mask": mask, "calibrator": calibrator}
 

@@ -116,12 +116,15 @@ def _keys(records: Sequence[Record]) -> list[tuple[str, int | None]]:
 
 
 def headline(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None,
-             metric: str | None = None) -> list[dict[str, Any]]:
-    """Per (model, steps, target): the best run of ours, TaylorSeer, the best other method, reuse and the published method."""
+             metric: str | None = None, every_point: bool = False) -> list[dict[str, Any]]:
+    """Per (model, steps, target): the best run of ours, TaylorSeer, the best other method, reuse and the published method.
+
+    The targets are the headline's (2.5x and 3.33x among ``targets`` or the swept ones) unless ``every_point``:
+    then every one of ``targets``, or every swept target."""
     records = annotate(records)
     ours = _ours_label(records, ours)
     metric = metric or _metric(records)
-    targets = _targets(records, targets)
+    targets = _targets(records, targets, every_point)
     ours_group = next((r.group for r in records if r.method == ours), ours)
     out = []
     for model, steps in _keys(records):
@@ -155,11 +158,15 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     return out
 
 
-def _targets(records: Sequence[Record], targets: Sequence[float] | None) -> list[float]:
+def _targets(records: Sequence[Record], targets: Sequence[float] | None, every_point: bool = False) -> list[float]:
     if targets is not None:
+        if every_point:
+            return list(targets)
         chosen = [t for t in targets if any(abs(t - h) < 1e-3 for h in HEADLINE_TARGETS)]
         return chosen or list(targets)[:1]
     swept = sorted({r.target for r in records if r.target is not None and r.kind != "reference"})
+    if every_point:
+        return swept
     chosen = [t for t in HEADLINE_TARGETS if any(abs(t - s) < 1e-3 for s in swept)]
     return chosen or swept[:1] or [HEADLINE_TARGETS[0]]
 
@@ -225,12 +232,14 @@ def _title(name: str) -> str:
 
 
 def headline_markdown(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None,
-                      note: bool = True) -> str:
+                      note: bool = True, every_point: bool = False) -> str:
     """The headline as a markdown table (what ``padecache bench`` prints); groups no run belongs to are left out.
 
     Wall-clock figures of distributed runs are marked † and explained under the table (unless ``note=False``).
+    With ``every_point`` it covers every target (see ``headline``) and ends with a count of the points where
+    ours leads the best other method by 1 dB (or 1 unit of the score) or more.
     """
-    entries = headline(records, ours, targets)
+    entries = headline(records, ours, targets, every_point=every_point)
     if not entries:
         return "(no finished runs)"
     metric = entries[0]["metric"]
@@ -252,6 +261,12 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
     shown = [e[k] for e in entries for k, _ in keys if e[k] is not None]
     if note and distributed_note(shown):
         lines += ["", distributed_note(shown)]
+    margins = [e["ours_minus_other"] for e in entries if e.get("ours_minus_other") is not None]
+    if every_point and margins:
+        lead = sum(m >= 1.0 for m in margins)
+        lines += ["", f"Ours leads the best other method by at least 1 at {lead} of {len(margins)} points, is ahead at "
+                      f"{sum(m > 0 for m in margins)}; margin from {min(margins):+.2f} to {max(margins):+.2f} "
+                      f"(median {sorted(margins)[len(margins) // 2]:+.2f})."]
     return "\n".join(lines)
 
 
@@ -357,14 +372,15 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
 
 
 def combined_summary(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] = HEADLINE_TARGETS,
-                     scores: Sequence[str] | None = None) -> str:
+                     scores: Sequence[str] | None = None, every_point: bool = False) -> str:
     """The README's results block: the headline, then per target the models side by side (smallest step count).
 
-    ``scores`` picks the score columns (default: every score in the records).
+    ``scores`` picks the score columns (default: every score in the records); ``every_point`` puts every
+    one of ``targets`` at every step count into the headline (``headline``).
     """
     records = annotate(records)
     ours = _ours_label(records, ours)
-    lines = [headline_markdown(records, ours, targets, note=False), ""]
+    lines = [headline_markdown(records, ours, targets, note=False, every_point=every_point), ""]
     if distributed_note(records):
         lines += [distributed_note(records), ""]
     scored = [r for r in records if r.scored]

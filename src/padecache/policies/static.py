@@ -131,11 +131,12 @@ class MaskPolicy(StaticPolicy):
 
 
 def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: float = 1.0, tail: float = 0.0,
-                short_first_gap: bool = False, tail_max: int | None = None) -> list[bool]:
+                short_first_gap: bool = False, tail_gaps: float | None = None) -> list[bool]:
     """``passes`` computed steps: the first ``warmup``, then the rest spread over the run.
 
-    Without ``last`` the remaining passes end ``round(tail * num_steps)`` steps before the final step, at
-    most ``tail_max`` (those are left to the forecast); with ``last`` the final step is one of them.  ``spacing`` > 1
+    Without ``last`` the remaining passes end ``round(tail * num_steps)`` steps before the final step, or
+    with ``tail_gaps`` ``round(tail_gaps * num_steps / passes)`` steps, a share of the mean gap (those are
+    left to the forecast); with ``last`` the final step is one of them.  ``spacing`` > 1
     front-loads them: pass k of K sits at fraction (k / (K + c)) ** spacing of the free span, at least two
     steps after the previous pass while the budget allows, with c = 0, or c = 1 / K² with
     ``short_first_gap``: with few passes left after the warm-up the first of them then comes earlier, so the
@@ -154,7 +155,7 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: f
         rest -= 1
         hi, fractions = num_steps - 1, [(k / (rest + 1)) ** spacing for k in range(1, rest + 1)]
     else:
-        n_tail = round(tail * num_steps) if tail_max is None else min(round(tail * num_steps), tail_max)
+        n_tail = round(tail * num_steps) if tail_gaps is None else round(tail_gaps * num_steps / passes)
         hi = max(head, num_steps - 1 - n_tail, lo + rest)  # the tail gives way to the budget
         c = 1 / rest**2 if short_first_gap else 0.0
         fractions = [(k / (rest + c)) ** spacing for k in range(1, rest + 1)]
@@ -176,8 +177,9 @@ class BudgetPolicy(StaticPolicy):
     """Spend a fixed budget: ``speedup`` (steps / passes) or ``full_passes``, spread after a warm-up.
 
     The computed steps after the warm-up are spread over the rest of the run, evenly or front-loaded
-    (``spacing``), the last one ``tail`` of the run (at most ``tail_max`` steps) before the end;
-    ``last = true`` forces the final step instead, which measurably wastes the pass (docs/methods.md).
+    (``spacing``), the last one ``tail_gaps`` mean gaps (steps / passes) before the end, or ``tail`` of the
+    run when that is given; ``last = true`` forces the final step instead, which measurably wastes the pass
+    (docs/methods.md).
     """
 
     name = "budget"
@@ -189,9 +191,10 @@ class BudgetPolicy(StaticPolicy):
         warmup: int = option(2, "int", ge=1, doc="steps computed at the start")
         last: bool = option(False, "bool", doc="always compute the final step")
         spacing: float = option(1.25, ge=0.5, le=3.0, doc="> 1 front-loads the passes after the warm-up (1 = even)")
-        tail: float = option(0.1, ge=0.0, lt=1.0, doc="share of the steps at the end left to the forecast (without `last`)")
-        tail_max: int | None = option(3, "int", ge=0, optional=True,
-                                      doc="at most this many final steps left to the forecast (none: `tail` alone)")
+        tail_gaps: float = option(0.7, ge=0.0, le=10.0,
+                                  doc="final steps left to the forecast (without `last`), in mean gaps (steps / passes), rounded")
+        tail: float | None = option(None, ge=0.0, lt=1.0, optional=True,
+                                    doc="instead of `tail_gaps`: the share of the steps at the end left to the forecast")
         short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
 
         def __attrs_post_init__(self):
@@ -206,4 +209,6 @@ class BudgetPolicy(StaticPolicy):
 
     def build_mask(self, num_steps: int) -> list[bool]:
         c = self.config
-        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, c.tail, c.short_first_gap, c.tail_max)
+        if c.tail is not None:
+            return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, c.tail, c.short_first_gap)
+        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, 0.0, c.short_first_gap, c.tail_gaps)
