@@ -6,7 +6,7 @@
 # The full sweep (every family, peer and preset; 20, 28 and 50 steps; 2.5x to 6x; 32 digits; quality only,
 # --repeats 0) took 35-45 minutes per model with both models running side by side on 2 CPU cores (one
 # thread each); the 400-digit run at 2.5x 10-15 minutes per model.
-# `padecache bench` alone (the key comparison) takes about 1.5 minutes, `--quick` about 15 seconds.
+# `padecache bench` alone (the key comparison) takes about 1.5 minutes, `--quick` about 20 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ours="${OURS:-tc-pade}"

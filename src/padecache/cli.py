@@ -392,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare ours with the best TaylorSeer setting, reuse, the published form of ours and, with --full, "
                     "every registered method family, peer and preset, at equal block-stack passes on a bundled reference "
                     "model.  Default: the key comparison at 2.5x and 3.33x, 20 steps, 32 digits (about 1.5 minutes on 2 idle "
-                    "CPU cores); --quick: 2.5x only, 8 digits (about 15 seconds); --full: the whole sweep (30-60 minutes).  "
+                    "CPU cores); --quick: 2.5x only, 8 digits (about 20 seconds); --full: the whole sweep (30-60 minutes).  "
                     "Writes results.json (after every run), results.md, pareto.png and grid.png to --out.",
     )
     scope = p.add_mutually_exclusive_group()
