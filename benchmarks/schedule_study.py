@@ -58,7 +58,7 @@ def main() -> int:
             full = pipe(labels, num_inference_steps=steps, seed=args.seed)
             for target in TARGETS:
                 row = {"model": model, "steps": steps, "target": round(target, 2)}
-                for short, opts in ((False, old_opts), (True, new_opts)):
+                for key, opts in (("old", old_opts), ("new", new_opts)):
                     policy = {"name": "budget", "speedup": target, **opts}
                     padecache.apply(pipe, {"predictor": {"name": "tc-pade"}, "policy": policy})
                     try:
@@ -67,7 +67,6 @@ def main() -> int:
                     finally:
                         padecache.remove(pipe)
                     mask = get_registry().create("policy", "budget", padecache.load_config({"policy": policy}).policy.options).mask(steps)
-                    key = "new" if short else "old"
                     row[f"psnr_{key}"] = round(psnr(images, full), 3)
                     row[f"mask_{key}"] = mask_to_str(mask)
                     row["passes"] = stats.full_passes

@@ -61,7 +61,7 @@ class SettingInfo:
 
     @classmethod
     def of(cls, s: Setting) -> SettingInfo:
-        return cls(s.method, s.config, s.target, s.kind, s.plugin, s.version, s.group, s.published, s.components, s.skip)
+        return cls(**{f.name: getattr(s, f.name) for f in attrs.fields(cls)})
 
 
 @attrs.frozen
@@ -165,9 +165,8 @@ def _plan(source, generate, methods, seeds, targets, token: str) -> Plan:
     run = _Run(pipe, generate, tuple(seeds), _device(pipe))
     steps, calls_per_step = _probe(pipe, run)  # also warms the pipeline up
     _STATE.warm = True
-    counter = _Counter(pipe)
-    block_lists = counter.block_lists
-    counter.close()
+    with _Counter(pipe) as counter:
+        block_lists = counter.block_lists
     context = (steps, calls_per_step, block_lists, tuple(seeds), tuple(targets))
     per_method = [_settings(pipe, generate, methods, token, context, i) for i in range(len(resolve(methods)))]
     return Plan(_pipe_name(pipe), steps, calls_per_step, tuple(block_lists),
@@ -180,12 +179,9 @@ def _full(source, generate, seeds, repeats: int) -> FullResult:
     device = _device(pipe)
     run = _Run(pipe, generate, tuple(seeds), device)
     _warm(run)
-    counter = _Counter(pipe)
-    try:
+    with _Counter(pipe) as counter:
         images, _ = run.images()
         count = counter.count
-    finally:
-        counter.close()
     return FullResult(images, count, (run.timed(),) if repeats else (), environment(device))
 
 

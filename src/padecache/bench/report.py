@@ -261,12 +261,11 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
     shown = [e[k] for e in entries for k, _ in keys if e[k] is not None]
     if note and distributed_note(shown):
         lines += ["", distributed_note(shown)]
-    margins = [e["ours_minus_other"] for e in entries if e.get("ours_minus_other") is not None]
-    if every_point and margins:
-        lead = sum(m >= 1.0 for m in margins)
-        lines += ["", f"Ours leads the best other method by at least 1 at {lead} of {len(margins)} points, is ahead at "
-                      f"{sum(m > 0 for m in margins)}; margin from {min(margins):+.2f} to {max(margins):+.2f} "
-                      f"(median {sorted(margins)[len(margins) // 2]:+.2f})."]
+    leads = [e["ours_minus_other"] for e in entries if e.get("ours_minus_other") is not None]
+    if every_point and leads:
+        lines += ["", f"Ours leads the best other method by at least 1 at {sum(m >= 1.0 for m in leads)} of {len(leads)} "
+                      f"points, is ahead at {sum(m > 0 for m in leads)}; margin from {min(leads):+.2f} to {max(leads):+.2f} "
+                      f"(median {sorted(leads)[len(leads) // 2]:+.2f})."]
     return "\n".join(lines)
 
 

@@ -110,6 +110,12 @@ class _Counter:
         for c in self.counters:
             c.close()
 
+    def __enter__(self) -> _Counter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -288,12 +294,9 @@ def compare(
     run = _Run(pipe, generate, seeds, device)
 
     steps, calls_per_step = _probe(pipe, run)  # also the untimed warm-up of full compute
-    counter = _Counter(pipe)
-    try:
+    with _Counter(pipe) as counter:
         full_images, _ = run.images()
         full_count = counter.count
-    finally:
-        counter.close()
     block_lists = counter.block_lists
     context = RunContext(pipe, generate, seeds, steps, calls_per_step, block_lists)
     settings: list[Setting] = [s for m in resolved for s in m.settings(steps, targets, context)]
@@ -375,12 +378,9 @@ def measure(setting: Setting, run: _Run, *, full_walls: list[float], repeats: in
     attached: Attached | None = None
     try:
         attached = setting.attach(run.pipe)
-        counter = _Counter(run.pipe)
-        try:
+        with _Counter(run.pipe) as counter:
             images, stats = run.images(attached.reset, attached.stats)  # untimed: warm-up, images, passes
             count = counter.count
-        finally:
-            counter.close()
         walls, refs = [], [full_walls[-1]]
         for i in range(repeats):
             if i:

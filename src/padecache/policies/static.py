@@ -209,6 +209,5 @@ class BudgetPolicy(StaticPolicy):
 
     def build_mask(self, num_steps: int) -> list[bool]:
         c = self.config
-        if c.tail is not None:
-            return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, c.tail, c.short_first_gap)
-        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, 0.0, c.short_first_gap, c.tail_gaps)
+        tail, tail_gaps = (c.tail, None) if c.tail is not None else (0.0, c.tail_gaps)  # a share replaces the gaps
+        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, tail, c.short_first_gap, tail_gaps)
