@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 import torch
 
-__all__ = ["psnr", "ssim", "rel_l2", "frechet_distance", "Scorer", "default_scorers", "infer_data_range", "as_images"]
+__all__ = ["psnr", "ssim", "rel_l2", "frechet_distance", "frechet_from_moments", "Scorer", "default_scorers", "infer_data_range", "as_images"]
 
 
 def as_images(x: torch.Tensor) -> torch.Tensor:
@@ -61,8 +61,11 @@ def rel_l2(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 def frechet_distance(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (the FID formula)."""
-    mu_a, mu_b = feat_a.mean(0), feat_b.mean(0)
-    cov_a, cov_b = np.cov(feat_a, rowvar=False), np.cov(feat_b, rowvar=False)
+    return frechet_from_moments(feat_a.mean(0), np.cov(feat_a, rowvar=False), feat_b.mean(0), np.cov(feat_b, rowvar=False))
+
+
+def frechet_from_moments(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray) -> float:
+    """Fréchet distance between two Gaussians given by their means and covariances (e.g. stored real-data statistics)."""
     # tr(sqrt(A B)) from the eigenvalues of sqrt(A) B sqrt(A) (symmetric, so eigh is stable)
     vals, vecs = np.linalg.eigh(cov_a)
     sqrt_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
