@@ -63,7 +63,7 @@ def test_run_loop_20_steps(name):
     spec = F.family(name)
     model = F.tiny_transformer(name, seed=0)
     out = F.run_loop(name, model, steps=20, batch=1, seed=0)
-    start = F._initial_latents(spec, spec.make_inputs(1, 0))[spec.latent_keys[0]]
+    start = F.initial_latents(spec, spec.make_inputs(1, 0))[spec.latent_keys[0]]
     assert out.shape == start.shape
     assert torch.isfinite(out).all()
     assert not torch.equal(out, start)
