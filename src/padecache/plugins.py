@@ -53,6 +53,7 @@ HOOKS = (
     "padecache_presets",
     "padecache_adapters",
     "padecache_bench_families",
+    "padecache_reference_models",
 )
 
 
@@ -82,6 +83,11 @@ class PadecacheSpec:
     @hookspec
     def padecache_bench_families(self) -> list[Any]:
         """Benchmark sweep families (:mod:`padecache.bench`) of the plugin's methods."""
+
+    @hookspec
+    def padecache_reference_models(self) -> list[Any]:
+        """Reference models (:class:`padecache.reference_models.ReferenceModel`, or dicts of its fields) that
+        ``padecache bench``, ``generate`` and ``train-reference`` can run."""
 
 
 _pm: pluggy.PluginManager | None = None

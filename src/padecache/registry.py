@@ -136,6 +136,7 @@ class Registry:
         self._bare_presets: dict[str, Preset | _Clash] = {}
         self.adapters: list[tuple[Any, str, str]] = []
         self.bench_families: list[tuple[Any, str, str]] = []
+        self.reference_models: list[tuple[Any, str, str]] = []  # (ReferenceModel, plugin, version)
         self.broken: list[Broken] = list(broken)
         self.plugins: dict[str, str] = {}  # plugin name -> version
         self.packages: dict[str, str] = {}  # plugin name -> distribution
@@ -176,6 +177,9 @@ class Registry:
                 raise ValueError(f"padecache_adapters must return padecache.adapters.Adapter objects, got {adapter!r}")
         staged["adapters"] = list(c.hooks.get("padecache_adapters") or ())
         staged["bench_families"] = list(c.hooks.get("padecache_bench_families") or ())
+        from .reference_models import ReferenceModel
+
+        staged["reference_models"] = [ReferenceModel.from_any(m) for m in c.hooks.get("padecache_reference_models") or ()]
         return staged
 
     def _commit(self, c: Contribution, staged: dict[str, list]) -> None:
@@ -194,6 +198,7 @@ class Registry:
             self._bare_presets[name] = _merge(self._bare_presets.get(name), preset)
         self.adapters.extend((a, c.plugin, c.version) for a in staged["adapters"])
         self.bench_families.extend((f, c.plugin, c.version) for f in staged["bench_families"])
+        self.reference_models.extend((m, c.plugin, c.version) for m in staged["reference_models"])
 
     # -- lookup ------------------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..files import check_output_dir
 from .records import Record, dump_records
 
 __all__ = ["ResultsDir", "check_output_dir", "FILES"]
 
 #: what a finished comparison leaves in its directory
 FILES = ("results.json", "results.md", "pareto.png", "grid.png")
-
-
-def check_output_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and check that files can be written there; ``ValueError`` saying why not.
-
-    Uses the standard library only, so a command line can check its ``--out`` before importing torch.
-    """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {path}: exists and is not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".padecache-write-test-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ValueError(f"--out {path}: cannot write there ({err.strerror or err})") from None
-    return path
 
 
 def _thumbnails(images: Any, side: int = 256) -> Any:

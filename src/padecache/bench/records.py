@@ -243,9 +243,23 @@ def load_records(paths: str | Path | Sequence[str | Path]) -> list[Record]:
             raise FileNotFoundError(f"{p}: no such results file (padecache bench writes results.json)") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ValueError(f"{p}: not a results.json file ({err})") from None
-        if isinstance(data, Mapping):
-            data = data.get("records", [])
-        if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
-            raise ValueError(f"{p}: expected a list of records")
-        out.extend(Record.from_dict(r) for r in data)
+        out.extend(Record.from_dict(r) for r in _record_dicts(p, data))
     return out
+
+
+def _record_dicts(path: Path, data: Any) -> list[Mapping[str, Any]]:
+    """The record dicts of a parsed results file; ``ValueError`` naming the file when it is not one."""
+    what = "padecache bench's results.json: a list of records, each with at least `model` and `method`"
+    if isinstance(data, Mapping):
+        if "records" not in data:
+            keys = ", ".join(sorted(map(str, data))[:6]) or "none"
+            raise ValueError(f"{path}: not a results file (a JSON object with keys {keys}); expected {what}")
+        data = data["records"]
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: not a results file (a JSON {type(data).__name__}); expected {what}")
+    if not data:
+        raise ValueError(f"{path}: no records in it; expected {what}")
+    for i, r in enumerate(data):
+        if not isinstance(r, Mapping) or not isinstance(r.get("method"), str) or not isinstance(r.get("model"), str):
+            raise ValueError(f"{path}: entry {i} is not a run record (no `model` and `method`); expected {what}")
+    return data

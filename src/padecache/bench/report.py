@@ -24,10 +24,12 @@ from .families import REUSE, TAYLORSEER
 from .metrics import headline_metric
 from .records import Record
 
-__all__ = ["budget", "equal_compute", "headline", "markdown", "headline_markdown", "combined_summary", "annotate", "score_names",
+__all__ = ["NO_RUNS", "budget", "equal_compute", "headline", "markdown", "headline_markdown", "combined_summary", "annotate", "score_names",
            "distributed_note"]
 
 HEADLINE_TARGETS = (2.5, 10 / 3)
+#: what the headline says when no run finished
+NO_RUNS = "(no finished runs)"
 
 
 def budget(steps: int, target: float) -> int:
@@ -241,7 +243,7 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
     """
     entries = headline(records, ours, targets, every_point=every_point)
     if not entries:
-        return "(no finished runs)"
+        return NO_RUNS
     metric = entries[0]["metric"]
     label = _title(metric) if metric else "score"
     keys = [(k, t) for k, t in _COLUMNS if k == "ours" or any(e[k] is not None for e in entries)]
