@@ -130,3 +130,36 @@ def test_many_sample_arguments_are_checked_before_any_work(args, message, saved,
         code = exit.code
     assert code == 2 and re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "o" / "summary.json").exists()
+
+
+# -- what a new user gets wrong: said clearly, before any work --------------------------------------------------
+
+@pytest.mark.parametrize("index, message", [
+    ("{not json", "model_index.json: not a valid model_index.json"),
+    ('["a list"]', "not a pipeline index (a JSON object with `_class_name`"),
+    ('{"_class_name": "DiTPipeline", "transformer": ["diffusers", "DiTTransformer2DModel"]}', "diffusers could not load this pipeline"),
+])
+def test_a_broken_pipeline_directory_is_a_clear_error_without_a_traceback(tmp_path, capsys, index, message):
+    (tmp_path / "pipe").mkdir()
+    (tmp_path / "pipe" / "model_index.json").write_text(index)
+    assert main(["generate", "--pipeline", str(tmp_path / "pipe"), "--labels", "1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("padecache generate: error: ")
+    assert message in err.splitlines()[-1] and "save_pretrained" in err
+
+
+@pytest.mark.parametrize("flag", ["--height", "--width"])
+def test_a_size_on_a_model_of_fixed_size_is_refused(tmp_path, capsys, flag):
+    assert main(["generate", "--pipeline", "dit-mnist", "--labels", "1", flag, "32", "--steps", "4", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"dit-mnist takes no {flag}" in err and "fixed size" in err
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_a_reference_model_generates_through_its_registered_loader(tmp_path, capsys):
+    assert main(["generate", "--pipeline", "dit-mnist", "--labels", "3,1", "--steps", "6", "--config", "tc-pade-fast",
+                 "--compare", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "block-stack passes for 6 steps" in capsys.readouterr().out
+    assert Image.open(tmp_path / "image-1.png").size == (28, 28) and Image.open(tmp_path / "compare-1.png").size == (84, 28)
+    assert main(["generate", "--pipeline", "dit-mnist", "--prompt", "a three", "--out", str(tmp_path)]) == 2
+    assert "dit-mnist is class-conditional: pass --labels" in capsys.readouterr().err

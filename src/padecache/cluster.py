@@ -57,7 +57,7 @@ class PipelineSource:
     """How a worker gets the pipeline: ``load(*args)``, called on the worker.
 
     ``load`` must be importable on the workers (a module-level function such as
-    :func:`padecache.generate.load_pipeline` or :func:`padecache_reference.load_reference`); ``args`` are
+    :func:`padecache.loading.load_pipeline`, or a reference model's loader); ``args`` are
     plain values.  :meth:`key` names the pipeline in a worker's cache, where one pipeline is kept between the
     tasks of a benchmark.
     """
@@ -76,13 +76,13 @@ def pipeline_source(pipe: Any, device: str | None = None) -> PipelineSource | No
     """``pipe`` as a :class:`PipelineSource`, or ``None`` for a pipeline object (it is shipped to the workers as is).
 
     A directory becomes its absolute path (workers may not share the driver's working directory; on a remote
-    cluster the path must exist on every node); any other string is a bundled reference model name.
+    cluster the path must exist on every node); any other string is a reference model name.
     """
     if isinstance(pipe, PipelineSource):
         return pipe
     if not isinstance(pipe, (str, Path)):
         return None
-    from .generate import load_pipeline
+    from .loading import load_pipeline
 
     path = Path(pipe)
     name = str(path.resolve()) if path.exists() else str(pipe)
