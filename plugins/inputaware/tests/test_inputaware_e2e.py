@@ -1,0 +1,162 @@
+"""End to end: every method through padecache.apply on the tiny DiT, FLUX and Wan pipelines (20 steps), the
+presets, the entry point, TeaCache's calibration, and PSNR floors on the bundled dit-mnist model."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import padecache
+import padecache.interfaces
+from padecache.testing import pipelines as tiny
+
+pytestmark = pytest.mark.skipif(not hasattr(padecache.interfaces, "StepInputs"),
+                                reason="this padecache engine has no input-aware policies (issue 18)")
+
+STEPS = 20
+RUN = {"dit": tiny.run_dit, "flux": tiny.run_flux, "wan": tiny.run_wan}
+DICACHE = {"predictor": {"name": "dicache"}, "policy": {"name": "dicache", "threshold": 0.2},
+           "engine": {"first_blocks": 1}}
+METHODS = {
+    "teacache": {"predictor": {"name": "noop"}, "policy": {"name": "teacache", "model": "identity", "threshold": 0.1}},
+    "teacache-flux": {"predictor": {"name": "noop"}, "policy": {"name": "teacache", "threshold": 0.6}},
+    "easycache": {"predictor": {"name": "noop"}, "policy": {"name": "easycache", "threshold": 0.1, "warmup": 3}},
+    "seacache": {"predictor": {"name": "noop"}, "policy": {"name": "seacache", "threshold": 0.2}},
+    "seacache-latents": {"predictor": {"name": "noop"},
+                         "policy": {"name": "seacache", "threshold": 0.2, "indicator": "model_input"}},
+    "resilphase": "resilphase",
+    "dicache": DICACHE,
+}
+
+
+@pytest.fixture(scope="module")
+def pipes():
+    built = {}
+
+    def get(family):
+        if family not in built:
+            pipe = getattr(tiny, f"{family}_pipeline")()
+            pipe.set_progress_bar_config(disable=True)
+            built[family] = (pipe, RUN[family](pipe, steps=STEPS))
+        return built[family]
+
+    return get
+
+
+@pytest.mark.parametrize("family", ["dit", "flux", "wan"])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_runs_a_20_step_loop(method, family, pipes):
+    pipe, full = pipes(family)
+    with tiny.applied(pipe, METHODS[method]):
+        out = RUN[family](pipe, steps=STEPS)
+        stats = padecache.stats(pipe)
+    assert torch.isfinite(out).all() and out.shape == full.shape
+    assert stats.total_steps == STEPS and stats.records[0].computed
+    assert stats.forecast_steps > 0 and stats.full_passes < STEPS, f"{method} on {family} never skipped"
+    assert stats.fallbacks == 0
+
+
+def test_dicache_pays_for_its_probe(pipes):
+    """A skipped step still runs the probe block: passes are fractional, 1 / blocks per skipped step."""
+    pipe, _ = pipes("dit")
+    with tiny.applied(pipe, DICACHE):
+        RUN["dit"](pipe, steps=STEPS)
+        stats = padecache.stats(pipe)
+    blocks = len(pipe.transformer.transformer_blocks)
+    # one branch (batched guidance); rows that went separate ways count by their share of the batch
+    assert stats.forecast_steps > 0
+    assert stats.full_passes == pytest.approx(stats.computed_steps + stats.forecast_steps / blocks)
+
+
+@pytest.mark.parametrize("preset", ["teacache", "easycache", "seacache", "resilphase", "resilphase-dit", "dicache"])
+def test_presets_load_and_run(preset, pipes):
+    pipe, _ = pipes("flux")
+    with tiny.applied(pipe, preset):
+        out = RUN["flux"](pipe, steps=STEPS)
+    assert torch.isfinite(out).all()
+
+
+def test_plugin_is_found_through_its_entry_point():
+    registry = padecache.get_registry()
+    for kind, name in [("policy", "teacache"), ("policy", "easycache"), ("policy", "seacache"),
+                       ("policy", "dicache"), ("policy", "teacache-probe"), ("predictor", "dicache"),
+                       ("predictor", "resilphase")]:
+        entry = registry.get(kind, name)
+        assert "padecache-inputaware" in (entry.plugin, getattr(entry, "package", None)) and entry.version == "0.1.0"
+    from padecache.bench.families import registered_families
+
+    names = {f.name for f, plugin, _ in registered_families() if "inputaware" in plugin}
+    assert {"teacache", "teacache-raw", "easycache", "seacache", "resilphase"} <= names
+
+
+def test_calibrate_teacache_fits_the_authors_columns(pipes):
+    from padecache_inputaware import calibrate_teacache
+
+    pipe, _ = pipes("flux")
+    adapter, _ = padecache.get_registry().adapter_for(pipe.transformer)
+    indicator = "modulated" if getattr(adapter, "modulated", None) is not None else "stack_input"
+    fit = calibrate_teacache(pipe, lambda p, seed: RUN["flux"](p, steps=8, seed=seed), seeds=range(2), degree=2,
+                             indicator=indicator)
+    assert not padecache.is_applied(pipe)
+    assert len(fit.coefficients) == 3 and len(fit.x) == 2 * 7  # one pair per consecutive step, per seed
+    assert all(v >= 0 for v in fit.x + fit.y) and fit.r2 <= 1.0
+    residual = calibrate_teacache(pipe, lambda p, seed: RUN["flux"](p, steps=8, seed=seed), seeds=[0], degree=1,
+                                  target="residual", indicator="stack_input")
+    assert len(residual.x) == 7 and residual.target == "residual"
+    with tiny.applied(pipe, {"predictor": {"name": "noop"}, "policy": fit.config(threshold=0.2)}):
+        out = RUN["flux"](pipe, steps=STEPS)
+    assert torch.isfinite(out).all()
+
+
+# -- the trained reference model -----------------------------------------------------------------------------------
+def _load_reference():
+    monorepo = Path(__file__).resolve().parents[2] / "reference" / "src"
+    if monorepo.is_dir() and str(monorepo) not in sys.path:
+        sys.path.append(str(monorepo))
+    try:
+        return importlib.import_module("padecache_reference").load_reference("dit-mnist")
+    except (ImportError, AttributeError):
+        pytest.skip("the dit-mnist reference model is not installed")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    pipe = _load_reference()
+    labels = [3, 8]
+    return pipe, labels, pipe(labels, num_inference_steps=20, seed=0)
+
+
+def psnr(x, ref, data_range=2.0):
+    mse = ((x.float() - ref.float()) ** 2).flatten(1).mean(1)
+    return float((10 * torch.log10(data_range**2 / mse)).min())
+
+
+# 20 steps, labels 3 and 8: (config, passes measured, floor 2.5 dB under the PSNR measured); a wrong distance, a
+# wrong sign or a residual from the wrong range lands far below
+FLOORS = {
+    "teacache": ("teacache", 6.0, 24.9),
+    "seacache": ("seacache", 9.0, 27.6),
+    "resilphase": ("resilphase", 5.0, 24.4),
+    "easycache": ({"predictor": {"name": "noop"}, "policy": {"name": "easycache", "threshold": 0.1, "warmup": 4}},
+                  13.0, 36.9),
+    "dicache": ({"predictor": {"name": "dicache"}, "policy": {"name": "dicache", "threshold": 0.1, "ret_ratio": 0.0},
+                 "engine": {"first_blocks": 1}}, 11.67, 36.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOORS))
+def test_psnr_floor_on_the_reference_model(name, mnist):
+    pipe, labels, ref = mnist
+    config, passes, floor = FLOORS[name]
+    padecache.apply(pipe, config)
+    try:
+        out = pipe(labels, num_inference_steps=20, seed=0)
+        stats = padecache.stats(pipe)
+    finally:
+        padecache.remove(pipe)
+    assert stats.full_passes == pytest.approx(passes, abs=1.01)
+    assert psnr(out, ref) > floor
