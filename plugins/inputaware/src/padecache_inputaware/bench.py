@@ -21,9 +21,9 @@ def ladder(low: float, high: float, count: int) -> tuple[float, ...]:
 
 
 #: threshold ladders (see the module docstring)
-TEACACHE_FLUX = ladder(0.2, 4.0, 9)  # the FLUX polynomial adds >= 0.26 per step: the code's 0.25-0.8 is 1.5-2.25x
+TEACACHE_FLUX = ladder(0.2, 4.0, 9)  # the FLUX polynomial adds about 0.2 per step at small changes
 TEACACHE_RAW = ladder(0.02, 1.0, 9)
-EASYCACHE = ladder(0.01, 1.0, 9)
+EASYCACHE = ladder(0.02, 2.0, 9)
 SEACACHE = ladder(0.03, 2.0, 9)
 DICACHE = ladder(0.03, 2.0, 9)
 
