@@ -28,11 +28,15 @@ from typing import Any
 import attrs
 import torch.nn as nn
 
+from .head_input import HeadInput, ModelCall
+
 __all__ = [
     "Adapter",
     "BlockIO",
     "TimeSpec",
     "Stream",
+    "HeadInput",
+    "ModelCall",
     "GenericAdapter",
     "argument",
     "hidden_passthrough",
@@ -184,11 +188,13 @@ class TimeSpec:
 class Stream:
     """A hidden stream the block stack carries to a head of its own (LTX-2: video and audio).
 
-    ``argument`` names it among the first block's arguments, ``head`` is the module that takes it after the stack.
+    ``argument`` names it among the first block's arguments, ``head`` is the module that takes it after the stack,
+    ``head_input`` how that head receives it when not as it is (:class:`~padecache.adapters.head_input.HeadInput`).
     """
 
     argument: str
     head: str
+    head_input: HeadInput | None = None  # (reach) None: the head receives the stream as the stack leaves it
 
 
 #: the time conventions of diffusers' pipelines, tried in order when an adapter does not know its own
@@ -208,6 +214,8 @@ class Adapter:
             function of the model giving it (Z-Image names its head after its patch size).
         streams: for stacks that carry several hidden streams to heads of their own (LTX-2's video and audio),
             one :class:`Stream` each; they are cached together (one residual per row, all streams packed).
+        head_input: how the head receives the single stream when the model changes it between the stack and the
+            head (a token slice, an unflattened grid, a sequence-first layout): a :class:`HeadInput`.
         time: how the family's pipelines pass time (:class:`TimeSpec`), several candidates (resolved per
             generation to the one that matches the scheduler), or a function of the model giving either
             (Sana scales time by its config's ``timestep_scale``).
@@ -228,6 +236,7 @@ class Adapter:
     head: str | Callable[[nn.Module], str] = "norm_out"
     time: TimeSpec | tuple[TimeSpec, ...] | Callable[[nn.Module], TimeSpec | tuple[TimeSpec, ...]] | None = None
     streams: tuple[Stream, ...] = ()
+    head_input: HeadInput | None = None  # (reach) how the head of the single stream receives it, when not as it is
     rows_split: bool = True
     io: Mapping[str, BlockIO] = attrs.field(factory=dict)
     passthrough: Mapping[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
@@ -264,7 +273,7 @@ class Adapter:
             return self.streams
         _, _, first = self.blocks(model)[0]
         head = self.head(model) if callable(self.head) else self.head
-        return (Stream(self.block_io(self.block_lists[0], first).hidden, head),)
+        return (Stream(self.block_io(self.block_lists[0], first).hidden, head, self.head_input),)
 
     def head_modules(self, model: nn.Module) -> list[nn.Module]:
         out = []

@@ -13,6 +13,7 @@ Adding a family is one entry here (or in a plugin's ``padecache_adapters`` hook)
 from __future__ import annotations
 
 from . import Adapter, BlockIO, GenericAdapter, Stream, TimeSpec
+from .head_input import HeadInput, ModelCall
 
 __all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED", "supported_models_markdown"]
 
@@ -27,6 +28,39 @@ HIDDEN = BlockIO(returns="hidden_states")  # a block without diffusers metadata 
 
 def _io(returns, hidden: str = "hidden_states") -> BlockIO:
     return BlockIO(hidden=hidden, returns=returns)
+
+
+def _window_tokens(call: ModelCall) -> int:
+    """FramePack: the tokens of the latents being denoised, ``hidden_states`` (B, C, F, H, W) after patching."""
+    _, _, f, h, w = call["hidden_states"].shape
+    c = call.model.config
+    return (f // c.patch_size_t) * (h // c.patch_size) * (w // c.patch_size)
+
+
+def _fractal(call: ModelCall) -> bool:
+    params = call["sparse_params"]
+    return bool(params is not None and params["to_fractal"])
+
+
+def _kandinsky5_rows(h, call: ModelCall):
+    """Kandinsky 5's head receives the visual tokens as a (B, F, H, W, D) grid: back to the stack's token order."""
+    if not _fractal(call):
+        return h.flatten(1, 3)
+    from diffusers.models.transformers.transformer_kandinsky import local_patching
+
+    return local_patching(h, h.shape[:4], (1, 8, 8), dim=1).flatten(1, 2)
+
+
+def _kandinsky5_grid(h, value, call: ModelCall):
+    if not _fractal(call):
+        return value.reshape(h.shape)
+    from diffusers.models.transformers.transformer_kandinsky import fractal_unflatten
+
+    return fractal_unflatten(value, h.shape[:4], block_mask=True)
+
+
+KANDINSKY5_GRID = HeadInput(rows=_kandinsky5_rows, inject=_kandinsky5_grid,
+                            describe="the visual tokens unflattened (and, with sparse attention, un-permuted)")
 
 
 FAMILIES: tuple[Adapter, ...] = (
@@ -158,6 +192,55 @@ FAMILIES: tuple[Adapter, ...] = (
             io={"transformer_blocks": _io(HID_ENC)}),
     Adapter("motif_video", ("MotifVideoTransformer3DModel",), ("transformer_blocks", "single_transformer_blocks"),
             cfg="separate through the guider (cache_context pred_cond / pred_uncond)"),
+    # -- heads that receive the stack's stream changed (a HeadInput says how) ---------------------------------------
+    Adapter("consisid", ("ConsisIDTransformer3DModel",), ("transformer_blocks",), head="norm_final", cfg="batched",
+            io={"transformer_blocks": _io(HID_ENC)}, head_input=HeadInput.after_leading("encoder_hidden_states"),
+            always_run=("patch_embed", "time_embedding", "local_facial_extractor", "norm_final", "norm_out"),
+            notes="the head receives [text, image]; the identity adapter between blocks is skipped with them"),
+    Adapter("hunyuan_video_framepack", ("HunyuanVideoFramepackTransformer3DModel",),
+            ("transformer_blocks", "single_transformer_blocks"), cfg="distilled; true CFG: separate",
+            head_input=HeadInput.keep_trailing(_window_tokens),
+            always_run=("x_embedder", "clean_x_embedder", "image_projection", "context_embedder", "norm_out"),
+            notes="history tokens ride through the stack in front of the window; only the window's are forecast"),
+    Adapter("krea2", ("Krea2Transformer2DModel",), ("transformer_blocks",), head="final_layer", time=T1000,
+            cfg="separate", io={"transformer_blocks": HIDDEN},
+            head_input=HeadInput.drop_leading("encoder_hidden_states"),
+            always_run=("text_fusion", "txt_in", "img_in", "final_layer"),
+            notes="the stack runs on [text, image]; the image tokens are forecast"),
+    Adapter("kandinsky5", ("Kandinsky5Transformer3DModel",), ("visual_transformer_blocks",), head="out_layer",
+            cfg="separate", head_input=KANDINSKY5_GRID,
+            always_run=("text_transformer_blocks", "visual_embeddings", "out_layer"),
+            notes="the head receives the visual tokens unflattened (permuted back with sparse attention)"),
+    Adapter("ernie_image", ("ErnieImageTransformer2DModel",), ("layers",), head="final_norm", cfg="batched",
+            io={"layers": _io("x", hidden="x")}, head_input=HeadInput.sequence_first(), rows_split=False,
+            always_run=("x_embedder", "text_proj", "time_embedding", "adaLN_modulation", "final_norm"),
+            notes="its stream is sequence-first (S, B, D); rows of a batch compute together"),
+    Adapter("ideogram4", ("Ideogram4Transformer2DModel",), ("layers",), head="final_layer", time=REVERSED,
+            cfg="two models: transformer (cond) and unconditional_transformer (uncond), one call each per step",
+            always_run=("input_proj", "t_embedding", "adaln_proj", "llm_cond_proj", "final_layer"),
+            notes="hook unconditional_transformer too: padecache.apply(pipe.unconditional_transformer, ..., "
+                  "scheduler=pipe.scheduler)"),
+    Adapter("joyimage_edit", ("JoyImageEditTransformer3DModel",), ("double_blocks",), cfg="separate",
+            io={"double_blocks": _io(HID_ENC)}, always_run=("img_in", "condition_embedder", "norm_out", "proj_out")),
+    Adapter("joyimage_edit_plus", ("JoyImageEditPlusTransformer3DModel",), ("double_blocks",), cfg="batched",
+            io={"double_blocks": _io(HID_ENC)}, always_run=("img_in", "condition_embedder", "norm_out", "proj_out")),
+    # -- audio ----------------------------------------------------------------------------------------------------
+    Adapter("stable_audio", ("StableAudioDiTModel",), ("transformer_blocks",), head="proj_out", cfg="batched",
+            always_run=("preprocess_conv", "proj_in", "global_proj", "timestep_proj", "proj_out", "postprocess_conv"),
+            notes="the global (duration) token rides through the stack with the audio tokens"),
+    Adapter("stable_audio3", ("StableAudio3DiTModel",), ("transformer_blocks",), head="proj_out", cfg="batched",
+            head_input=HeadInput.drop_leading("config.num_memory_tokens"),
+            always_run=("preprocess_conv", "proj_in", "to_cond_embed", "to_global_embed", "proj_out"),
+            notes="memory tokens ride through the stack in front of the audio; the audio tokens are forecast"),
+    Adapter("ace_step", ("AceStepTransformer1DModel",), ("layers",), cfg="batched (cond first)",
+            always_run=("proj_in_conv", "time_embed", "time_embed_r", "condition_embedder", "norm_out"),
+            notes="outside the pipeline's cfg_interval a call has half the rows: padecache restarts the history then"),
+    Adapter("longcat_audio_dit", ("LongCatAudioDiTTransformer",), ("blocks",), time=T1000, cfg="separate",
+            always_run=("input_embed", "time_embed", "text_embed", "norm_out", "proj_out")),
+    Adapter("minimax_music3", ("MiniMaxMusic3Transformer1DModel",), ("transformer_blocks",), head="proj_out",
+            cfg="separate through the guider", head_input=HeadInput.drop_leading(1),
+            always_run=("preprocess_conv", "proj_in", "time_embed", "proj_out", "postprocess_conv"),
+            notes="the timestep token rides through the stack in front of the audio tokens"),
 )
 
 #: families that no adapter covers yet, and why

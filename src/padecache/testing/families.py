@@ -129,6 +129,8 @@ def _forward(model, spec: FamilySpec, inputs: dict, latents: dict, t, rows: int,
             value = scheduler.scale_model_input(value, t)
         kwargs[key] = spec.pack(value, inputs) if (spec.pack and key == spec.latent_keys[0]) else value
     kwargs[spec.time_argument] = _time_value(spec, t, rows)
+    for name in spec.time_copies:
+        kwargs[name] = kwargs[spec.time_argument]
     args = [kwargs.pop(n) for n in spec.positional]
     ctx = model.cache_context(context) if (context and hasattr(model, "cache_context")) else contextlib.nullcontext()
     with ctx:

@@ -21,7 +21,8 @@ import torch
 
 __all__ = [
     "BlockIO", "FamilySpec", "In", "Sizes", "Time", "T", "T1000", "REVERSED",
-    "randn", "ones", "zeros", "full", "randint", "derived", "per_sample", "image", "packed", "video", "frames_first",
+    "randn", "ones", "zeros", "full", "randint", "derived", "per_sample", "image", "packed", "video", "audio",
+    "frames_first",
     "tokens", "text", "text_mask", "flux_img_ids", "txt_ids", "flux2_ids",
     "cat_condition", "first_channels", "expand_time", "expand_time_float",
     "flow_sigmas", "mu_linear", "tk_flux", "tk_sigmas_to_zero", "seq_packed", "seq_4d", "outputs",
@@ -144,6 +145,7 @@ class FamilySpec:
     post_build: Callable[[Any], None] | None = None  # shrinks hard-coded oversized submodules of the tiny model
     tail_tokens: bool = False  # the output covers more tokens than the latents; the pipeline keeps the last ones
     cfg_order: str = "uncond_first"  # row order of batched CFG
+    time_copies: tuple[str, ...] = ()  # further arguments the pipeline passes the same time value in (ACE-Step's r)
 
     @property
     def time_argument(self) -> str:
@@ -248,6 +250,11 @@ def packed(channels: int) -> In:
 def video(channels: int, frames: str | int = "f") -> In:
     """``(B, C, F, H, W)`` latents."""
     return randn("B", channels, frames, "h", "w")
+
+
+def audio(channels: int, length: str | int = "t") -> In:
+    """``(B, C, T)`` audio latents."""
+    return randn("B", channels, length)
 
 
 def frames_first(channels: int) -> In:

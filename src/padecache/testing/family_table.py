@@ -19,6 +19,7 @@ from .family_spec import (
     In,
     T,
     Time,
+    audio,
     cat_condition,
     derived,
     expand_time_float,
@@ -52,6 +53,7 @@ __all__ = ["FAMILIES", "UNSUPPORTED"]
 ENC_HID = ("encoder_hidden_states", "hidden_states")
 HID_ENC = ("hidden_states", "encoder_hidden_states")
 VIDEO_SIZES = {"f": 2, "h": 8, "w": 8, "txt": 8}
+AUDIO_SIZES = {"t": 8, "txt": 8}
 IMG_IDS = derived(lambda s: flux_img_ids(s.h // 2, s.w // 2))
 SIZE_F, SIZE_H, SIZE_W = derived(lambda s: s.f), derived(lambda s: s.h), derived(lambda s: s.w)
 COGVIDEOX_DDIM = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
@@ -243,6 +245,62 @@ def _shrink_byt5(model) -> None:
     old = model.context_embedder_2
     if old is not None:
         model.context_embedder_2 = type(old)(old.linear_1.in_features, 32, old.linear_3.out_features)
+
+
+def _stable_audio_rope(s):
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+    return get_1d_rotary_pos_embed(4, s.t + 1, use_real=True, repeat_interleave_real=False)
+
+
+def _tk_flow_sigmas(scheduler, steps, inputs):
+    return {"sigmas": flow_sigmas(steps).tolist()}
+
+
+def _tk_logsnr(scheduler, steps, inputs):
+    from diffusers.pipelines.stable_audio_3.pipeline_stable_audio_3 import logsnr_sigma_schedule
+
+    return {"sigmas": logsnr_sigma_schedule(steps, -6.0, 2.0)}
+
+
+def _tk_ace_step(scheduler, steps, inputs, shift=3.0):
+    grid = flow_sigmas(steps)
+    return {"sigmas": (shift * grid / (1 + (shift - 1) * grid)).tolist()}
+
+
+def _ideogram4_pack(latents, inputs):
+    """The conditional call's packed sequence: zero padding for the text tokens, then the image latents."""
+    pad = latents.new_zeros(latents.shape[0], inputs["_text_tokens"], latents.shape[2])
+    return torch.cat([pad, latents], dim=1)
+
+
+def _ideogram4_hidden(s, g, got):
+    return _ideogram4_pack(torch.randn(s.B, s.hw, 16, generator=g), got)
+
+
+def _ideogram4_text(s, g, got):
+    out = torch.zeros(s.B, s.txt + s.hw, 24)
+    out[:, : s.txt] = torch.randn(s.B, s.txt, 24, generator=g)
+    return out
+
+
+def _ideogram4_positions(s):
+    from diffusers.models.transformers.transformer_ideogram4 import IMAGE_POSITION_OFFSET
+
+    pos = torch.zeros(s.B, s.txt + s.hw, 3, dtype=torch.long)
+    pos[:, : s.txt] = torch.arange(s.txt)[:, None]
+    pos[:, s.txt:, 0] = IMAGE_POSITION_OFFSET
+    pos[:, s.txt:, 1] = torch.arange(s.h).repeat_interleave(s.w) + IMAGE_POSITION_OFFSET
+    pos[:, s.txt:, 2] = torch.arange(s.w).repeat(s.h) + IMAGE_POSITION_OFFSET
+    return pos
+
+
+def _ideogram4_indicator(s):
+    from diffusers.models.transformers.transformer_ideogram4 import LLM_TOKEN_INDICATOR, OUTPUT_IMAGE_INDICATOR
+
+    out = torch.full((s.B, s.txt + s.hw), OUTPUT_IMAGE_INDICATOR, dtype=torch.long)
+    out[:, : s.txt] = LLM_TOKEN_INDICATOR
+    return out
 
 
 # -- the table --------------------------------------------------------------------------------------------------------
@@ -1625,6 +1683,176 @@ FAMILIES: tuple[FamilySpec, ...] = (
             ('the pyramid pipeline (HeliosPyramidPipeline) changes resolution between stages: the token count '
              'changes mid-sampling'),
         ),
+    ),
+    # -- further image families ----------------------------------------------------------------------------------------
+    FamilySpec(
+        name="ideogram4", model_class="Ideogram4Transformer2DModel", pipeline="Ideogram4Pipeline",
+        tiny_config=dict(in_channels=16, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+                         intermediate_size=32, adaln_dim=16, llm_features_dim=24, rope_theta=10_000,
+                         mrope_section=(2, 1, 1), norm_eps=1e-5),
+        inputs=dict(_text_tokens=derived(lambda s: s.txt), hidden_states=In(_ideogram4_hidden),
+                    encoder_hidden_states=In(_ideogram4_text), position_ids=derived(_ideogram4_positions),
+                    segment_ids=derived(lambda s: torch.ones(s.B, s.txt + s.hw, dtype=torch.long)),
+                    indicator=derived(_ideogram4_indicator), attention_kwargs=None, return_dict=False),
+        size=dict(h=2, w=2, txt=4),
+        time=REVERSED("(1 - t / 1000).expand(B): model time in [0, 1], 0 = noise"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(),
+        timesteps_kwargs=_tk_flow_sigmas,
+        scheduler_note="set_timesteps(sigmas=logit-normal schedule with a resolution-aware mu)",
+        cfg="none", cfg_contexts=None,
+        block_lists=("layers",), head="final_layer",
+        head_note="one packed sequence [text padding, image latents] runs through the blocks and the head; the "
+                  "pipeline keeps the image tokens of the output",
+        block_io={"layers": BlockIO("Ideogram4TransformerBlock", "hidden_states", None, "hidden_states",
+                                    registered=False, called="positional")},
+        pack=_ideogram4_pack, unpack_latents=lambda inputs: inputs["hidden_states"][:, inputs["_text_tokens"]:],
+        tail_tokens=True, negate=True,
+        notes=("guidance runs the unconditional branch on a SECOND model, pipe.unconditional_transformer (image "
+               "tokens only, zero text features): each model sees one call per step, and each is hooked on its own",
+               "v = g * v_pos + (1 - g) * v_neg with a per-step guidance schedule; the pipeline steps -v"),
+    ),
+    FamilySpec(
+        name="joyimage_edit", model_class="JoyImageEditTransformer3DModel", pipeline="JoyImageEditPipeline",
+        tiny_config=dict(patch_size=[1, 2, 2], in_channels=16, hidden_size=32, num_attention_heads=2, text_dim=16,
+                         num_layers=2, rope_dim_list=[4, 6, 6], theta=256),
+        inputs=dict(hidden_states=randn("B", "items", 16, 1, "h", "w"), encoder_hidden_states=text(16),
+                    return_dict=False),
+        size=dict(items=2, h=4, w=4, txt=12),
+        time=T("t.repeat(B)"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(shift=3.0),
+        cfg="separate", cfg_contexts=None,
+        block_lists=("double_blocks",), head="norm_out",
+        head_note="the items (reference images, then the target) are laid out along time and patchified together; "
+                  "norm_out gets every item's tokens",
+        block_io={"double_blocks": BlockIO("JoyImageTransformerBlock", "hidden_states", "encoder_hidden_states",
+                                           HID_ENC, registered=False)},
+        notes=("latents are (B, items, C, T, H, W): the reference latents are restored after every scheduler step",
+               "separate cond/uncond calls WITHOUT cache_context; the combined prediction is renormalised to the "
+               "cond prediction's norm"),
+    ),
+    FamilySpec(
+        name="joyimage_edit_plus", model_class="JoyImageEditPlusTransformer3DModel",
+        pipeline="JoyImageEditPlusPipeline",
+        tiny_config=dict(patch_size=[1, 2, 2], in_channels=16, hidden_size=32, num_attention_heads=2, text_dim=16,
+                         num_layers=2, rope_dim_list=[4, 6, 6], theta=256),
+        inputs=dict(hidden_states=randn("B", "patches", 16, 1, 2, 2), encoder_hidden_states=text(16),
+                    encoder_hidden_states_mask=text_mask(), shape_list=derived(lambda s: [[(1, 1, 1)] * s.patches] * s.B),
+                    return_dict=False),
+        size=dict(patches=2, txt=12),
+        time=T("t.repeat(2B) (batched rows)"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(shift=3.0),
+        cfg="batched", cfg_contexts=None,
+        block_lists=("double_blocks",), head="norm_out",
+        head_note="per-sample lists of (t, h, w) item shapes are padded to max_patches tokens; norm_out gets them all",
+        block_io={"double_blocks": BlockIO("JoyImageEditPlusTransformerBlock", "hidden_states",
+                                           "encoder_hidden_states", HID_ENC, registered=False)},
+        notes=("latents are patch sequences (B, max_patches, C, pt, ph, pw) with a shape_list per sample",
+               "batched CFG [uncond, cond] without cache_context; renormalised to the cond prediction's norm"),
+    ),
+    # -- audio ----------------------------------------------------------------------------------------------------------
+    FamilySpec(
+        name="stable_audio", model_class="StableAudioDiTModel", pipeline="StableAudioPipeline",
+        tiny_config=dict(sample_size=8, in_channels=4, num_layers=2, attention_head_dim=8, num_attention_heads=2,
+                         num_key_value_attention_heads=1, out_channels=4, cross_attention_dim=16, time_proj_dim=8,
+                         global_states_input_dim=8, cross_attention_input_dim=8),
+        inputs=dict(hidden_states=audio(4), encoder_hidden_states=text(8), global_hidden_states=randn("B", 1, 8),
+                    rotary_embedding=derived(_stable_audio_rope), return_dict=False),
+        size=AUDIO_SIZES,
+        time=T("t.unsqueeze(0): shape (1,), broadcast over the 2B rows; positional arg 1"),
+        time_fn=lambda value, rows: value.reshape(1),
+        scheduler="EDMDPMSolverMultistepScheduler",
+        scheduler_kwargs=dict(solver_order=2, prediction_type="v_prediction", sigma_data=1.0,
+                              sigma_schedule="exponential"),
+        scheduler_note="the pipeline's type hint; the hub checkpoint ships CosineDPMSolverMultistepScheduler, which "
+                       "needs torchsde",
+        scale_model_input=True,
+        cfg="batched", cfg_contexts=None,
+        block_lists=("transformer_blocks",), head="proj_out",
+        head_note="the global (duration) token is prepended to the audio tokens before the blocks; proj_out gets the "
+                  "whole sequence and the model drops the global token after it",
+        block_io={"transformer_blocks": BlockIO("StableAudioDiTBlock", "hidden_states", "encoder_hidden_states",
+                                                "hidden_states", registered=False,
+                                                note="the text stream is read, not updated")},
+        positional=("hidden_states", "timestep"),
+        notes=("latents are (B, C, T) audio latents; the pipeline builds 1-D RoPE for T + 1 tokens every call",
+               "batched CFG [negative, prompt] without cache_context"),
+    ),
+    FamilySpec(
+        name="stable_audio3", model_class="StableAudio3DiTModel", pipeline="StableAudio3Pipeline",
+        tiny_config=dict(io_channels=8, patch_size=1, embed_dim=32, depth=2, num_heads=4, cond_token_dim=16,
+                         global_cond_dim=12, local_add_cond_dim=5, timestep_features_dim=16, ff_mult=2,
+                         num_memory_tokens=3, use_differential_attention=False),
+        inputs=dict(hidden_states=audio(8, "t2"), encoder_hidden_states=text(16), global_hidden_states=randn("B", 12),
+                    encoder_attention_mask=text_mask(torch.bool), return_dict=False),
+        size=dict(t2=16, txt=4),
+        time=T("t.expand(B); flow-matching sigma in [0, 1] (the scheduler has num_train_timesteps=1)"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(num_train_timesteps=1, shift=1.0),
+        timesteps_kwargs=_tk_logsnr,
+        scheduler_note="set_timesteps(sigmas=logsnr_sigma_schedule(N, logsnr_min, logsnr_max))",
+        cfg="batched", cfg_contexts=None,
+        block_lists=("transformer_blocks",), head="proj_out", head_same_shape=False,
+        head_note="num_memory_tokens learned memory tokens are prepended before the blocks and cut off before "
+                  "proj_out: the head receives the stream minus its first num_memory_tokens tokens",
+        block_io={"transformer_blocks": BlockIO("StableAudio3DiTBlock", "hidden_states", None, "hidden_states",
+                                                registered=False, called="positional")},
+        positional=("hidden_states", "timestep"),
+        notes=("the distilled checkpoint samples 8 steps with stochastic_sampling (ping-pong re-noising)",
+               "inpainting passes local_add_cond (B, local_add_cond_dim, T), added inside every block"),
+    ),
+    FamilySpec(
+        name="ace_step", model_class="AceStepTransformer1DModel", pipeline="AceStepPipeline",
+        tiny_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=8, in_channels=24, audio_acoustic_hidden_dim=8, patch_size=2,
+                         rope_theta=10000.0, rms_norm_eps=1e-6, sliding_window=16),
+        inputs=dict(hidden_states=tokens(8, "t"), encoder_hidden_states=text(32), context_latents=tokens(16, "t"),
+                    attention_kwargs=None, return_dict=False),
+        size=dict(t=8, txt=10),
+        time=T("t * ones(B) (a sigma in [0, 1]); timestep_r is passed the same value"),
+        time_copies=("timestep_r",),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(num_train_timesteps=1, shift=1.0),
+        timesteps_kwargs=_tk_ace_step,
+        scheduler_note="set_timesteps(sigmas=shift * s / (1 + (shift - 1) * s)) on a linear grid (shift 3)",
+        cfg="batched", cfg_contexts=None, cfg_order="cond_first",
+        block_lists=("layers",), head="norm_out",
+        block_io={"layers": BlockIO("AceStepTransformerBlock", "hidden_states", None, "hidden_states", registered=False)},
+        notes=("batched guidance [cond, null] (cond first) combined by APG, inside cfg_interval only: outside it "
+               "the call has B rows instead of 2B (padecache restarts the history then)",
+               "latents (B, T, C) are patchified by a Conv1d together with context_latents (source + chunk mask)"),
+    ),
+    FamilySpec(
+        name="longcat_audio_dit", model_class="LongCatAudioDiTTransformer", pipeline="LongCatAudioDiTPipeline",
+        tiny_config=dict(dit_dim=64, dit_depth=2, dit_heads=4, dit_text_dim=32, latent_dim=8, text_conv=False),
+        inputs=dict(hidden_states=tokens(8, "t"), encoder_hidden_states=text(32),
+                    encoder_attention_mask=text_mask(torch.bool), attention_mask=ones("B", "t", dtype=torch.bool),
+                    latent_cond=zeros("B", "t", 8)),
+        size=dict(t=16, txt=10),
+        time=T1000("(t / num_train_timesteps).expand(B)"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(shift=1.0, invert_sigmas=True),
+        timesteps_kwargs=_tk_flow_sigmas, scheduler_note="set_timesteps(sigmas=linspace(1, 1/N, N))",
+        cfg="separate", cfg_contexts=None,
+        block_lists=("blocks",), head="norm_out",
+        block_io={"blocks": BlockIO("AudioDiTBlock", "hidden_states", None, "hidden_states", registered=False)},
+        notes=("separate cond/null calls WITHOUT cache_context (the null prompt is zeros unless a negative prompt is "
+               "given); the pipeline reads `.sample`",
+               "latent_cond (zeros for text-to-audio) is concatenated to the latents inside the model"),
+    ),
+    FamilySpec(
+        name="minimax_music3", model_class="MiniMaxMusic3Transformer1DModel", pipeline="MiniMaxMusic3ModularPipeline",
+        tiny_config=dict(in_channels=8, condition_dim=16, num_layers=2, num_attention_heads=2, attention_head_dim=8,
+                         ff_inner_dim=32, rotary_dim=4, fourier_embedding_dim=8),
+        inputs=dict(hidden_states=audio(8), encoder_hidden_states=randn("B", "t", 16), return_dict=False),
+        size=dict(t=24),
+        time=T("t.expand(B): flow-matching time in [0, 1], 0 = noise"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(num_train_timesteps=1, invert_sigmas=True),
+        timesteps_kwargs=_tk_flow_sigmas, scheduler_note="set_timesteps(sigmas=linspace(1, 1/N, N)) per window",
+        cfg="separate", cfg_contexts=None,
+        block_lists=("transformer_blocks",), head="proj_out", head_same_shape=False,
+        head_note="the timestep embedding is prepended to the tokens as one extra token and cut off before proj_out",
+        block_io={"transformer_blocks": BlockIO("MiniMaxMusic3TransformerBlock", "hidden_states", None,
+                                                "hidden_states", registered=False, called="positional")},
+        notes=("a modular pipeline: a ClassifierFreeGuidance guider runs the cond call and an uncond call on zero "
+               "conditioning, WITHOUT cache_context",
+               "the song is generated window by window (an outer loop); overlapping latents are re-noised each step"),
     ),
 )
 
