@@ -59,6 +59,35 @@ def _kandinsky5_grid(h, value, call: ModelCall):
     return fractal_unflatten(value, h.shape[:4], block_mask=True)
 
 
+def _nabla_rows(h, call: ModelCall):
+    """Kandinsky 6 SR's head receives the (B, T, H, W, D) grid; its blocks run on it in 8x8 spatial groups."""
+    from diffusers.models.transformers.transformer_kandinsky6_sr import FRACTAL_BLOCK_SIZE as G
+    from diffusers.models.transformers.transformer_kandinsky6_sr import _local_patch
+
+    return _local_patch(h, h.shape[1:4], (1, G, G), dim=1).flatten(1, 2)
+
+
+def _nabla_grid(h, value, call: ModelCall):
+    from diffusers.models.transformers.transformer_kandinsky6_sr import FRACTAL_BLOCK_SIZE as G
+    from diffusers.models.transformers.transformer_kandinsky6_sr import _local_merge
+
+    return _local_merge(value.reshape(value.shape[0], -1, G * G, value.shape[-1]), h.shape[1:4], (1, G, G), dim=1)
+
+
+def _fibo2_image_tokens(x, call: ModelCall):
+    """Bria FIBO 2: the image tokens of the stream [gist, image, context] (the gist last when a batch pads it), located
+    with the model's own gist-count rule."""
+    from diffusers.models.transformers.transformer_bria_fibo2 import compute_gist_count
+
+    c, hidden, text, mask = call.model.config, call["hidden_states"], call["encoder_hidden_states"], \
+        call["encoder_attention_mask"]
+    lengths = mask.sum(dim=1).tolist() if mask is not None else [text.shape[2]] * hidden.shape[0]
+    counts = compute_gist_count(lengths, min_gist=c.min_num_gist_tokens, max_gist=c.max_num_gist_tokens,
+                                gist_step=c.gist_step, min_text_len=c.gist_min_text_len, max_text_len=c.gist_max_text_len)
+    start = max(counts) if min(counts) == max(counts) else 0
+    return x[:, start:start + (hidden.shape[2] // c.patch_size) * (hidden.shape[3] // c.patch_size)]
+
+
 KANDINSKY5_GRID = HeadInput(rows=_kandinsky5_rows, inject=_kandinsky5_grid,
                             describe="the visual tokens unflattened (and, with sparse attention, un-permuted)")
 
@@ -224,6 +253,23 @@ FAMILIES: tuple[Adapter, ...] = (
             io={"double_blocks": _io(HID_ENC)}, always_run=("img_in", "condition_embedder", "norm_out", "proj_out")),
     Adapter("joyimage_edit_plus", ("JoyImageEditPlusTransformer3DModel",), ("double_blocks",), cfg="batched",
             io={"double_blocks": _io(HID_ENC)}, always_run=("img_in", "condition_embedder", "norm_out", "proj_out")),
+    Adapter("bria_fibo2", ("BriaFibo2Transformer2DModel",), ("layers",), head="final_layer", time=T1000,
+            cfg="separate", io={"layers": _io("x", hidden="x")},
+            head_input=HeadInput(stack=_fibo2_image_tokens, describe="the image tokens between gist and context"),
+            always_run=("x_embedder", "t_embedder", "noise_refiner", "perceiver", "final_layer"),
+            notes="gist and context-image tokens ride through the stack with the image; the image tokens are forecast"),
+    Adapter("kandinsky6_sr", ("Kandinsky6SRTransformer3DModel",), ("visual_transformer_blocks",), head="out_layer",
+            cfg="none", head_input=HeadInput(rows=_nabla_rows, inject=_nabla_grid,
+                                             describe="the token grid, grouped 8x8 for NABLA attention in the stack"),
+            always_run=("time_embeddings", "visual_embeddings", "out_layer"),
+            notes="the head receives the token grid; the stack runs on it in 8x8 spatial groups"),
+    Adapter("prior", ("PriorTransformer",), ("transformer_blocks",), cfg="batched",
+            always_run=("time_embedding", "proj_in", "embedding_proj", "encoder_hidden_states_proj", "norm_out"),
+            notes="denoises a CLIP image embedding (Kandinsky 2.x, unCLIP, Shap-E priors); pipelines hold it as "
+                  "`prior`: padecache.apply(pipe.prior, ..., scheduler=pipe.scheduler)"),
+    Adapter("anyflow", ("AnyFlowTransformer3DModel",), ("blocks",), cfg="batched", io={"blocks": HIDDEN},
+            always_run=("patch_embedding", "condition_embedder", "rope", "norm_out", "proj_out"),
+            notes="time is passed per frame (the step is matched on its maximum); r_timestep rides along"),
     # -- audio ----------------------------------------------------------------------------------------------------
     Adapter("stable_audio", ("StableAudioDiTModel",), ("transformer_blocks",), head="proj_out", cfg="batched",
             always_run=("preprocess_conv", "proj_in", "global_proj", "timestep_proj", "proj_out", "postprocess_conv"),
@@ -243,14 +289,33 @@ FAMILIES: tuple[Adapter, ...] = (
             notes="the timestep token rides through the stack in front of the audio tokens"),
 )
 
-#: families that no adapter covers yet, and why
+#: every other transformer ModelMixin of diffusers 0.42.1, and why no adapter claims it (a test keeps this complete)
 UNSUPPORTED = {
-    "ConsisIDTransformer3DModel": "the head receives [text, image] tokens while the stack's input is the image alone",
-    "HunyuanVideoFramepackTransformer3DModel": "history tokens are prepended inside the stack and cut before the head",
-    "Krea2Transformer2DModel": "the stack runs on [text, image]; the head receives the image part only",
-    "Kandinsky5Transformer3DModel": "the head receives the stack output unflattened to (B, F, H, W, D)",
-    "ErnieImageTransformer2DModel": "its hidden stream is sequence-first (S, B, D); padecache's rows are batch-first",
-    "Flux3Transformer2DModel": "no diffusers 0.42 pipeline drives it yet",
+    # not denoisers
+    "TransformerTemporalModel": "not a denoiser: the temporal attention layer inside video UNets (AnimateDiff, SVD)",
+    "Transformer2DModel": "not a denoiser on its own: the attention layer of UNets (SD, AudioLDM 2); its standalone "
+                          "use, VQ-Diffusion, denoises discrete tokens in a deprecated pipeline",
+    "DreamLiteTransformer2DModel": "not a denoiser on its own: a layer inside DreamLiteUNetModel, the pipeline's "
+                                   "denoiser",
+    "T5FilmDecoder": "the decoder of the deprecated spectrogram-diffusion pipeline (MIDI to mel frames, FiLM time "
+                     "conditioning, T5 encoders): no maintained pipeline drives it",
+    "MiniMaxMusic3RVQDepthDecoder": "not a denoiser: an autoregressive decoder of residual-vector-quantised codes",
+    # denoisers not claimed yet
+    "Flux3Transformer2DModel": "no diffusers 0.42 pipeline drives it yet (no time convention or guidance to follow)",
+    "Kandinsky6Transformer3DModel": "not yet: its audio stream is optional per call (video-only or video+audio "
+                                    "generation); the hooks take a fixed set of streams",
+    "MiniMaxH3Transformer3DModel": "not yet: one call carries rows at several noise levels (video, audio and "
+                                   "conditioning rows on their own schedules); padecache locates a step by one time",
+    "WanAnimate2Transformer3DModel": "not yet: a reference pass fills a key-value cache that the generation passes "
+                                     "read; the cached pass runs a different token set",
+    "AnyFlowFARTransformer3DModel": "not yet: frame-autoregressive; each chunk is denoised against a key-value cache "
+                                    "of the previous ones",
+    "Cosmos3OmniTransformer": "not yet: a mixture-of-transformers VLM whose understanding and generation token "
+                              "streams share layers",
+    "SanaWMTransformer3DModel": "not yet: a world model driven chunk by chunk with camera and action conditioning",
+    "SanaWMLTX2RefinerTransformer3DModel": "not yet: the refiner stage of the Sana world model (an LTX-2-style "
+                                           "audio-video refiner run after SanaWM)",
+    "RFD4ProteinaTransformer": "not yet: protein-structure flow matching (residue frames, not latents)",
 }
 
 #: every built-in adapter, the generic one last (registry order decides who claims a model first)

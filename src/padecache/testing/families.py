@@ -110,13 +110,13 @@ def _set_timesteps(spec: FamilySpec, scheduler, steps: int, inputs: dict) -> Non
         scheduler.set_timesteps(steps, **kwargs)
 
 
-def _time_value(spec: FamilySpec, t, rows: int):
+def _time_value(spec: FamilySpec, t, rows: int, kwargs: dict):
     import torch
 
     t = torch.as_tensor(t)
     scale, offset = spec.time_map
     value = t if (scale, offset) == (1.0, 0.0) else offset + scale * t.float()
-    return (spec.time_fn or expand_time)(value, rows)
+    return (spec.time_fn or expand_time)(value, rows, kwargs)
 
 
 def _forward(model, spec: FamilySpec, inputs: dict, latents: dict, t, rows: int, context: str | None, scheduler):
@@ -128,7 +128,7 @@ def _forward(model, spec: FamilySpec, inputs: dict, latents: dict, t, rows: int,
         if spec.scale_model_input and scheduler is not None:
             value = scheduler.scale_model_input(value, t)
         kwargs[key] = spec.pack(value, inputs) if (spec.pack and key == spec.latent_keys[0]) else value
-    kwargs[spec.time_argument] = _time_value(spec, t, rows)
+    kwargs[spec.time_argument] = _time_value(spec, t, rows, kwargs)
     for name in spec.time_copies:
         kwargs[name] = kwargs[spec.time_argument]
     args = [kwargs.pop(n) for n in spec.positional]
@@ -192,7 +192,9 @@ def run_loop(name: str, model, steps: int = 20, batch: int = 1, seed: int = 0, s
         uncond = spec.make_inputs(batch, seed + 1, **size)
 
     with torch.inference_mode():
-        for t in scheduler.timesteps:
+        for i, t in enumerate(scheduler.timesteps):
+            if spec.step_kwargs is not None:
+                step_kwargs.update(spec.step_kwargs(scheduler, i))
             if spec.cfg == "batched":
                 doubled = {k: torch.cat([v, v]) for k, v in latents.items()}
                 preds = _forward(model, spec, both, doubled, t, 2 * batch, contexts[0], scheduler)

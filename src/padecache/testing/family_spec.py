@@ -135,7 +135,8 @@ class FamilySpec:
     latent_keys: tuple[str, ...] = ("hidden_states",)
     positional: tuple[str, ...] = ()  # inputs the pipeline passes positionally, in order
     timesteps_kwargs: Callable[[Any, int, dict], dict] | None = None  # extra set_timesteps kwargs (sigmas, mu)
-    time_fn: Callable[[Any, int], Any] | None = None  # (value, rows) -> tensor; default value.expand(rows)
+    time_fn: Callable[[Any, int, dict], Any] | None = None  # (value, rows, call kwargs) -> tensor; default expand
+    step_kwargs: Callable[[Any, int], dict] | None = None  # (scheduler, step index) -> extra scheduler.step kwargs
     pack: Callable[[Any, dict], Any] | None = None  # (latents, inputs) -> value of latent_keys[0]
     unpack_latents: Callable[[dict], Any] | None = None  # inputs -> initial latents of latent_keys[0]
     unpack_output: Callable[[Any], tuple] | None = None  # model output -> predictions, one per latent key
@@ -310,12 +311,12 @@ def first_channels(n: int):
     return lambda inputs: inputs["hidden_states"][:, :n]
 
 
-def expand_time(value, rows):
+def expand_time(value, rows, kwargs=None):
     """The pipelines' ``t.expand(batch)`` (dtype as the value has it)."""
     return value.reshape(()).expand(rows)
 
 
-def expand_time_float(value, rows):
+def expand_time_float(value, rows, kwargs=None):
     return value.reshape(()).float().expand(rows)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..adapters.families import UNSUPPORTED as _ADAPTERS_UNSUPPORTED
 from .family_spec import (
     REVERSED,
     T1000,
@@ -301,6 +302,23 @@ def _ideogram4_indicator(s):
     out = torch.full((s.B, s.txt + s.hw), OUTPUT_IMAGE_INDICATOR, dtype=torch.long)
     out[:, : s.txt] = LLM_TOKEN_INDICATOR
     return out
+
+
+def _prev_timestep(scheduler, i):
+    """UnCLIP's scheduler.step takes the next timestep of the schedule (None at the last step)."""
+    ts = scheduler.timesteps
+    return {"prev_timestep": ts[i + 1] if i + 1 < len(ts) else None}
+
+
+def _per_frame_time(value, rows, kwargs):
+    """``t`` for every frame of frame-major latents: ``(rows, F)``."""
+    return value.reshape(1, 1).expand(rows, kwargs["hidden_states"].shape[1])
+
+
+def _k6sr_pack(latents, inputs):
+    """``[latent | anchor latent | anchor mask]`` on the channel-last axis (zeros for the anchor)."""
+    anchor = inputs["_anchor"]
+    return torch.cat([latents, anchor.repeat(latents.shape[0] // anchor.shape[0], 1, 1, 1, 1)], dim=-1)
 
 
 # -- the table --------------------------------------------------------------------------------------------------------
@@ -1749,6 +1767,92 @@ FAMILIES: tuple[FamilySpec, ...] = (
         notes=("latents are patch sequences (B, max_patches, C, pt, ph, pw) with a shape_list per sample",
                "batched CFG [uncond, cond] without cache_context; renormalised to the cond prediction's norm"),
     ),
+    FamilySpec(
+        name="prior", model_class="PriorTransformer", pipeline="KandinskyV22PriorPipeline",
+        tiny_config=dict(num_attention_heads=2, attention_head_dim=4, num_layers=2, embedding_dim=8, num_embeddings=7,
+                         additional_embeddings=4),
+        inputs=dict(hidden_states=randn("B", 8), proj_embedding=randn("B", 8), encoder_hidden_states=text(8),
+                    attention_mask=text_mask(torch.bool), return_dict=False),
+        size=dict(txt=7),
+        time=T("t itself (a 0-dim tensor): the model broadcasts it over the 2B rows"),
+        time_fn=lambda value, rows, kwargs: value.reshape(()),
+        scheduler="UnCLIPScheduler",
+        scheduler_kwargs=dict(variance_type="fixed_small_log", prediction_type="sample", clip_sample=True,
+                              clip_sample_range=10.0),
+        step_kwargs=_prev_timestep,
+        cfg="batched", cfg_contexts=None,
+        block_lists=("transformer_blocks",), head="norm_out",
+        head_note="the stream is [text tokens, prompt embedding, time, the noisy image embedding, a learned "
+                  "prediction token]; norm_out gets all of it and the model keeps the prediction token",
+        block_io={"transformer_blocks": BlockIO("BasicTransformerBlock", "hidden_states", None, "hidden_states",
+                                                registered=True, metadata_ok=True)},
+        notes=("denoises a CLIP image embedding (B, D), not latents: Kandinsky 2.1/2.2, unCLIP and Shap-E priors",
+               "the pipelines hold it as `prior`, not `transformer`: apply padecache to pipe.prior with "
+               "scheduler=pipe.scheduler",
+               "scheduler.step takes prev_timestep (the next timestep of the schedule)"),
+    ),
+    FamilySpec(
+        name="anyflow", model_class="AnyFlowTransformer3DModel", pipeline="AnyFlowPipeline",
+        tiny_config=dict(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4,
+                         out_channels=4, text_dim=16, freq_dim=32, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                         rope_max_seq_len=32, gate_value=0.25, deltatime_type="r"),
+        inputs=dict(hidden_states=frames_first(4), encoder_hidden_states=text(16), attention_kwargs=None,
+                    return_dict=False),
+        size=VIDEO_SIZES,
+        time=T("t per frame, (2B, F); r_timestep = the next sigma * 1000 per frame (mean velocity), else t"),
+        time_fn=_per_frame_time, time_copies=("r_timestep",),
+        scheduler="FlowMapEulerDiscreteScheduler", scheduler_kwargs=dict(),
+        cfg="batched", cfg_contexts=None,
+        block_lists=("blocks",), head="norm_out",
+        block_io={"blocks": BlockIO("AnyFlowTransformerBlock", "hidden_states", "encoder_hidden_states",
+                                    "hidden_states", registered=False, called="positional")},
+        notes=("latents are frame-major (B, F, C, H, W); video extension sets the context frames' timestep to 0",
+               "steps whose target time r equals t are skipped by the pipeline (no transformer call)"),
+    ),
+    FamilySpec(
+        name="bria_fibo2", model_class="BriaFibo2Transformer2DModel", pipeline="BriaFibo2Pipeline",
+        tiny_config=dict(in_channels=4, patch_size=2, dim=32, n_layers=2, n_refiner_layers=1, n_heads=2,
+                         cap_feat_dim=16, injection_layer_ids=(1,), perceiver_num_layers=1, min_num_gist_tokens=2,
+                         max_num_gist_tokens=4, gist_step=2, gist_min_text_len=4, gist_max_text_len=16,
+                         axes_dims=(4, 6, 6), axes_lens=(64, 32, 32)),
+        inputs=dict(hidden_states=image(4), encoder_hidden_states=randn("B", 2, "txt", 16),
+                    encoder_attention_mask=text_mask(torch.bool), context_latents=None, return_dict=False),
+        time=T1000("t.expand(B) / 1000: the noise level in [0, 1]"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(shift=3.0),
+        cfg="separate", cfg_contexts=None,
+        block_lists=("layers",), always_run=("noise_refiner", "perceiver"), head="final_layer",
+        head_same_shape=False,
+        head_note="one stream [gist tokens, image, context images] (the gist last when a batch pads it) runs "
+                  "through the blocks; final_layer gets the image tokens only",
+        block_io={"layers": BlockIO("BriaFibo2TransformerBlock", "x", None, "x", registered=False,
+                                    called="positional", note="Z-Image's block: block(x, attn_mask, freqs_cis, ...)")},
+        notes=("encoder_hidden_states stacks text-encoder bundles (B, bundles, L, D): a Perceiver turns the first "
+               "into gist tokens (their count grows with the prompt length), injection layers cross-attend to "
+               "the others",
+               "the negative prompt runs as a second call WITHOUT cache_context (its gist count can differ)"),
+    ),
+    FamilySpec(
+        name="kandinsky6_sr", model_class="Kandinsky6SRTransformer3DModel", pipeline="Kandinsky6SRPipeline",
+        tiny_config=dict(in_visual_dim=4, out_visual_dim=4, time_dim=16, patch_size=(1, 2, 2), model_dim=24,
+                         ff_dim=32, num_visual_blocks=2, axes_dims=(4, 4, 4)),
+        inputs=dict(_anchor=derived(lambda s: torch.zeros(s.B, s.f, s.h, s.w, 5)),
+                    hidden_states=In(lambda s, g, got: torch.cat(
+                        [torch.randn(s.B, s.f, s.h, s.w, 4, generator=g), got["_anchor"]], dim=-1)),
+                    return_dict=False),
+        size=dict(f=1, h=16, w=16),
+        time=T("t.expand(B)"),
+        scheduler="FlowMatchEulerDiscreteScheduler", scheduler_kwargs=dict(shift=3.0),
+        cfg="none", cfg_contexts=None,
+        block_lists=("visual_transformer_blocks",), head="out_layer", head_same_shape=False,
+        head_note="NABLA attention: the (T, H, W) token grid is flattened in 8x8 spatial groups before the blocks "
+                  "and merged back to (B, T, H, W, D) before out_layer",
+        block_io={"visual_transformer_blocks": BlockIO("Kandinsky6SRTransformerBlock", "hidden_states", None,
+                                                       "hidden_states", registered=False, called="positional")},
+        pack=_k6sr_pack, unpack_latents=lambda inputs: inputs["hidden_states"][..., :4],
+        notes=("latents are channel-last (B, T, H, W, C) tiles; the input is [latent | anchor latent | anchor mask] "
+               "with the anchor channels zero in the released checkpoints",
+               "super-resolution of a video tile by tile: one call per step, no guidance"),
+    ),
     # -- audio ----------------------------------------------------------------------------------------------------------
     FamilySpec(
         name="stable_audio", model_class="StableAudioDiTModel", pipeline="StableAudioPipeline",
@@ -1759,7 +1863,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
                     rotary_embedding=derived(_stable_audio_rope), return_dict=False),
         size=AUDIO_SIZES,
         time=T("t.unsqueeze(0): shape (1,), broadcast over the 2B rows; positional arg 1"),
-        time_fn=lambda value, rows: value.reshape(1),
+        time_fn=lambda value, rows, kwargs: value.reshape(1),
         scheduler="EDMDPMSolverMultistepScheduler",
         scheduler_kwargs=dict(solver_order=2, prediction_type="v_prediction", sigma_data=1.0,
                               sigma_schedule="exponential"),
@@ -1856,20 +1960,5 @@ FAMILIES: tuple[FamilySpec, ...] = (
     ),
 )
 
-#: transformer classes of diffusers 0.42.1 the survey does not cover, and why
-UNSUPPORTED: dict[str, str] = {
-    "flux3": "Flux3Transformer2DModel exists in 0.42.1 but no pipeline uses it, so there is no pipeline call to "
-             "describe (time map, guidance); structurally: txt_mode_blocks (text only) -> mode_blocks['image'] "
-             "-> single_transformer_blocks, head norm_out after slicing the image tokens",
-    "cosmos3": "Cosmos3OmniTransformer is a VLM-style mixture-of-transformers (und_seq/gen_seq streams); not surveyed",
-    "ideogram4": "not surveyed (packed text+image sequence with segment/indicator ids); time ran out",
-    "joyimage": "JoyImageEditTransformer3DModel / JoyImageEditPlus: not surveyed (time)",
-    "kandinsky6": "Kandinsky6Transformer3DModel (+ _sr): not surveyed (time)",
-    "anyflow": "AnyFlowTransformer3DModel / AnyFlowFAR: not surveyed (time)",
-    "wan_animate_2": "WanAnimate2Transformer3DModel: not surveyed (time)",
-    "minimax_h3": "MiniMaxH3Transformer3DModel: not surveyed (time)",
-    "sana_wm": "SanaWMTransformer3DModel / SanaWMLTX2RefinerTransformer3DModel: not surveyed (time)",
-    "dreamlite": "DreamLiteTransformer2DModel: not surveyed (time)",
-    "audio": "audio/music/protein transformers (StableAudio(3), ACE-Step, LongCat-Audio-DiT, MiniMax-Music3, "
-             "RFD4-Proteina): out of scope (not image/video), not surveyed",
-}
+#: the transformer classes of diffusers 0.42.1 with no row, and why: the adapters' list (no adapter, no row)
+UNSUPPORTED: dict[str, str] = dict(_ADAPTERS_UNSUPPORTED)
