@@ -94,7 +94,7 @@ def test_an_unknown_reference_model_is_refused_naming_those_installed(tmp_path, 
 
 
 def test_the_reference_models_are_found_through_the_registry():
-    from padecache.reference_models import default_model, find_model, registered_models
+    from padecache.references import default_model, find_model, registered_models
 
     models = {m.name: (m, plugin) for m, plugin, _ in registered_models()}
     assert {"dit-mnist", "flux-mnist"} <= set(models)
@@ -111,7 +111,8 @@ class _BadModels:
 
 
 def test_an_invalid_reference_model_breaks_only_its_plugin():
-    from padecache.reference_models import ReferenceModel, registered_models
+    from padecache.reference_models import ReferenceModel
+    from padecache.references import registered_models
 
     padecache.register_plugin(_BadModels(), name="bad-models")
     try:

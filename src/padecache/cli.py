@@ -29,7 +29,7 @@ class _Failed(Exception):
 
 def __getattr__(name: str) -> Any:
     if name == "REFERENCE_MODELS":  # the names the registry offers now (formerly a fixed tuple)
-        from .reference_models import registered_models
+        from .references import registered_models
 
         return tuple(m.name for m, _, _ in registered_models())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -78,7 +78,7 @@ def _print_methods(width: int) -> None:
 
 
 def _print_reference_models(registry, verbose: bool) -> None:
-    from .reference_models import missing_reason, registered_models
+    from .references import missing_reason, registered_models
 
     models = registered_models(registry)
     print("reference models (padecache bench --model, generate --pipeline, train-reference):")
@@ -135,7 +135,7 @@ def _scope(args) -> str:
 
 def cmd_bench(args) -> int:
     from .bench.output import check_output_dir
-    from .reference_models import find_model
+    from .references import find_model
 
     if args.ray is not None:
         _need_ray()
@@ -151,12 +151,14 @@ def cmd_bench(args) -> int:
         targets=args.targets, samples=args.samples, seed=args.seed, repeats=args.repeats, fid=args.fid, peers=args.peers,
     )
     from .bench.methods import resolve
-    from .bench.report import headline_markdown
+    from .bench.report import busy_warning, headline_markdown
 
     resolve(options.method_list())  # unknown methods, or a scope without ours, fail before a cluster starts
     with _cluster(args.ray, args.threads) as executor:
         records = run_bench(options, out=args.out, progress=not args.no_progress, executor=executor)
     print(headline_markdown(records, options.ours, options.targets))
+    if busy_warning(records):
+        print(busy_warning(records), file=sys.stderr)
     out = Path(args.out)
     for name in ("results.json", "results.md", "pareto.png", "grid.png"):
         print(f"wrote {out / name}")
@@ -293,7 +295,7 @@ def _cluster(ray, threads: int | None):
 # -- training -------------------------------------------------------------------------------------------------------
 
 def cmd_train(args) -> int:
-    from .reference_models import find_model
+    from .references import find_model
 
     model = find_model(args.name)
     if model.train is None:
@@ -307,7 +309,7 @@ def cmd_train(args) -> int:
 
 
 def _classifier_model(name: str | None):
-    from .reference_models import find_model, registered_models
+    from .references import find_model, registered_models
 
     if name is not None:
         return find_model(name)

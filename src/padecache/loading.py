@@ -16,7 +16,8 @@ from typing import Any
 
 import attrs
 
-from .reference_models import MissingModel, ReferenceModel, find_model, missing_reason, registered_models
+from .reference_models import MissingModel, ReferenceModel
+from .references import find_model, missing_reason, registered_models
 
 __all__ = ["load_pipeline", "reference_model", "Request", "Call", "pipeline_call", "is_diffusers", "transformers_of"]
 

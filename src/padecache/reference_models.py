@@ -3,9 +3,9 @@
 A plugin that ships reference models (``padecache-reference`` does: ``dit-mnist``, ``flux-mnist``...) returns one
 :class:`ReferenceModel` per model from the ``padecache_reference_models`` hook.  A descriptor is data: names,
 one line of help, and *lazy references* (``"module:function"``) to the plugin's code, imported only when a
-command uses that model.  The command line finds every model through the registry; it never imports a
-plugin by name, so ``padecache list``, ``padecache bench --help`` and ``padecache generate --help`` work, and say
-what is missing, when no reference plugin is installed or it is broken.
+command uses that model.  The command line finds every model through the registry (:mod:`padecache.references`);
+it never imports a plugin by name, so ``padecache list``, ``padecache bench --help`` and ``padecache generate
+--help`` work, and say what is missing, when no reference plugin is installed or it is broken.
 
 This module imports neither torch nor the plugins::
 
@@ -29,8 +29,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["ReferenceModel", "INPUTS", "resolve_reference", "registered_models", "find_model", "default_model",
-           "MissingModel", "missing_reason"]
+__all__ = ["ReferenceModel", "INPUTS", "INSTALL", "resolve_reference", "MissingModel"]
 
 #: what ``padecache generate`` passes a reference model: text prompts, or class ids
 INPUTS = ("prompts", "labels")
@@ -130,50 +129,3 @@ class ReferenceModel:
 
 class MissingModel(LookupError):
     """No such reference model here, or its plugin cannot provide what was asked for; the message says why."""
-
-
-def registered_models(registry: Any = None) -> list[tuple[ReferenceModel, str, str]]:
-    """Every registered reference model: ``(descriptor, plugin, version)``, in registration order."""
-    if registry is None:
-        from .plugins import get_registry
-
-        registry = get_registry()
-    return list(getattr(registry, "reference_models", ()))
-
-
-def missing_reason(registry: Any = None) -> str:
-    """Why no reference model is available: which reference plugin is broken, or what to install."""
-    if registry is None:
-        from .plugins import get_registry
-
-        registry = get_registry()
-    broken = [b for b in registry.broken if "reference" in f"{b.plugin} {b.package}".lower()]
-    if broken:
-        b = broken[0]
-        return (f"the reference plugin {b.plugin!r} ({b.package or b.plugin} {b.version}) is installed but broken: {b.error} "
-                f"(`padecache list` shows every broken plugin; reinstall it: pip install -e plugins/reference)")
-    return INSTALL
-
-
-def find_model(name: str | None = None, registry: Any = None) -> ReferenceModel:
-    """The reference model ``name`` (``None``: :func:`default_model`); :class:`MissingModel` naming those there are."""
-    if name is None:
-        return default_model(registry)
-    models = registered_models(registry)
-    if not models:
-        raise MissingModel(f"no reference model {name!r}: no plugin provides reference models; {missing_reason(registry)}")
-    found = [m for m, _, _ in models if m.name == name]
-    if not found:
-        from .options import suggest
-
-        names = [m.name for m, _, _ in models]
-        raise MissingModel(f"unknown reference model {name!r}{suggest(name, names)}; installed: {', '.join(names)}")
-    return found[0]
-
-
-def default_model(registry: Any = None) -> ReferenceModel:
-    """The model ``padecache bench`` runs without ``--model``: the one marked ``default``, else the first registered."""
-    models = [m for m, _, _ in registered_models(registry)]
-    if not models:
-        raise MissingModel(f"no reference model to run: {missing_reason(registry)}")
-    return next((m for m in models if m.default), models[0])

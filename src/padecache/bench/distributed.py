@@ -36,10 +36,23 @@ import attrs
 import torch
 
 from ..cluster import ClusterError, Executor, InProcessExecutor, PipelineSource, TaskFailed, pipeline_source
-from .methods import RunContext, Setting, resolve
+from .measure import (
+    Counter,
+    Measured,
+    Run,
+    device_of,
+    failed_status,
+    fill,
+    measure,
+    new_record,
+    pipe_name,
+    probe,
+    progress_bar,
+)
+from .methods import resolve
 from .metrics import normalise_scorers, round_score
 from .records import Environment, Record, environment
-from .runner import _Counter, _device, _pipe_name, _probe, _Run, failed_status, fill, measure, new_record
+from .settings import RunContext, Setting
 
 __all__ = ["compare_on", "SettingInfo", "Plan", "FullResult", "UnitResult", "chunks"]
 
@@ -83,13 +96,14 @@ class FullResult:
     count: int | None
     walls: tuple[float, ...]
     environment: Environment
+    clock: str = ""
 
 
 @attrs.frozen
 class UnitResult:
     """One setting over one seed chunk, and the full-compute timings made around it."""
 
-    measured: Any  # runner.Measured
+    measured: Measured
     full_walls: tuple[float, ...]
     environment: Environment
 
@@ -132,7 +146,7 @@ def _pipeline(source: Any) -> Any:
     return _STATE.pipe
 
 
-def _warm(run: _Run) -> None:
+def _warm(run: Run) -> None:
     """One untimed generation the first time a worker uses its pipeline (the first timing is never a cold one)."""
     if not _STATE.warm:
         run.generate(run.pipe, run.seeds[0])
@@ -162,27 +176,27 @@ def _settings(pipe, generate, methods, token: str, context: tuple, index: int) -
 def _plan(source, generate, methods, seeds, targets, token: str) -> Plan:
     """Probe the pipeline and expand every method, as ``compare`` does before its first run."""
     pipe = _pipeline(source)
-    run = _Run(pipe, generate, tuple(seeds), _device(pipe))
-    steps, calls_per_step = _probe(pipe, run)  # also warms the pipeline up
+    run = Run(pipe, generate, tuple(seeds), device_of(pipe))
+    steps, calls_per_step = probe(pipe, run)  # also warms the pipeline up
     _STATE.warm = True
-    with _Counter(pipe) as counter:
+    with Counter(pipe) as counter:
         block_lists = counter.block_lists
     context = (steps, calls_per_step, block_lists, tuple(seeds), tuple(targets))
     per_method = [_settings(pipe, generate, methods, token, context, i) for i in range(len(resolve(methods)))]
-    return Plan(_pipe_name(pipe), steps, calls_per_step, tuple(block_lists),
+    return Plan(pipe_name(pipe), steps, calls_per_step, tuple(block_lists),
                 tuple(tuple(SettingInfo.of(s) for s in ss) for ss in per_method))
 
 
 def _full(source, generate, seeds, repeats: int) -> FullResult:
     """Full compute over a seed chunk: images and block executions (untimed), then one timed run (none: ``repeats=0``)."""
     pipe = _pipeline(source)
-    device = _device(pipe)
-    run = _Run(pipe, generate, tuple(seeds), device)
+    device = device_of(pipe)
+    run = Run(pipe, generate, tuple(seeds), device)
     _warm(run)
-    with _Counter(pipe) as counter:
+    with Counter(pipe) as counter:
         images, _ = run.images()
         count = counter.count
-    return FullResult(images, count, (run.timed(),) if repeats else (), environment(device))
+    return FullResult(images, count, (run.timed(),) if repeats else (), environment(device), run.clock.name)
 
 
 def _unit(source, generate, methods, token: str, context: tuple, method_index: int, setting_index: int,
@@ -195,8 +209,8 @@ def _unit(source, generate, methods, token: str, context: tuple, method_index: i
         got = "nothing" if setting is None else f"{setting.method} {setting.config}"
         raise RuntimeError(f"this worker expanded setting {setting_index} of method {method_index} into {got}, the plan into "
                            f"{expected.method} {expected.config}: are padecache and its plugins the same on every node?")
-    device = _device(pipe)
-    run = _Run(pipe, generate, tuple(seeds), device)
+    device = device_of(pipe)
+    run = Run(pipe, generate, tuple(seeds), device)
     _warm(run)
     per_gen = None if full.count is None else full.count / len(seeds)
     # full compute timed on this worker, right before the method (repeats=0, no timing: a placeholder never read)
@@ -235,9 +249,7 @@ score_task = _score
 # -- the driver's side -----------------------------------------------------------------------------------------
 
 def _combine(results: Sequence[UnitResult]):
-    """One :class:`~padecache.bench.runner.Measured` over every chunk (sums of timings and counts)."""
-    from .runner import Measured
-
+    """One :class:`~padecache.bench.measure.Measured` over every chunk (sums of timings and counts)."""
     ms = [r.measured for r in results]
     count = None if any(m.count is None for m in ms) else sum(m.count for m in ms)
     return Measured(
@@ -246,6 +258,7 @@ def _combine(results: Sequence[UnitResult]):
         mask=next((m.mask for m in ms if m.mask is not None), None),
         wall=None if any(m.wall is None for m in ms) else sum(m.wall for m in ms),
         ref=None if any(m.ref is None for m in ms) else sum(m.ref for m in ms), suspect=any(m.suspect for m in ms),
+        clock=ms[0].clock,
     )
 
 
@@ -294,8 +307,8 @@ def compare_on(executor: Executor, pipe: Any, generate: Callable[[Any, int], Any
             full_scores = executor.get(full_score_h)
         except TaskFailed as err:
             raise ClusterError(f"full compute failed on the cluster: {err}") from None
-        return _gather(executor, plan, model, jobs, pending, fulls, full_scores, full_h, scorers_h, seeds, parts, ours,
-                       writer, progress, targets)
+        return _gather(executor, plan, model, jobs, pending, fulls, full_scores, full_h, scorers_h, seeds, ours, writer,
+                       progress, targets)
     except BaseException:
         executor.cancel(list(pending))
         raise
@@ -304,91 +317,114 @@ def compare_on(executor: Executor, pipe: Any, generate: Callable[[Any, int], Any
             _STATE.clear()  # the "worker" is this process: let go of the pipeline
 
 
-def _gather(executor, plan, model, jobs, pending, fulls, full_scores, full_h, scorers_h, seeds, parts, ours, writer,
-            progress, targets) -> list[Record]:
-    from .runner import _progress
+class _Gathering:
+    """The driver's side once the plan is known: a record per job as its units and scores come back, in plan order."""
 
-    label = getattr(executor, "label", "") or type(executor).__name__
+    def __init__(self, executor, plan: Plan, model: str, jobs, fulls: list[FullResult], full_h, scorers_h, seeds, ours, writer):
+        self.executor, self.plan, self.jobs, self.full_h, self.scorers_h = executor, plan, jobs, full_h, scorers_h
+        self.seeds, self.ours, self.writer = seeds, ours, writer
+        self.label = getattr(executor, "label", "") or type(executor).__name__
+        self.per_gen = None if any(f.count is None for f in fulls) else sum(f.count for f in fulls) / len(seeds)
+        self.env = _labelled(fulls[0].environment, self.label)
+        self.chunk_walls: list[list[float]] = [list(f.walls) for f in fulls]  # every full-compute timing, per chunk
+        self.base = dict(model=model, steps=plan.steps, seeds=list(seeds), clock=fulls[0].clock)
+        self.done: dict[int, tuple[Record, Any]] = {}
+        self.finished = [0] * len(jobs)
+        self.units: dict[int, tuple[Record, Any]] = {}
+        self.records: list[Record] = []
+        self.emitted = 0
+        self.update: Callable[[int], Any] = lambda n: None
+
+    def full_wall(self) -> float | None:
+        walls = self.chunk_walls
+        return round(sum(statistics.median(w) for w in walls), 4) if all(walls) else None  # none: repeats=0
+
+    def record(self, info: SettingInfo, env: Environment | None = None) -> Record:
+        rec = new_record(info, {**self.base, "environment": env or self.env}, self.ours)
+        rec.distributed = True
+        return rec
+
+    def emit(self) -> None:
+        while self.emitted in self.done:
+            rec, images = self.done.pop(self.emitted)
+            self.records.append(rec)
+            if self.writer is not None:
+                self.writer.add(rec, images)
+            self.update(1)
+            self.emitted += 1
+
+    def scored(self, handle: Any, j: int) -> None:
+        rec, images = self.units.pop(j)
+        try:
+            rec.scores = self.executor.get(handle)
+        except TaskFailed as err:
+            rec.status, images = failed_status(f"scoring: {err}"), None
+        self.done[j] = (rec, images)
+
+    def measured(self, j: int) -> Any:
+        """Job ``j``'s units are all back: its record, and the handle of its scoring task (``None`` when it failed)."""
+        info, handles = self.jobs[j]
+        try:
+            results = [self.executor.get(u) for u in handles]
+        except TaskFailed as err:
+            rec = self.record(info)
+            rec.status = failed_status(str(err))
+            self.done[j] = (rec, None)
+            return None
+        for c, r in enumerate(results):
+            self.chunk_walls[c].extend(r.full_walls)
+        rec = self.record(info, _labelled(results[0].environment, self.label))
+        m = _combine(results)
+        fill(rec, m, self.plan.steps, self.per_gen, len(self.seeds))
+        self.units[j] = (rec, m.images)
+        return self.executor.submit(score_task, self.scorers_h, info.target, len(self.full_h), *self.full_h, *handles,
+                                    name=f"bench: scores of {info.method}")
+
+    def run(self, pending: dict[Any, tuple[str, int]], full: Record, full_images: Any, show: bool, targets) -> list[Record]:
+        full.wall_s = full.reference_wall_s = self.full_wall()
+        self.records.append(full)
+        if self.writer is not None:
+            self.writer.start(full.model, self.plan.steps)
+            self.writer.add(full, full_images)
+        for j, (info, handles) in enumerate(self.jobs):
+            if not handles:
+                rec = self.record(info)
+                rec.status = f"skipped: {info.skip}"
+                self.done[j] = (rec, None)
+        bar = progress_bar(range(len(self.jobs)), f"{full.model}, {self.plan.steps or '?'} steps", show)
+        self.update = getattr(bar, "update", self.update)
+        self.emit()
+        while pending:
+            for h in self.executor.wait(list(pending)):
+                kind, j = pending.pop(h)
+                if kind == "score":
+                    self.scored(h, j)
+                    continue
+                self.finished[j] += 1
+                if self.finished[j] == len(self.jobs[j][1]):
+                    score_h = self.measured(j)
+                    if score_h is not None:
+                        pending[score_h] = ("score", j)
+            self.emit()
+        self.emit()
+        if hasattr(bar, "close"):
+            bar.close()
+        full.wall_s = full.reference_wall_s = self.full_wall()
+        if self.writer is not None:
+            self.writer.update(full)
+            self.writer.render(ours=self.ours, targets=targets)
+        return self.records
+
+
+def _gather(executor, plan, model, jobs, pending, fulls, full_scores, full_h, scorers_h, seeds, ours, writer, show,
+            targets) -> list[Record]:
+    gathering = _Gathering(executor, plan, model, jobs, fulls, full_h, scorers_h, seeds, ours, writer)
     full_images = torch.cat([f.images for f in fulls])
-    per_gen = None if any(f.count is None for f in fulls) else sum(f.count for f in fulls) / len(seeds)
-    env = _labelled(fulls[0].environment, label)
-    chunk_walls: list[list[float]] = [list(f.walls) for f in fulls]  # every full-compute timing, per chunk
     full = Record(
         model=model, method="full", kind="reference", config={"predictor": {"name": "none"}, "policy": {"name": "always"}},
-        plugin="padecache", plugin_version=env.padecache, group="full", target=1.0, steps=plan.steps, seeds=list(seeds),
-        samples=len(full_images), passes=plan.steps, pass_speedup=1.0, wall_s=None, reference_wall_s=None, wall_speedup=1.0,
-        scores=full_scores, status="ok", fallbacks=0, environment=env, distributed=True,
+        plugin="padecache", plugin_version=gathering.env.padecache, group="full", target=1.0, steps=plan.steps,
+        seeds=list(seeds), samples=len(full_images), passes=plan.steps, pass_speedup=1.0, wall_s=None, reference_wall_s=None,
+        wall_speedup=1.0, scores=full_scores, status="ok", fallbacks=0, environment=gathering.env, distributed=True,
+        clock=fulls[0].clock,
     )
-
-    def full_wall() -> float | None:
-        return round(sum(statistics.median(w) for w in chunk_walls), 4) if all(chunk_walls) else None  # none: repeats=0
-
-    full.wall_s = full.reference_wall_s = full_wall()
-    if writer is not None:
-        writer.start(model, plan.steps)
-        writer.add(full, full_images)
-    base = dict(model=model, steps=plan.steps, seeds=list(seeds))
-    done: dict[int, tuple[Record, torch.Tensor | None]] = {}
-    finished = [0] * len(jobs)
-    units: dict[int, list[UnitResult]] = {}
-    for j, (info, handles) in enumerate(jobs):
-        if not handles:
-            rec = new_record(info, {**base, "environment": env}, ours)
-            rec.status, rec.distributed = f"skipped: {info.skip}", True
-            done[j] = (rec, None)
-    records = [full]
-    emitted = 0
-    bar = _progress(range(len(jobs)), f"{model}, {plan.steps or '?'} steps", progress)
-    update = getattr(bar, "update", lambda n: None)
-
-    def emit() -> None:
-        nonlocal emitted
-        while emitted in done:
-            rec, images = done.pop(emitted)
-            records.append(rec)
-            if writer is not None:
-                writer.add(rec, images)
-            update(1)
-            emitted += 1
-
-    emit()
-    while pending:
-        for h in executor.wait(list(pending)):
-            kind, j = pending.pop(h)
-            info, handles = jobs[j]
-            if kind == "score":
-                rec, images = units.pop(j)
-                try:
-                    rec.scores = executor.get(h)
-                except TaskFailed as err:
-                    rec.status, images = failed_status(f"scoring: {err}"), None
-                done[j] = (rec, images)
-                continue
-            finished[j] += 1
-            if finished[j] < len(handles):
-                continue
-            rec = new_record(info, {**base, "environment": env}, ours)
-            rec.distributed = True
-            try:
-                results = [executor.get(u) for u in handles]
-            except TaskFailed as err:
-                rec.status = failed_status(str(err))
-                done[j] = (rec, None)
-                continue
-            for c, r in enumerate(results):
-                chunk_walls[c].extend(r.full_walls)
-            rec.environment = _labelled(results[0].environment, label)
-            m = _combine(results)
-            fill(rec, m, plan.steps, per_gen, len(seeds))
-            units[j] = (rec, m.images)
-            pending[executor.submit(score_task, scorers_h, info.target, len(full_h), *full_h, *handles,
-                                    name=f"bench: scores of {info.method}")] = ("score", j)
-        emit()
-    emit()
-    if hasattr(bar, "close"):
-        bar.close()
-    full.wall_s = full.reference_wall_s = full_wall()
-    if writer is not None:
-        writer.update(full)
-        writer.render(ours=ours, targets=targets)
-    return records
+    return gathering.run(pending, full, full_images, show, targets)

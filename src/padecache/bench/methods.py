@@ -20,64 +20,16 @@ Names may be qualified as ``plugin:name``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from .families import Family, find_family, registered_families
+from .settings import Attached, Method, RunContext, Setting
 
 __all__ = ["Attached", "Setting", "Method", "RunContext", "resolve", "padecache_setting", "components_of"]
-
-
-def _noop() -> None:
-    return None
-
-
-@attrs.define
-class Attached:
-    """A method turned on for one pipeline.
-
-    ``reset()`` runs before each generation; ``suspend()`` takes the method off the pipeline so that full
-    compute can be timed in between, ``resume()`` puts it back; ``close()`` releases it (called suspended);
-    ``stats()`` returns padecache's :class:`~padecache.records.CacheStats` of the last generation, or ``None``.
-    """
-
-    reset: Callable[[], None] = _noop
-    suspend: Callable[[], None] = _noop
-    resume: Callable[[], None] = _noop
-    close: Callable[[], None] = _noop
-    stats: Callable[[], Any] = lambda: None
-
-
-@attrs.frozen
-class Setting:
-    """One point of a sweep.
-
-    Attributes:
-        method: label shown in tables and plots (the family, preset or peer name).
-        config: what ``results.json`` records about it.
-        attach: ``attach(pipe) -> Attached``: turn the method on (the pipeline runs it until ``suspend``).
-        target: the nominal pass speedup of this sweep point (``None``: run as given).
-        kind: ``"padecache"`` or ``"peer"``.
-        plugin, version: who provided the method.
-        group, published: see :class:`~padecache.bench.families.Family`.
-        components: per section, ``{"name", "plugin", "version"}``.
-        skip: why this setting cannot run here (a peer that is not installed); recorded, never attached.
-    """
-
-    method: str
-    config: dict
-    attach: Callable[[Any], Attached]
-    target: float | None = None
-    kind: str = "padecache"
-    plugin: str = "padecache"
-    version: str = ""
-    group: str = ""
-    published: bool = False
-    components: dict = attrs.field(factory=dict)
-    skip: str | None = None
 
 
 def components_of(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -123,45 +75,6 @@ def padecache_setting(method: str, config: Any, target: float | None = None, *, 
                         stats=lambda: padecache.stats(pipe))
 
     return Setting(method, as_dict, attach, target, "padecache", plugin, version or "", group or method, published, components)
-
-
-@attrs.frozen
-class RunContext:
-    """What a method may need to know about the pipeline it will run on (peers calibrate on it).
-
-    Attributes:
-        pipe, generate, seeds: as given to :func:`~padecache.bench.compare`.
-        steps: denoising steps per generation (``None`` if unknown).
-        calls_per_step: transformer calls per step (2 for pipelines that run guidance as two calls).
-        block_lists: names of the transformer's block lists, in execution order (from its adapter).
-    """
-
-    pipe: Any = None
-    generate: Callable[[Any, int], Any] | None = None
-    seeds: tuple[int, ...] = (0,)
-    steps: int | None = None
-    calls_per_step: int = 1
-    block_lists: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class Method:
-    """One entry of ``methods``, resolved (its settings depend on the step count and targets)."""
-
-    label: str
-    kind: str  # "family", "sweep", "config", "peer", "setting"
-    expand: Callable[[int | None, Sequence[float], Any], list[Setting]]
-    plugin: str = ""
-    version: str = ""
-
-    def settings(self, steps: int | None, targets: Sequence[float], context: Any = None) -> list[Setting]:
-        out, seen = [], set()
-        for s in self.expand(steps, targets, context):
-            key = (s.method, repr(sorted((k, repr(v)) for k, v in s.config.items() if k != "calibrated_on")))
-            if key not in seen:  # one config reached from two targets runs once (at the first)
-                seen.add(key)
-                out.append(s)
-        return out
 
 
 def _family_method(family: Family, plugin: str, version: str) -> Method:
@@ -222,10 +135,9 @@ def _known_names(families) -> list[str]:
                   | set(registry.names("predictor")) | set(registry.names("policy")))
 
 
-def _resolve_one(item: Any, families) -> Method:
+def _resolve_object(item: Any) -> Method:
+    """A method given as an object rather than a name."""
     from ..config import CacheConfig
-    from ..plugins import get_registry
-    from .peers import PEER_NAMES, peer_method
 
     if isinstance(item, Method):
         return item
@@ -241,21 +153,37 @@ def _resolve_one(item: Any, families) -> Method:
         return _single(str(label), data, "user", "")
     if isinstance(item, Path):
         return _single(item.stem, item, "user", "")
-    if not isinstance(item, str):
-        raise TypeError(f"a method is a name, a TOML path, a dict, a CacheConfig, a Family or a Setting; got {type(item).__name__}")
+    raise TypeError(f"a method is a name, a TOML path, a dict, a CacheConfig, a Family or a Setting; got {type(item).__name__}")
+
+
+def _resolve_component(item: str) -> Method | None:
+    """A predictor name (swept on the budget policy) or a policy name (with the default predictor)."""
+    from ..plugins import get_registry
+
     registry = get_registry()
+    for kind, make in (("predictor", _predictor_sweep), ("policy", _policy_sweep)):
+        entry = registry.get_bare(kind, item) if ":" not in item else registry.components[kind].get(item)
+        if entry is not None:
+            return make(item, entry)
+    return None
+
+
+def _resolve_name(item: str, families) -> Method:
+    from ..plugins import get_registry
+    from .peers import PEER_NAMES, peer_method
+
     found = find_family(item, families)
     if found is not None:
         return _family_method(*found)
     if item in PEER_NAMES:
         return peer_method(item)
+    registry = get_registry()
     if registry.has_preset(item):
         preset = registry.preset(item)
         return _single(item, item, preset.plugin, preset.version)
-    for kind, make in (("predictor", _predictor_sweep), ("policy", _policy_sweep)):
-        entry = registry.get_bare(kind, item) if ":" not in item else registry.components[kind].get(item)
-        if entry is not None:
-            return make(item, entry)
+    method = _resolve_component(item)
+    if method is not None:
+        return method
     path = Path(item)
     if path.suffix.lower() in (".toml", ".json") or path.is_file():
         if not path.is_file():
@@ -266,6 +194,10 @@ def _resolve_one(item: Any, families) -> Method:
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     raise ValueError(f"unknown method {item!r}{hint}; methods are bench families, peers, presets, predictors, policies "
                      f"or TOML files: {', '.join(known)}")
+
+
+def _resolve_one(item: Any, families) -> Method:
+    return _resolve_name(item, families) if isinstance(item, str) else _resolve_object(item)
 
 
 def resolve(methods: Sequence[Any]) -> list[Method]:

@@ -9,10 +9,12 @@ from typing import Any
 from ..files import check_output_dir
 from .records import Record, dump_records
 
-__all__ = ["ResultsDir", "check_output_dir", "FILES"]
+__all__ = ["ResultsDir", "check_output_dir", "FILES", "GALLERY"]
 
 #: what a finished comparison leaves in its directory
 FILES = ("results.json", "results.md", "pareto.png", "grid.png")
+#: images per run kept for grid.png
+GALLERY = 8
 
 
 def _thumbnails(images: Any, side: int = 256) -> Any:
@@ -48,8 +50,6 @@ class ResultsDir:
         """A comparison begins (hook for subclasses; nothing to do here)."""
 
     def add(self, record: Record, images: Any = None) -> None:
-        from .runner import GALLERY
-
         if images is not None:
             self.gallery[len(self.records)] = _thumbnails(images[:GALLERY])
         self.records.append(record)

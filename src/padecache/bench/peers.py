@@ -20,7 +20,7 @@ import importlib.util
 from collections.abc import Sequence
 
 from .families import budget_passes, densest
-from .methods import Attached, Method, RunContext, Setting
+from .settings import Attached, Method, RunContext, Setting
 
 __all__ = ["PEER_NAMES", "peer_status", "peer_method", "magcache_ratios"]
 

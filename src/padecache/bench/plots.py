@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import Record
-from .report import _metric, _ours_label, _targets, annotate, equal_compute, headline
+from .report import annotate, equal_compute, headline, headline_targets, ours_label, ranking_metric
 
 __all__ = ["pareto_plot", "grid_plot", "family_colours", "upper_envelope"]
 
@@ -80,8 +80,8 @@ def pareto_plot(records: Sequence[Record], path: str | Path, ours: str | None = 
     from matplotlib.lines import Line2D
 
     records = annotate(records)
-    ours = _ours_label(records, ours)
-    metric = _metric(records)
+    ours = ours_label(records, ours)
+    metric = ranking_metric(records)
     runs = [r for r in records if r.scored and r.kind != "reference" and r.pass_speedup and metric and r.scores.get(metric) is not None]
     keys = sorted({(r.model, r.steps) for r in runs}, key=lambda k: (k[0], k[1] or 0))
     if not keys:
@@ -155,27 +155,11 @@ def _to_display(img, data_range: float):
     return x[0] if x.shape[0] == 1 else np.moveaxis(x[:3], 0, -1)
 
 
-def grid_plot(records: Sequence[Record], gallery: Mapping[int, Any], path: str | Path, ours: str | None = None,
-              targets: Sequence[float] | None = None, gain: float = 10.0, max_methods: int = 8) -> None:
-    """Full compute, then per method its run nearest the first headline target: the images and ``gain`` × |error|.
-
-    Methods are ours, then the headline's others, then the rest by score (at most ``max_methods``).
-    """
-    import numpy as np
-
-    from .metrics import infer_data_range
-
-    records = annotate(records)
-    ours = _ours_label(records, ours)
-    metric = _metric(records)
-    full_i = next((i for i, r in enumerate(records) if r.kind == "reference" and i in gallery), None)
-    if full_i is None:
-        fig = _figure(4, 1)
-        fig.text(0.5, 0.5, "no images", ha="center")
-        fig.savefig(path, dpi=100)
-        return
-    model, steps = records[full_i].model, records[full_i].steps
-    target = _targets(records, targets)[0]
+def _grid_methods(records: Sequence[Record], gallery: Mapping[int, Any], ours: str | None, metric: str | None,
+                  where: tuple, max_methods: int) -> tuple[list[str], dict[str, tuple[float, int]]]:
+    """The grid's methods (ours, the headline's others, the rest by score) and, per method, the record index shown:
+    its run that counts at equal compute when it has images, else its run nearest the target."""
+    model, steps, target = where
     index = {id(r): i for i, r in enumerate(records)}
     candidates: dict[str, tuple[float, int]] = {}
     for i, r in enumerate(records):
@@ -191,16 +175,40 @@ def grid_plot(records: Sequence[Record], gallery: Mapping[int, Any], path: str |
         first += [entries[0][k].method for k in ("taylorseer", "other", "reuse", "published") if entries[0].get(k) is not None]
 
     def value(m):
-        r = records[candidates[m][1]]
-        v = r.scores.get(metric) if metric else None
+        v = records[candidates[m][1]].scores.get(metric) if metric else None
         return math.inf if v is None else v
 
     rest = sorted((m for m in candidates if m not in first), key=lambda m: -value(m))
     methods = [m for m in dict.fromkeys(first + rest) if m in candidates][:max_methods]
-    for m in methods:  # prefer the run that counts at equal compute, when it has images
+    for m in methods:
         r = rows_at.get(m)
         if r is not None and index.get(id(r)) in gallery:
             candidates[m] = (0.0, index[id(r)])
+    return methods, candidates
+
+
+def grid_plot(records: Sequence[Record], gallery: Mapping[int, Any], path: str | Path, ours: str | None = None,
+              targets: Sequence[float] | None = None, gain: float = 10.0, max_methods: int = 8) -> None:
+    """Full compute, then per method its run nearest the first headline target: the images and ``gain`` × |error|.
+
+    Methods are ours, then the headline's others, then the rest by score (at most ``max_methods``).
+    """
+    import numpy as np
+
+    from .metrics import infer_data_range
+
+    records = annotate(records)
+    ours = ours_label(records, ours)
+    metric = ranking_metric(records)
+    full_i = next((i for i, r in enumerate(records) if r.kind == "reference" and i in gallery), None)
+    if full_i is None:
+        fig = _figure(4, 1)
+        fig.text(0.5, 0.5, "no images", ha="center")
+        fig.savefig(path, dpi=100)
+        return
+    model, steps = records[full_i].model, records[full_i].steps
+    target = headline_targets(records, targets)[0]
+    methods, candidates = _grid_methods(records, gallery, ours, metric, (model, steps, target), max_methods)
     full = gallery[full_i]
     data_range = infer_data_range(full)
     n = min(len(full), 8)

@@ -33,7 +33,8 @@ class Environment:
         device: the device the pipeline's transformer sits on (``"cpu"``, ``"cuda:0"``).
         device_name: the GPU's name on a GPU, else the CPU model.
         cpu: the CPU model; ``cpu_count``: logical CPUs; ``threads``: torch's intra-op threads.
-        load_avg: the 1-minute load average when the comparison started (timings on a busy machine are noisy).
+        load_avg, load_avg_end: the 1-minute load average when the comparison started and when it ended (a busy
+            machine shares caches and memory bandwidth; reports warn, :meth:`busy`).
         python, platform: interpreter version and OS.
         cluster: the cluster a distributed run used (``"ray 2.60.0: 2 nodes, 16 CPUs, 8 GPUs (...)"``), else empty.
     """
@@ -47,6 +48,7 @@ class Environment:
     cpu_count: int | None = None
     threads: int | None = None
     load_avg: float | None = None
+    load_avg_end: float | None = None
     python: str = ""
     platform: str = ""
     cluster: str = ""
@@ -59,12 +61,20 @@ class Environment:
         names = {f.name for f in attrs.fields(cls)}
         return cls(**{k: v for k, v in (data or {}).items() if k in names})
 
+    def busy(self) -> bool:
+        """Other work was running when it was measured (the load average, at start or end, says so)."""
+        from ..timing import busy
+
+        own = (self.threads or 1) if self.device == "cpu" else 1
+        return any(busy(v, self.cpu_count, own) for v in (self.load_avg, self.load_avg_end))
+
     def describe(self) -> str:
         """One line for reports: device, threads, versions."""
         where = self.device_name or self.device
         if self.device == "cpu":
             where = f"{self.cpu or platform.machine()} ({self.threads} threads of {self.cpu_count} CPUs)"
-        load = f", load {self.load_avg:.2f} at start" if self.load_avg is not None else ""
+        loads = [f"{v:.2f} at {when}" for v, when in ((self.load_avg, "start"), (self.load_avg_end, "end")) if v is not None]
+        load = f", load {' and '.join(loads)}" if loads else ""
         cluster = f"; a worker of {self.cluster}" if self.cluster else ""
         return f"{where}{load}{cluster}; torch {self.torch}, diffusers {self.diffusers}, padecache {self.padecache}"
 
@@ -96,10 +106,9 @@ def environment(device: Any = None) -> Environment:
     name = _cpu_model()
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        load = None
+    from ..timing import load_average
+
+    load = load_average()
     return Environment(
         torch=torch.__version__, diffusers=version("diffusers"), padecache=version("padecache"), device=str(dev),
         device_name=name, cpu=_cpu_model(), cpu_count=os.cpu_count(), threads=torch.get_num_threads(), load_avg=load,
@@ -133,8 +142,10 @@ class Record:
         seeds: the seeds generated; ``samples``: images scored (all seeds).
         passes: block-stack passes per generation, counted by executions (full compute: ``steps``).
         pass_speedup: full compute's block executions / this run's.
-        wall_s: median wall time of one run over all seeds; ``reference_wall_s``: median of the full-compute
-            runs timed right before and after it; ``wall_speedup``: their ratio.
+        wall_s: median time of one run over all seeds; ``reference_wall_s``: median of the full-compute
+            runs timed right before and after it; ``wall_speedup``: their ratio.  All three on ``clock``.
+        clock: what the times were read on: ``"cpu"`` (this process's CPU time: what the run cost, whatever else
+            the machine ran), ``"cuda"`` (CUDA events) or ``"wall"`` (elapsed time, as padecache <= 0.1 measured).
         scores: scorer name -> value (``None`` where not computed or infinite, e.g. PSNR of identical images).
         status: ``"ok"``, ``"timing_suspect"`` (the wall speedup exceeded the pass speedup even when re-timed:
             its scores count, its timing does not), ``"skipped: why"`` or ``"failed: why"``.
@@ -172,6 +183,7 @@ class Record:
     mask: str | None = None
     environment: Environment = attrs.field(factory=Environment)
     distributed: bool = False
+    clock: str = "wall"
 
     @property
     def scored(self) -> bool:

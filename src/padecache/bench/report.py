@@ -24,7 +24,7 @@ from .families import REUSE, TAYLORSEER
 from .metrics import headline_metric
 from .records import Record
 
-__all__ = ["NO_RUNS", "budget", "equal_compute", "headline", "markdown", "headline_markdown", "combined_summary", "annotate", "score_names",
+__all__ = ["NO_RUNS", "clock_title", "busy_warning", "ranking_metric", "ours_label", "headline_targets", "budget", "equal_compute", "headline", "markdown", "headline_markdown", "combined_summary", "annotate", "score_names",
            "distributed_note"]
 
 HEADLINE_TARGETS = (2.5, 10 / 3)
@@ -41,7 +41,7 @@ def score_names(records: Sequence[Record]) -> list[str]:
     return list(dict.fromkeys(k for r in records for k in r.scores))
 
 
-def _metric(records: Sequence[Record]) -> str | None:
+def ranking_metric(records: Sequence[Record]) -> str | None:
     return headline_metric(score_names(records))
 
 
@@ -95,7 +95,7 @@ def _fits(r: Record, steps: int | None, target: float) -> bool:
 
 def equal_compute(records: Sequence[Record], steps: int | None, target: float, metric: str | None = None) -> dict[str, Record]:
     """Best run of each method (by ``metric``) that spent at most the budget of ``target`` at ``steps``."""
-    metric = metric or _metric(records)
+    metric = metric or ranking_metric(records)
     best: dict[str, Record] = {}
     for r in _quality(records):
         if r.steps != steps or not _fits(r, steps, target):
@@ -106,7 +106,7 @@ def equal_compute(records: Sequence[Record], steps: int | None, target: float, m
     return best
 
 
-def _ours_label(records: Sequence[Record], ours: str | None) -> str | None:
+def ours_label(records: Sequence[Record], ours: str | None) -> str | None:
     if ours is not None:
         return ours
     return next((r.method for r in records if r.ours), None)
@@ -124,9 +124,9 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     The targets are the headline's (2.5x and 3.33x among ``targets`` or the swept ones) unless ``every_point``:
     then every one of ``targets``, or every swept target."""
     records = annotate(records)
-    ours = _ours_label(records, ours)
-    metric = metric or _metric(records)
-    targets = _targets(records, targets, every_point)
+    ours = ours_label(records, ours)
+    metric = metric or ranking_metric(records)
+    targets = headline_targets(records, targets, every_point)
     ours_group = next((r.group for r in records if r.method == ours), ours)
     out = []
     for model, steps in _keys(records):
@@ -160,7 +160,7 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     return out
 
 
-def _targets(records: Sequence[Record], targets: Sequence[float] | None, every_point: bool = False) -> list[float]:
+def headline_targets(records: Sequence[Record], targets: Sequence[float] | None, every_point: bool = False) -> list[float]:
     if targets is not None:
         if every_point:
             return list(targets)
@@ -215,6 +215,28 @@ def distributed_note(records: Sequence[Record]) -> str:
             f"timed on the same worker; do not compare its wall times with those of a run in one process.")
 
 
+def clock_title(records: Sequence[Record]) -> str:
+    """What the wall × of ``records`` was read on, in words (``"process CPU time"``, ``"CUDA events"``...)."""
+    from ..timing import CLOCK_TITLES
+
+    clocks = sorted({r.clock for r in records if r.timed} or {r.clock for r in records})
+    if len(clocks) > 1:
+        return "mixed clocks: " + ", ".join(CLOCK_TITLES.get(c, c) for c in clocks)
+    return CLOCK_TITLES.get(clocks[0], clocks[0]) if clocks and clocks[0] else "wall clock"
+
+
+def busy_warning(records: Sequence[Record]) -> str:
+    """A warning when some comparison ran on a busy machine (``""`` when none did)."""
+    busy = [r.environment for r in records if r.kind == "reference" and r.environment.busy()]
+    if not busy:
+        return ""
+    env = busy[0]
+    loads = " and ".join(f"{v:.2f} at {when}" for v, when in ((env.load_avg, "start"), (env.load_avg_end, "end")) if v is not None)
+    return (f"**Warning: the machine was busy** (load average {loads} on {env.cpu_count} CPUs, this run using "
+            f"{env.threads} thread(s)).  Times are {clock_title(records)}, which other programs do not add to, but they "
+            f"share its caches and memory bandwidth: compare wall × only with runs on an idle machine.")
+
+
 def _passes(e: dict) -> str:
     if e["passes"] is None:
         return f"({e['target']:.2f}×)"
@@ -249,7 +271,8 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
     keys = [(k, t) for k, t in _COLUMNS if k == "ours" or any(e[k] is not None for e in entries)]
     margins = [k for k, _ in keys if k != "ours"]
     head = "| model | steps | passes (×) | " + " | ".join(f"{t} | {label}" for _, t in keys)
-    head += "".join(f" | ours − {dict(_COLUMNS)[k] if k != 'taylorseer' else 'TaylorSeer'}" for k in margins) + " | ours: wall × / pass × |"
+    head += "".join(f" | ours − {dict(_COLUMNS)[k] if k != 'taylorseer' else 'TaylorSeer'}" for k in margins)
+    head += f" | ours: wall × / pass × ({clock_title([e['ours'] for e in entries if e['ours'] is not None])}) |"
     lines = [head, "|---|---:|---:|" + "---|---:|" * len(keys) + "---:|" * (len(margins) + 1)]
     for e in entries:
         cells = []
@@ -320,7 +343,7 @@ def _provider(r: Record) -> str:
 def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None) -> str:
     """``results.md``: the headline, per budget every method's best run, then every run."""
     records = annotate(records)
-    ours = _ours_label(records, ours)
+    ours = ours_label(records, ours)
     names = score_names(records)
     envs = {r.environment.describe() for r in records if r.kind == "reference"}
     samples = sorted({r.samples for r in records if r.kind == "reference"})
@@ -329,9 +352,12 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
     lines.append(
         f"Model(s) {', '.join(sorted({r.model for r in records}))}; {', '.join(map(str, samples))} images per run "
         f"(seeds {', '.join(map(str, seeds))}); scores against full compute of the same seeds; pass × counts block-stack "
-        f"executions; wall × is against full compute timed right before and after each run.  Ours: "
-        f"{ours or '(not set)'}.  Measured on: {'; '.join(sorted(envs)) or 'unknown'}."
+        f"executions; wall × is against full compute timed right before and after each run, on "
+        f"{clock_title(records)}.  Ours: {ours or '(not set)'}.  Measured on: {'; '.join(sorted(envs)) or 'unknown'}."
     )
+    warning = busy_warning(records)
+    if warning:
+        lines += ["", warning]
     if distributed_note(records):
         lines += ["", distributed_note(records)]
     lines.append("")
@@ -348,7 +374,7 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
             rows = equal_compute(recs, steps, target)
             if not rows:
                 continue
-            metric = _metric(recs)
+            metric = ranking_metric(recs)
             cap = f"at most {budget(steps, target)} passes ({target:.2f}×)" if steps else f"at least {target:.2f}× fewer passes"
             lines += [f"## {model}, {_fmt(steps)} steps, {cap}: every method's best run", "",
                       "| method | provided by | passes | pass × | wall × | " + " | ".join(map(_title, names)) + " |",
@@ -380,7 +406,7 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
     one of ``targets`` at every step count into the headline (``headline``).
     """
     records = annotate(records)
-    ours = _ours_label(records, ours)
+    ours = ours_label(records, ours)
     lines = [headline_markdown(records, ours, targets, note=False, every_point=every_point), ""]
     if distributed_note(records):
         lines += [distributed_note(records), ""]
@@ -390,7 +416,7 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
     names = list(scores) if scores else score_names(records)
     models = sorted({r.model for r in scored})
     steps = min((r.steps for r in scored if r.steps is not None), default=None)
-    metric = _metric(records)
+    metric = ranking_metric(records)
     for target in targets:
         per_model = {m: equal_compute([r for r in records if r.model == m], steps, target, metric) for m in models}
         methods = sorted({k for rows in per_model.values() for k in rows},
