@@ -444,3 +444,130 @@ def test_a_predictor_that_never_becomes_ready_is_reported(dit_pipe):
                 tiny.run_dit(dit_pipe, steps=STEPS)
     finally:
         padecache.unregister_plugin(plugin)
+
+
+# -- issue 16: stacking, bad input, gradients, plugin errors ------------------------------------------------------
+
+
+def test_diffusers_sees_padecache_and_refuses_its_own_cache_on_top(flux_pipe):
+    from diffusers.hooks import FirstBlockCacheConfig
+
+    t = flux_pipe.transformer
+    assert not t.is_cache_enabled
+    had = "_cache_config" in t.__dict__
+    with tiny.applied(flux_pipe, "default"):
+        assert t.is_cache_enabled
+        with pytest.raises(ValueError, match=r"Caching has already been enabled with .*PadecacheCacheConfig"):
+            t.enable_cache(FirstBlockCacheConfig(threshold=0.1))
+        out = tiny.run_flux(flux_pipe, steps=STEPS)  # still padecache alone
+        assert padecache.stats(flux_pipe).forecast_steps > 0 and torch.isfinite(out).all()
+    assert not t.is_cache_enabled and ("_cache_config" in t.__dict__) == had
+    t.enable_cache(FirstBlockCacheConfig(threshold=0.1))  # and once removed, diffusers' cache goes on as usual
+    t.disable_cache()
+
+
+def test_apply_refuses_a_scheduler_that_is_not_one(dit_pipe):
+    class Other:
+        pass
+
+    with pytest.raises(TypeError, match=r"scheduler=Other\(...\) is not a diffusers scheduler .*set_schedule"):
+        padecache.apply(dit_pipe.transformer, "default", scheduler=Other())
+    assert not padecache.is_applied(dit_pipe)
+
+
+def test_set_schedule_needs_numbers(dit_pipe):
+    t = dit_pipe.transformer
+    with tiny.applied(t, "none"):
+        with pytest.raises(TypeError, match=r"set_schedule: pass a sequence of numbers .* not '999,500'"):
+            padecache.set_schedule(t, "999,500")
+        with pytest.raises(TypeError, match="sequence of numbers"):
+            padecache.set_schedule(t, ["999", "x"])
+        padecache.set_schedule(t, torch.tensor([999.0, 500.0]))  # a tensor is a sequence of numbers
+
+
+def test_a_set_schedule_that_does_not_match_the_call_says_so(dit_pipe):
+    with tiny.applied(dit_pipe, "none"):
+        dit_pipe.scheduler.set_timesteps(4)
+        padecache.set_schedule(dit_pipe, dit_pipe.scheduler.timesteps)
+        with pytest.raises(ValueError, match=r"not in the schedule given with padecache.set_schedule \(4 steps.*the set "
+                                             r"schedule does not match this call.*set_schedule\(model, None\)"):
+            tiny.run_dit(dit_pipe, steps=8)
+        padecache.set_schedule(dit_pipe, None)
+        tiny.run_dit(dit_pipe, steps=8)  # following the pipeline's scheduler again
+        assert padecache.stats(dit_pipe).total_steps == 8
+
+
+def test_rows_at_different_timesteps_are_refused_naming_them(dit_pipe):
+    t = dit_pipe.transformer
+    x = torch.randn(2, 4, 8, 8)
+    with tiny.applied(t, "default"):
+        padecache.set_schedule(t, [900.0, 800.0, 700.0])
+        with pytest.raises(ValueError, match=r"rows of this DiTTransformer2DModel call are at different timesteps "
+                                             r"\(row 0: 900, row 1: 800\): padecache takes one step per call"):
+            t(x, timestep=torch.tensor([900.0, 800.0]), class_labels=torch.tensor([1, 2]))
+        out = t(x, timestep=torch.tensor([900.0, 900.0]), class_labels=torch.tensor([1, 2])).sample  # one step: fine
+        assert torch.isfinite(out).all() and [r.step for r in padecache.stats(t).records] == [0]
+
+
+def test_wan22_ti2v_per_token_timesteps_take_each_rows_largest(wan_pipe):
+    """Wan 2.2 TI2V passes a timestep per token, 0 on the conditioning frame: a row's step is its largest; rows at
+    different steps are refused."""
+    t = wan_pipe.transformer
+    x, text = torch.randn(2, 16, 2, 8, 8), torch.randn(2, 4, 32)
+    tokens = 2 * 4 * 4  # 2 frames of 4x4 patches (patch 1x2x2)
+    sched = wan_pipe.scheduler
+    sched.set_timesteps(4)
+    reference = []
+    with tiny.applied(t, "none", scheduler=sched):
+        for ts in sched.timesteps:
+            per_token = torch.full((2, tokens), float(ts))
+            per_token[:, : tokens // 2] = 0.0  # the first frame is the given image
+            reference.append(t(hidden_states=x, timestep=per_token, encoder_hidden_states=text).sample)
+        assert [r.step for r in padecache.stats(t).records] == [0, 1, 2, 3]
+        mixed = torch.full((2, tokens), float(sched.timesteps[0]))
+        mixed[1] = float(sched.timesteps[1])
+        with pytest.raises(ValueError, match=r"different timesteps \(row 0: [\d.]+, row 1: [\d.]+\)"):
+            t(hidden_states=x, timestep=mixed, encoder_hidden_states=text)
+    assert all(torch.isfinite(r).all() for r in reference)
+
+
+def test_a_plugin_exception_names_plugin_component_step_and_branch(flux_pipe):
+    class Fails(SpyPredictor):
+        name = "fails-at-predict"
+
+        def predict(self, ctx, block_input):
+            raise KeyError("history")
+
+    class FailsPlugin:
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            return [Fails]
+
+    plugin = FailsPlugin()
+    padecache.register_plugin(plugin, name="fails")
+    try:
+        with tiny.applied(flux_pipe, {"predictor": "fails-at-predict", "policy": {"name": "fixed", "interval": 3, "warmup": 2}}):
+            with pytest.raises(KeyError, match=r"predictor 'fails-at-predict' \(plugin 'fails' unknown\) raised KeyError in "
+                                               r"predict\(\) at step 2 of 8, branch 'cond'") as info:
+                tiny.run_flux(flux_pipe, steps=STEPS, true_cfg=2.0)
+            assert isinstance(info.value, padecache.ComponentError) and isinstance(info.value.__cause__, KeyError)
+            tiny.run_flux(flux_pipe, steps=2)  # the failed generation ended; the next one starts afresh
+    finally:
+        padecache.unregister_plugin(plugin)
+
+
+def test_gradients_through_forecasts_warn_in_eval_mode_and_raise_in_training(dit_pipe):
+    t = dit_pipe.transformer
+    latents, labels = torch.randn(1, 4, 8, 8), torch.tensor([3])
+    with tiny.applied(t, "default"):
+        with pytest.warns(RuntimeWarning, match=r"forecasts step \d+ .* while gradients are recorded, but a forecast step "
+                                                r"passes no gradient .* torch.inference_mode\(\)"):
+            _manual_dit_cfg(t, latents, labels, STEPS)
+        with torch.inference_mode():  # sampling as pipelines do: no warning
+            _manual_dit_cfg(t, latents, labels, STEPS)
+        t.train()
+        try:
+            with pytest.raises(RuntimeError, match=r"To train through sampling, padecache.remove\(model\) first"):
+                _manual_dit_cfg(t, latents, labels, STEPS)
+        finally:
+            t.eval()

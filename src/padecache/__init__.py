@@ -27,6 +27,7 @@ _EXPORTS = {
     "stats": "api",
     "set_schedule": "api",
     "is_applied": "api",
+    "reset": "api",
     "load_config": "config",
     "CacheConfig": "config",
     "EngineConfig": "config",
@@ -39,6 +40,9 @@ _EXPORTS = {
     "StepContext": "interfaces",
     "Schedule": "interfaces",
     "Stage": "interfaces",
+    "ComponentError": "errors",
+    "ThreadConflictError": "errors",
+    "StepInputs": "interfaces",
     "CacheStats": "records",
     "StepRecord": "records",
     "hookimpl": "plugins",
@@ -54,9 +58,10 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from .api import apply, is_applied, remove, set_schedule, stats
+    from .api import apply, is_applied, remove, reset, set_schedule, stats
     from .config import CacheConfig, EngineConfig, load_config
-    from .interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext
+    from .errors import ComponentError, ThreadConflictError
+    from .interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
     from .options import ConfigError, OptionError, option
     from .plugins import get_registry, hookimpl, register_plugin, unregister_plugin
     from .records import CacheStats, StepRecord

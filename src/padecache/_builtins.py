@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .adapters.families import BUILTIN_ADAPTERS
-from .plugins import hookimpl
+from .markers import hookimpl
 from .policies import AlwaysPolicy, BudgetPolicy, FixedPolicy, MaskPolicy
 from .predictors import LinearPredictor, NoopPredictor, TaylorPredictor
 from .stages import FractionStageDetector

@@ -9,35 +9,22 @@ from typing import Any, TypeVar
 import torch.nn as nn
 
 from .adapters import GenericAdapter
+from .adapters.pipelines import denoisers
 from .config import CacheConfig, load_config
-from .hooks import attach, detach, engine_of
+from .hooks import attach, attachment_of, detach
 from .interfaces import Schedule
 from .plugins import get_registry
 from .records import CacheStats
-from .schedule import FixedSource, SchedulerSource
+from .schedule import FixedSource, SchedulerSource, is_scheduler
 
-__all__ = ["apply", "remove", "stats", "set_schedule", "is_applied"]
+__all__ = ["apply", "remove", "stats", "set_schedule", "is_applied", "reset"]
 
 T = TypeVar("T")
 ConfigLike = CacheConfig | Mapping[str, Any] | str | Path | None
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    """The module behind ``torch.compile``: hooks go on the original, the compiled wrapper calls through them."""
-    return getattr(module, "_orig_mod", module)
-
-
 def _transformers(target: Any) -> list[nn.Module]:
-    if isinstance(target, nn.Module):
-        return [_unwrap(target)]
-    found = [getattr(target, name, None) for name in ("transformer", "transformer_2")]
-    found = [_unwrap(m) for m in found if isinstance(m, nn.Module)]
-    if not found:
-        raise TypeError(
-            f"padecache.apply expects a diffusers pipeline (with a `.transformer`) or a transformer module, "
-            f"got {type(target).__name__}"
-        )
-    return found
+    return [d.module for d in denoisers(target)]
 
 
 def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | str) -> T:
@@ -51,13 +38,31 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
             :class:`~padecache.config.CacheConfig`.  Default: the ``"default"`` preset.
         **sections: ``predictor=``, ``policy=``, ``stage=``, ``engine=`` replace a section of ``config``:
             a component name or a dict with ``name`` and options.  ``scheduler=`` names the scheduler
-            of a bare transformer.  ``sequence_group=`` names the ``torch.distributed`` process group the
-            tokens are sharded over (found by itself under diffusers' context parallelism): every decision
-            is then taken on group-wide values, identically on every rank.
+            of a bare transformer (a diffusers scheduler: anything with ``set_timesteps`` and ``timesteps``).
+            ``sequence_group=`` names the ``torch.distributed`` process group the tokens are sharded over
+            (found by itself under diffusers' context parallelism): every decision is then taken on
+            group-wide values, identically on every rank.
 
     Raises:
-        ValueError: unknown names, bad options, or padecache already applied (``remove`` it first).
-        TypeError: unsupported model (the message lists the supported classes).
+        ValueError: unknown names, bad options, padecache already applied (``remove`` it first), or a
+            diffusers cache enabled on the transformer (``disable_cache()`` it first).
+        TypeError: unsupported model (the message lists the supported classes), or a ``scheduler=`` that is
+            not a scheduler.
+
+    Notes:
+        * **Gradients** do not flow through forecast steps: a forecast is computed from detached history, so
+          the output of such a step depends on neither the model's parameters nor anything before the block
+          stack.  Sampling with gradients recorded (``torch.is_grad_enabled()`` and parameters that require
+          grad) warns once in eval mode and raises in training mode (``model.train()``), at the first step
+          padecache would forecast: to train through sampling, ``remove`` padecache (or apply ``"none"``);
+          to sample, use ``torch.inference_mode()``.  Diffusers pipelines already sample without gradients.
+        * **Threads**: a hooked pipeline runs one generation at a time, as its scheduler does.  A call from a
+          second thread while another thread's generation runs raises :class:`~padecache.ThreadConflictError`
+          before it changes anything, and the interrupted generation raises it too at its next call (the
+          other thread may have changed the scheduler or the cache context it depends on).  Sequential use
+          from several threads (a thread pool) is fine.  Use one pipeline per thread, or a lock.
+        * **Stacking**: while padecache is applied, diffusers' ``is_cache_enabled`` is true and
+          ``enable_cache`` refuses; padecache refuses a transformer with a diffusers cache enabled.
 
     Example::
 
@@ -69,27 +74,32 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
     """
     scheduler = sections.pop("scheduler", None)
     group = sections.pop("sequence_group", None)
+    if scheduler is not None and not is_scheduler(scheduler):
+        raise TypeError(
+            f"scheduler={type(scheduler).__name__}(...) is not a diffusers scheduler (one with `set_timesteps` and "
+            f"`timesteps`); pass the scheduler your loop steps, or give the timesteps with "
+            f"padecache.set_schedule(model, timesteps)"
+        )
     cfg = load_config(config, **sections)
     registry = get_registry()
-    models = _transformers(target)
+    found = denoisers(target)
     adapters = []
-    for m in models:  # raise before attaching anything
-        adapter = registry.adapter_for(m)[0]
-        adapters.append(adapter.resolve(m) if isinstance(adapter, GenericAdapter) else adapter)
-    for model in models:
-        if engine_of(model) is not None:
+    for d in found:  # raise before attaching anything
+        adapter = registry.adapter_for(d.module)[0]
+        adapters.append(adapter.resolve(d.module) if isinstance(adapter, GenericAdapter) else adapter)
+    for d in found:
+        if attachment_of(d.module) is not None:
             raise ValueError(
-                f"padecache is already applied to this {type(model).__name__}; call padecache.remove(...) first"
+                f"padecache is already applied to this {type(d.module).__name__}; call padecache.remove(...) first"
             )
     if scheduler is None and not isinstance(target, nn.Module):
         scheduler = getattr(target, "scheduler", None)
     source = SchedulerSource(scheduler) if scheduler is not None else None
-    spans = _expert_spans(target, models)
     attached = []
     try:
-        for model, adapter, span in zip(models, adapters, spans):
-            attach(model, adapter, cfg, source, span).sequence_group = group
-            attached.append(model)
+        for d, adapter in zip(found, adapters):
+            attach(d.module, adapter, cfg, source, d.span).sequence_group = group
+            attached.append(d.module)
     except BaseException:
         for model in attached:
             detach(model)
@@ -99,7 +109,7 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
 
 def remove(target: Any) -> None:
     """Detach padecache from a pipeline or transformer, restoring every hooked ``forward`` exactly."""
-    models = [m for m in _transformers(target) if engine_of(m) is not None]
+    models = [m for m in _transformers(target) if attachment_of(m) is not None]
     if not models:
         raise ValueError(f"padecache is not applied to this {type(target).__name__}")
     for model in models:
@@ -107,59 +117,55 @@ def remove(target: Any) -> None:
 
 
 def is_applied(target: Any) -> bool:
-    return any(engine_of(m) is not None for m in _transformers(target))
+    return any(attachment_of(m) is not None for m in _transformers(target))
+
+
+def _attachments(target: Any) -> list:
+    found = [a for a in (attachment_of(m) for m in _transformers(target)) if a is not None]
+    if not found:
+        raise ValueError(f"padecache is not applied to this {type(target).__name__}; call padecache.apply first")
+    return found
 
 
 def stats(target: Any) -> CacheStats:
-    """Statistics of the most recent generation (see :class:`~padecache.stats.CacheStats`)."""
-    engines = [engine_of(m) for m in _transformers(target)]
-    engines = [e for e in engines if e is not None]
-    if not engines:
-        raise ValueError(f"padecache is not applied to this {type(target).__name__}")
-    if len(engines) == 1:
-        return engines[0].stats()
-    return CacheStats.combine(e.stats() for e in engines)
+    """Statistics of the most recent generation (see :class:`~padecache.records.CacheStats`; ``print`` it for a
+    summary)."""
+    found = _attachments(target)
+    if len(found) == 1:
+        return found[0].stats()
+    return CacheStats.combine(a.stats() for a in found)
+
+
+def reset(target: Any) -> None:
+    """End the current generation of a pipeline or transformer: histories are forgotten (stats stay readable) and
+    the next call starts a new generation.  Pipelines do this themselves at the end of every call; use it after a
+    hand-written loop stopped midway, or to free a model whose generation another thread abandoned."""
+    for attachment in _attachments(target):
+        attachment.reset()
 
 
 def set_schedule(target: Any, timesteps: Sequence[float] | Schedule | None, sigmas: Sequence[float] | None = None) -> None:
     """Tell padecache the sampling schedule of a hand-written loop calling a bare transformer.
 
-    ``timesteps=None`` undoes it: the engine follows the scheduler it was applied with again (if any).
+    ``timesteps`` is a sequence of numbers (a list, a tuple, a tensor such as ``scheduler.timesteps``) or a
+    :class:`~padecache.Schedule`; ``timesteps=None`` undoes it: the engine follows the scheduler it was applied
+    with again (if any).
+
+    Example::
+
+        padecache.set_schedule(transformer, scheduler.timesteps)
     """
     if timesteps is None:
         schedule = None
+    elif isinstance(timesteps, Schedule):
+        schedule = timesteps
     else:
-        schedule = timesteps if isinstance(timesteps, Schedule) else Schedule(timesteps, sigmas)
-    for model in _transformers(target):
-        engine = engine_of(model)
-        if engine is None:
-            raise ValueError(f"padecache is not applied to this {type(model).__name__}; call padecache.apply first")
+        try:
+            schedule = Schedule(timesteps, sigmas)
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"padecache.set_schedule: {err}") from None
+    for attachment in _attachments(target):
         if schedule is None:
-            engine.source = getattr(engine, "applied_source", None)
+            attachment.source = attachment.applied_source
         else:
-            if not hasattr(engine, "applied_source"):
-                engine.applied_source = engine.source
-            engine.source = FixedSource(schedule)
-
-
-def _expert_spans(target: Any, models: list[nn.Module]) -> list:
-    """Which steps each transformer of a two-expert pipeline runs (Wan 2.2: ``boundary_ratio``), else ``None``.
-
-    ``transformer`` takes the steps with ``t >= boundary_ratio * num_train_timesteps``, ``transformer_2`` the
-    rest, exactly as the pipeline switches; a static policy then spends its budget within each expert's steps.
-    """
-    ratio = getattr(getattr(target, "config", None), "boundary_ratio", None)
-    scheduler = getattr(target, "scheduler", None)
-    if ratio is None or scheduler is None or len(models) < 2:
-        return [None] * len(models)
-    boundary = float(ratio) * float(getattr(scheduler.config, "num_train_timesteps", 1000))
-
-    def high(schedule: Schedule) -> tuple[int, int]:
-        stop = next((i for i, t in enumerate(schedule.timesteps) if t < boundary), schedule.num_steps)
-        return 0, stop
-
-    def low(schedule: Schedule) -> tuple[int, int]:
-        return high(schedule)[1], schedule.num_steps
-
-    names = [n for n in ("transformer", "transformer_2") if isinstance(getattr(target, n, None), nn.Module)]
-    return [high if n == "transformer" else low for n in names]
+            attachment.source = FixedSource(schedule, attachment.applied_source)

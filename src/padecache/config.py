@@ -21,7 +21,12 @@ Missing sections take :data:`DEFAULT_SECTIONS`.  ``CacheConfig.to_dict()`` gives
 (``None`` options are left out, as TOML has no null), so every config round-trips through JSON and TOML.
 
 Component authors declare options with :func:`option` inside an ``@attrs.frozen`` class; bad values
-raise :class:`OptionError` (a ``ValueError``) naming the option.
+raise :class:`OptionError` (a ``ValueError``) naming the option.  Both live in :mod:`padecache.options`, the
+bottom layer (components import them from there; they are re-exported here for older code).
+
+A configuration stored in a results file is data: :func:`config_data` checks its shape and nothing else, so the
+same file reads the same whatever plugins are installed; it is validated against the registry only when it is
+turned back into components (:func:`load_config`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from attrs import AttrsInstance
 
 from .options import ConfigError, NoOptions, OptionError, build_options, option, options_dict, suggest
 
@@ -51,6 +57,7 @@ __all__ = [
     "load_config",
     "suggest",
     "options_dict",
+    "config_data",
     "DEFAULT_SECTIONS",
 ]
 
@@ -65,16 +72,36 @@ DEFAULT_SECTIONS: dict[str, dict[str, Any]] = {
 # -- the run configuration -------------------------------------------------------------------------------------
 
 
+def _is_options(instance, attribute, value) -> None:
+    if not attrs.has(type(value)):
+        raise TypeError(f"Selection.options must be a component's Config instance (an attrs class), got {value!r}")
+
+
 @attrs.frozen
 class Selection:
     """A component chosen by ``name`` with its validated ``options`` (an instance of its ``Config``)."""
 
     kind: str
     name: str
-    options: Any
+    options: AttrsInstance = attrs.field(validator=_is_options)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **options_dict(self.options)}
+
+    def changed(self) -> dict[str, Any]:
+        """The options that differ from the component's defaults (what a short description shows)."""
+        out = {}
+        for f in attrs.fields(type(self.options)):
+            value = getattr(self.options, f.name)
+            default = f.default.factory() if isinstance(f.default, attrs.Factory) else f.default
+            if value is not None and (default is attrs.NOTHING or value != default):
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def describe(self) -> str:
+        """``name(option=value, ...)`` with the options that differ from the defaults."""
+        changed = self.changed()
+        return self.name + (f"({', '.join(f'{k}={v}' for k, v in changed.items())})" if changed else "")
 
 
 @attrs.frozen
@@ -93,12 +120,18 @@ class EngineConfig:
             (docs/results/history-dtype); float16 was not measured, so ``auto`` keeps float32 for it.
         history_device: where the history is kept: ``"model"`` (the model's device) or ``"cpu"`` (frees
             accelerator memory; forecasts are then computed on the CPU and copied back).
+        first_blocks, last_blocks: the first and last blocks of the stack (over the adapter's block lists, in
+            execution order) that run on every step; only the blocks between them are skipped and forecast, and
+            the residual is that range's.  A forecast step then costs ``(first + last) / blocks`` of a pass
+            (``stats().full_passes`` counts it).
     """
 
     guard: bool = option(True, "bool", doc="replace non-finite or exploding predictions by a computed step")
     max_growth: float = option(4.0, gt=1.0, doc="explosion threshold, as a multiple of the largest computed residual norm")
     history_dtype: str = option("auto", "str", choices=("auto", "model", "float32"), doc="dtype of the residual history")
     history_device: str = option("model", "str", choices=("model", "cpu"), doc="device of the residual history")
+    first_blocks: int = option(0, "int", ge=0, doc="blocks at the start of the stack that run on every step (cache-dit's Fn)")
+    last_blocks: int = option(0, "int", ge=0, doc="blocks at the end of the stack that run on every step (cache-dit's Bn)")
 
 
 @attrs.frozen
@@ -120,6 +153,11 @@ class CacheConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def describe(self) -> str:
+        """A few words: ``predictor + policy`` with the options that differ from their defaults (computed from the
+        components' defaults now, so a record can store it and be read without them)."""
+        return f"{self.predictor.describe()} + {self.policy.describe()}"
 
     def to_toml(self) -> str:
         import tomli_w
@@ -186,6 +224,25 @@ class CacheConfig:
             raise ConfigError(f"{source}: [engine] must be a table, got {type(engine_raw).__name__}")
         engine = build_options(EngineConfig, dict(engine_raw), f"{source}: [engine]")
         return cls(engine=engine, **selections)
+
+
+def config_data(data: Mapping[str, Any], source: str = "config") -> dict[str, dict[str, Any]]:
+    """``data`` as a plain configuration dict, checked for shape only (sections are tables, each component
+    section has a ``name``, values are JSON data): no plugin is consulted, so a stored configuration reads the
+    same whatever is installed.  :func:`load_config` validates it against the registry when it runs."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a table/dict of sections, got {type(data).__name__}")
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        if key not in (*SECTIONS, "engine"):
+            raise ConfigError(f"{source}: unknown section {key!r}{suggest(key, [*SECTIONS, 'engine'])}")
+        value = {"name": value} if isinstance(value, str) and key != "engine" else value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: [{key}] must be a table, got {type(value).__name__}")
+        if key != "engine" and not isinstance(value.get("name"), str):
+            raise ConfigError(f"{source}: [{key}] needs a component name")
+        out[key] = json.loads(json.dumps(dict(value)))  # plain data: lists, numbers, strings, booleans
+    return out
 
 
 def _load_toml(path: Path) -> dict:

@@ -32,6 +32,7 @@ __all__ = [
     "Stage",
     "Schedule",
     "StepContext",
+    "StepInputs",
     "Predictor",
     "CachePolicy",
     "StageDetector",
@@ -50,7 +51,17 @@ class Stage(str, enum.Enum):
 
 
 def _floats(values: Iterable[float] | None) -> tuple[float, ...] | None:
-    return None if values is None else tuple(float(v) for v in values)
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise TypeError(f"pass a sequence of numbers (a list, a tuple or a tensor such as scheduler.timesteps), "
+                        f"not {values!r}")
+    if isinstance(values, torch.Tensor):
+        values = values.detach().flatten().tolist()
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise TypeError(f"pass a sequence of numbers (a list, a tuple or a tensor), got {values!r}") from None
 
 
 @attrs.frozen
@@ -93,6 +104,39 @@ class Schedule:
         return self.timesteps[step]
 
 
+def _rows_of(t: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
+    return t if t is None or rows is None else t.index_select(0, rows.to(t.device))
+
+
+@attrs.frozen
+class StepInputs:
+    """What an input-aware :class:`CachePolicy` reads before deciding (those named in its ``inputs``; the others
+    are ``None``), restricted to the rows of the decision, batch first.
+
+    Attributes:
+        stack_input: the input of the cached block range (after the always-run ``engine.first_blocks``), in the
+            history dtype: what the residual is added to.
+        modulated: the first block's timestep-modulated input as the family's adapter computes it
+            (:attr:`padecache.adapters.Adapter.modulated`); ``None`` where the family has no such entry: the policy
+            must then fall back (to ``stack_input``, say) and say so in its indicators.
+        model_input: the transformer call's hidden-state argument (the latents), these rows.
+    """
+
+    stack_input: torch.Tensor | None = None
+    modulated: torch.Tensor | None = None
+    model_input: torch.Tensor | None = None
+
+    def select(self, rows: torch.Tensor | None) -> StepInputs:
+        """These inputs for batch ``rows`` only (``None``: all of them)."""
+        if rows is None:
+            return self
+        return StepInputs(*(_rows_of(getattr(self, f), rows) for f in ("stack_input", "modulated", "model_input")))
+
+
+#: the inputs a policy may declare in ``CachePolicy.inputs``
+INPUTS = frozenset({"stack_input", "modulated", "model_input"})
+
+
 @attrs.frozen
 class StepContext:
     """Where sampling is when the engine asks a component something.
@@ -113,6 +157,7 @@ class StepContext:
             pipelines that hand steps to several models (Wan 2.2's high- and low-noise experts).
         rows: batch rows this decision is for (a :class:`Predictor`/:class:`CachePolicy` instance holds
             the state of these rows only).
+        inputs: for a policy that declares ``inputs``, what it reads (:class:`StepInputs`, these rows); else ``None``.
     """
 
     step: int
@@ -126,6 +171,7 @@ class StepContext:
     span: tuple[int, int] | None = None
     rows: int = 1
     reducer: Any = attrs.field(default=None, repr=False, eq=False)
+    inputs: StepInputs | None = attrs.field(default=None, repr=False, eq=False)
 
     def reduce(self, local: torch.Tensor):
         """The sum of ``local`` over the sequence-parallel group, as a :class:`~padecache.distributed.Deferred`
@@ -256,7 +302,16 @@ class CachePolicy(_Component):
     Decisions may differ between batch rows: return a bool tensor of shape ``(ctx.rows,)`` and the
     engine runs the block stack for the rows that need it only, keeping each group's history apart, so
     a batch decides exactly as its samples would alone.
+
+    A policy that decides from the model's inputs (TeaCache, EasyCache ...) names them in :attr:`inputs`;
+    ``should_compute`` then finds them in ``ctx.inputs`` (a :class:`StepInputs`, restricted to ``ctx.rows``).
+    Only what is declared is computed.  Sum statistics over the sequence-parallel group with ``ctx.reduce``
+    so every rank decides alike, and keep per-row state batch-first so :meth:`select` works.
     """
+
+    #: what the policy reads before deciding, beside the StepContext: any of ``"stack_input"``, ``"modulated"``,
+    #: ``"model_input"`` (see :class:`StepInputs`); empty: nothing, and the engine computes nothing extra
+    inputs: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def should_compute(self, ctx: StepContext) -> bool | torch.Tensor:

@@ -49,40 +49,63 @@ def suggest(name: str, choices: Sequence[str]) -> str:
 _Kind = Literal["float", "int", "bool", "str", "floats", "ints"]
 
 
-def _convert(kind: _Kind, key: str, value):
-    def bad(expected: str):
-        return OptionError(key, f"expected {expected}, got {value!r} ({type(value).__name__})")
+def _bad(key: str, value, expected: str) -> OptionError:
+    return OptionError(key, f"expected {expected}, got {value!r} ({type(value).__name__})")
 
-    if value is None:
-        return None
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if kind == "str":
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if kind in ("float", "int"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad("a number")
-        if kind == "int":
-            if isinstance(value, int):
-                return value  # exact, however large: the bounds check says what is wrong with it
-            if not math.isfinite(value) or not value.is_integer():
-                raise bad("a whole number")
-            return int(value)
-        try:
-            out = float(value)
-        except OverflowError:
-            raise OptionError(key, f"{value!r} is too large for a floating-point number") from None
-        if not math.isfinite(out):
-            raise OptionError(key, f"must be a finite number, got {value!r}")
-        return out
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise bad("a list of numbers")
-    inner: _Kind = "float" if kind == "floats" else "int"
-    return tuple(_convert(inner, key, v) for v in value)
+
+def _to_bool(key: str, value):
+    if not isinstance(value, bool):
+        raise _bad(key, value, "true or false")
+    return value
+
+
+def _to_str(key: str, value):
+    if not isinstance(value, str):
+        raise _bad(key, value, "a string")
+    return value
+
+
+def _number(key: str, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(key, value, "a number")
+    return value
+
+
+def _to_int(key: str, value):
+    value = _number(key, value)
+    if isinstance(value, int):
+        return value  # exact, however large: the bounds check says what is wrong with it
+    if not math.isfinite(value) or not value.is_integer():
+        raise _bad(key, value, "a whole number")
+    return int(value)
+
+
+def _to_float(key: str, value):
+    value = _number(key, value)
+    try:
+        out = float(value)
+    except OverflowError:
+        raise OptionError(key, f"{value!r} is too large for a floating-point number") from None
+    if not math.isfinite(out):
+        raise OptionError(key, f"must be a finite number, got {value!r}")
+    return out
+
+
+def _to_list(inner):
+    def convert(key: str, value):
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise _bad(key, value, "a list of numbers")
+        return tuple(inner(key, v) for v in value)
+
+    return convert
+
+
+_CONVERTERS = {"bool": _to_bool, "str": _to_str, "int": _to_int, "float": _to_float,
+               "ints": _to_list(_to_int), "floats": _to_list(_to_float)}
+
+
+def _convert(kind: _Kind, key: str, value):
+    return None if value is None else _CONVERTERS[kind](key, value)
 
 
 def option(

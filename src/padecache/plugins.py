@@ -22,6 +22,7 @@ from typing import Any
 
 import pluggy
 
+from .markers import hookimpl, hookspec
 from .registry import CORE, KINDS, Broken, Contribution, Entry, Preset, Registry
 
 __all__ = [
@@ -40,8 +41,6 @@ __all__ = [
 ]
 
 PROJECT = CORE
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: preset used by ``padecache.apply(pipe)`` when no configuration is given
 DEFAULT_PRESET = "default"

@@ -10,7 +10,7 @@ import attrs
 __all__ = ["StepRecord", "CacheStats", "StatsRecorder"]
 
 #: why a step was computed or predicted
-REASONS = ("policy", "warmup", "fallback", "forecast")
+REASONS = ("policy", "warmup", "fallback", "batch", "forecast")
 
 
 @attrs.frozen
@@ -19,8 +19,11 @@ class StepRecord:
 
     ``reason``: ``"policy"`` (the policy asked to compute), ``"warmup"`` (the policy asked to predict but
     the predictor had too little history), ``"fallback"`` (the prediction was non-finite or exploding, so
-    the step was computed instead) or ``"forecast"`` (the block stack was skipped).  ``rows`` are the batch
-    rows this record is about (``None``: all ``batch`` rows).
+    the step was computed instead), ``"batch"`` (rows of this family cannot run the stack alone, so they
+    computed with the others) or ``"forecast"`` (the block stack was skipped).  ``rows`` are the batch
+    rows this record is about (``None``: all ``batch`` rows).  ``cost``: the share of the block stack these
+    rows ran, when the engine always runs some blocks (``engine.first_blocks`` / ``last_blocks``); ``None``:
+    the whole stack when computed, none of it when forecast.
     """
 
     step: int
@@ -31,11 +34,17 @@ class StepRecord:
     indicators: dict[str, float] = attrs.field(factory=dict)
     rows: tuple[int, ...] | None = None
     batch: int = 1
+    cost: float | None = None
 
     @property
     def share(self) -> float:
         """Fraction of the call's rows this record covers."""
         return 1.0 if self.rows is None else len(self.rows) / self.batch
+
+    @property
+    def passes(self) -> float:
+        """Block-stack passes this record stands for, per row: 1 computed, 0 forecast, or the share run."""
+        return float(self.computed) if self.cost is None else self.cost
 
     def covers(self, row: int) -> bool:
         return self.rows is None or row in self.rows
@@ -43,6 +52,18 @@ class StepRecord:
 
 def _count(x: float) -> float | int:
     return int(round(x)) if abs(x - round(x)) < 1e-9 else x
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}" if float(x).is_integer() else f"{x:.2f}"
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"
 
 
 @attrs.frozen
@@ -54,7 +75,10 @@ class CacheStats:
             expert's own share; combined, all of them).
         branches: guidance branches seen (``("main",)`` for batched CFG or no CFG).
         full_passes: block-stack executions per branch, i.e. full passes per generation (rows that went
-            separate ways count by their share of the batch).
+            separate ways count by their share of the batch; with ``engine.first_blocks`` / ``last_blocks`` a
+            forecast step counts the share of the blocks that ran, so this may be fractional).
+        block_passes: block executions per branch (``full_passes`` times the number of blocks).
+        num_blocks: blocks in the stack.
         computed_steps: transformer calls that ran the block stack (all branches; row-weighted).
         forecast_steps: transformer calls whose block stack was predicted (row-weighted).
         fallbacks: row forecasts rejected (non-finite or exploding) and computed instead.
@@ -75,9 +99,32 @@ class CacheStats:
     fallbacks: int = 0
     restarts: int = 0
     cache_bytes: int = 0
-    records: tuple[StepRecord, ...] = ()
+    records: tuple[StepRecord, ...] = attrs.field(default=(), repr=lambda r: f"<{len(r)} records>")
     generations: int = 0
-    experts: tuple[CacheStats, ...] = ()
+    experts: tuple[CacheStats, ...] = attrs.field(default=(), repr=lambda e: f"<{len(e)} experts>")
+    num_blocks: int = 0
+    block_passes: float = 0.0
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def summary(self) -> str:
+        """A few readable lines: steps, passes, fallbacks, memory, and the computed/forecast mask of each branch."""
+        if not self.records:
+            return f"padecache: no steps recorded yet ({self.generations} generations)"
+        names = ", ".join(self.branches)
+        lines = [
+            f"padecache: {self.total_steps} steps, {_fmt(self.full_passes)} full block-stack passes per branch "
+            f"({self.pass_speedup:.2f}x fewer), branches: {names}",
+            f"  calls computed {_fmt(self.computed_steps)}, forecast {_fmt(self.forecast_steps)}; fallbacks "
+            f"{self.fallbacks}, restarts {self.restarts}; cache {_bytes(self.cache_bytes)}; generation {self.generations}",
+        ]
+        split = any(r.rows is not None for r in self.records)
+        for branch in self.branches:
+            mask = "".join("#" if m else "." for m in self.mask(branch))
+            lines.append(f"  {branch:>8}: {mask}" + ("  (row 0; rows went separate ways)" if split else ""))
+        lines.append("  (# computed, . forecast" + (", experts combined" if self.experts else "") + ")")
+        return "\n".join(lines)
 
     @property
     def pass_speedup(self) -> float:
@@ -112,6 +159,7 @@ class CacheStats:
         d["records"] = [attrs.asdict(r) for r in self.records]
         d["branches"] = list(self.branches)
         d["pass_speedup"] = self.pass_speedup
+        d["experts"] = [e.as_dict() for e in self.experts]
         return d
 
     @classmethod
@@ -121,11 +169,13 @@ class CacheStats:
         if not parts:
             return cls()
         branches = tuple(dict.fromkeys(b for p in parts for b in p.branches))
-        computed = sum(sum(r.share for r in p.records if r.computed) for p in parts)
+        passes = sum(sum(r.share * r.passes for r in p.records) for p in parts) / max(1, len(branches))
         return cls(
             total_steps=sum(p.total_steps for p in parts),
             branches=branches,
-            full_passes=computed / max(1, len(branches)),
+            full_passes=passes,
+            num_blocks=max(p.num_blocks for p in parts),
+            block_passes=sum(p.block_passes for p in parts),
             computed_steps=_count(sum(p.computed_steps for p in parts)),
             forecast_steps=_count(sum(p.forecast_steps for p in parts)),
             fallbacks=sum(p.fallbacks for p in parts),
@@ -140,12 +190,14 @@ class CacheStats:
 class StatsRecorder:
     """Mutable accumulator behind :class:`CacheStats` (one per engine, reset at each generation)."""
 
-    def __init__(self):
+    def __init__(self, num_blocks: int = 0):
         self.generations = 0
+        self.num_blocks = num_blocks
         self.start(0)
 
     def start(self, total_steps: int) -> None:
         self.total_steps = total_steps
+        self.nonfinite_rows = 0  # rejected forecasts whose history was non-finite (the input's fault)
         self.records: list[StepRecord] = []
         self.peak_bytes = 0
         self.restarts = 0
@@ -168,10 +220,13 @@ class StatsRecorder:
         branches = tuple(dict.fromkeys(r.branch for r in self.records))
         computed = sum(r.share for r in self.records if r.computed)
         forecast = sum(r.share for r in self.records if not r.computed)
+        passes = sum(r.share * r.passes for r in self.records) / max(1, len(branches))
         return CacheStats(
             total_steps=self.total_steps,
             branches=branches,
-            full_passes=computed / max(1, len(branches)),
+            full_passes=passes,
+            num_blocks=self.num_blocks,
+            block_passes=passes * self.num_blocks,
             computed_steps=_count(computed),
             forecast_steps=_count(forecast),
             fallbacks=self.fallback_rows,

@@ -11,21 +11,44 @@ The step never comes from counting calls.  In order of preference it is
    one after the branch's previous step wins.
 
 Schedules are pure data (:class:`~padecache.interfaces.Schedule`); a new ``set_timesteps`` gives a new one,
-which starts a new generation.
+which starts a new generation.  :class:`Locator` turns one transformer call into a :class:`Where`: its step,
+its guidance branch (a ``cache_context`` name, or call order within the step) and whether it starts a new
+generation (a new schedule, or a loop that started over).
+
+All rows of a call are at one step: a call whose rows carry different timesteps is refused, naming the rows
+(per-token timesteps within a row, as Wan 2.2 TI2V passes them, count as that row's largest).  On a GPU the
+timestep tensor is read only where the step is not given otherwise (no host sync per step), so there such a
+call is caught whenever the value is read: at the first call of each generation at least.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 import torch
 
-from .adapters import TimeSpec
+from .adapters import TimeSpec, position_of
 from .interfaces import Schedule
 
-__all__ = ["SchedulerSource", "FixedSource", "TimeResolver", "match_step", "schedule_from"]
+__all__ = ["SchedulerSource", "FixedSource", "TimeResolver", "match_step", "schedule_from", "StepNotFound", "Where",
+           "Locator", "is_scheduler"]
+
+
+class StepNotFound(ValueError):
+    """A call's timestep is not in the schedule (as the model's family passes time)."""
+
+    def __init__(self, message: str, value: float = math.nan, shown: Sequence[float] = (), convention: str = ""):
+        super().__init__(message)
+        self.value, self.shown, self.convention = value, tuple(shown), convention
+
+
+def is_scheduler(obj: Any) -> bool:
+    """Whether ``obj`` looks like a diffusers scheduler: ``set_timesteps`` and ``timesteps``."""
+    return callable(getattr(obj, "set_timesteps", None)) and hasattr(obj, "timesteps")
 
 
 class SchedulerSource:
@@ -56,6 +79,9 @@ class SchedulerSource:
     def __deepcopy__(self, memo):  # a copied model still follows the same pipeline's scheduler
         return self
 
+    def explain(self, err: StepNotFound) -> str:
+        return str(err)
+
 
 def schedule_from(scheduler: Any, ts) -> Schedule:
     timesteps = [float(t) for t in torch.as_tensor(ts).flatten().tolist()]
@@ -72,16 +98,26 @@ def schedule_from(scheduler: Any, ts) -> Schedule:
 
 
 class FixedSource:
-    """A schedule given explicitly with :func:`padecache.set_schedule`."""
+    """A schedule given explicitly with :func:`padecache.set_schedule` (``replaced``: the source it stands in for)."""
 
-    def __init__(self, schedule: Schedule):
-        self.schedule = schedule
+    def __init__(self, schedule: Schedule, replaced: Any | None = None):
+        self.schedule, self.replaced = schedule, replaced
 
     def current(self) -> Schedule:
         return self.schedule
 
     def step_index(self) -> None:
         return None
+
+    def explain(self, err: StepNotFound) -> str:
+        other = self.replaced.current() if self.replaced is not None else None
+        hint = f" (the pipeline's scheduler has {other.num_steps} now)" if other is not None else ""
+        return (
+            f"timestep {err.value:g} is not in the schedule given with padecache.set_schedule ({self.schedule.num_steps} "
+            f"steps, {err.convention}: {list(err.shown)}...){hint}: the set schedule does not match this call. Call "
+            f"padecache.set_schedule(model, timesteps) with this loop's timesteps, or padecache.set_schedule(model, None) "
+            f"to follow the pipeline's scheduler again"
+        )
 
 
 def _spacing(values: Sequence[float]) -> float:
@@ -102,11 +138,13 @@ def match_step(schedule: Schedule, value: float, after: int = -1, scale: float =
     tol = max(0.45 * _spacing(scaled), 1e-6 * max(1.0, abs(value)))
     if dist > tol:
         shown = [round(t, 4) for t in scaled[:4]]
-        raise ValueError(
+        convention = TimeSpec(scale=scale, offset=offset).describe()
+        raise StepNotFound(
             f"timestep {value:g} is not in the scheduler's timesteps as this model's family passes them "
-            f"({TimeSpec(scale=scale, offset=offset).describe()}: {shown}...); padecache finds the step from the "
+            f"({convention}: {shown}...); padecache finds the step from the "
             f"schedule: call the model from its pipeline, or padecache.set_schedule(model, timesteps) for a "
-            f"hand-written sampling loop"
+            f"hand-written sampling loop",
+            value, shown, convention,
         )
     candidates = [i for i, t in enumerate(scaled) if abs(t - value) <= dist + 1e-9 * max(1.0, abs(value))]
     later = [i for i in candidates if i > after]
@@ -149,3 +187,169 @@ class TimeResolver:
         scaled = [s.to_model(schedule.timesteps[step]) for s in self.live]
         tol = 1e-4 * max(1.0, abs(value))
         return any(abs(v - value) <= tol for v in scaled)
+
+
+# -- one call: its step and branch -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Where:
+    """Where one transformer call sits in sampling: its step, branch, and whether it starts a new generation."""
+
+    step: int
+    num_steps: int
+    timestep: float
+    sigma: float | None
+    branch: str
+    schedule: Schedule | None = None
+    span: tuple[int, int] | None = None
+    fresh: bool = False
+
+
+def unbound_position(forward: Callable, name: str) -> int | None:
+    """Position of ``name`` among the positional arguments of an unbound ``forward`` (``self`` excluded)."""
+    pos = position_of(forward, name)
+    if pos is None:
+        return None
+    try:
+        first = next(iter(inspect.signature(forward).parameters))
+    except (TypeError, ValueError, StopIteration):
+        return pos
+    return pos - 1 if first == "self" else pos
+
+
+class Locator:
+    """Finds the step and branch of each call of one transformer (see the module docstring).
+
+    ``source`` gives the schedule (a :class:`SchedulerSource` or :class:`FixedSource`, or ``None``), ``span`` the
+    steps this model runs of a schedule (Wan 2.2's experts), ``forward`` the model class's ``forward`` (where its
+    time argument sits).
+    """
+
+    def __init__(self, specs: Sequence[TimeSpec], forward: Callable, source: Any | None = None,
+                 span: Callable[[Schedule], tuple[int, int] | None] | None = None, model_name: str = "transformer"):
+        self.resolver = TimeResolver(specs)
+        self.positions = {a: unbound_position(forward, a) for a in self.resolver.arguments}
+        self.source, self.span_fn, self.model_name = source, span, model_name
+        self.reset()
+
+    def reset(self) -> None:
+        """The generation ended: the next call starts a new one."""
+        self.open = False
+        self.key: Any = None
+        self.schedule: Schedule | None = None
+        self.span: tuple[int, int] | None = None
+        self.last_step = -1
+        self.calls_at_step = 0
+        self.branch_steps: dict[str, int] = {}
+
+    def _start(self, key: Any, schedule: Schedule | None) -> None:
+        self.reset()
+        self.open, self.key, self.schedule = True, key, schedule
+        self.span = self.span_fn(schedule) if (self.span_fn is not None and schedule is not None) else None
+        self.resolver.reset()
+
+    def locate(self, args: tuple, kwargs: dict, context: Any | None) -> Where:
+        """The :class:`Where` of a call with these arguments, under ``context`` (a diffusers ``CacheContext``)."""
+        name = getattr(context, "name", None)
+        schedule = self.source.current() if self.source is not None else None
+        fresh = False
+        if schedule is not None:
+            if not self.open or schedule is not self.key:
+                self._start(schedule, schedule)
+                fresh = True
+            num_steps, step = schedule.num_steps, self._find(schedule, args, kwargs, context, name)
+            timestep = schedule.timesteps[step]
+            sigma = schedule.sigmas[step] if schedule.sigmas is not None else getattr(context, "sigma", None)
+        else:
+            num_steps, step, timestep, sigma, fresh = self._from_context(args, kwargs, context)
+        if name is None:
+            self.calls_at_step = self.calls_at_step + 1 if step == self.last_step else 0
+            name = "main" if self.calls_at_step == 0 else f"call{self.calls_at_step}"
+        if name in self.branch_steps and step <= self.branch_steps[name]:  # the loop started over
+            self._start(self.key, self.schedule)
+            fresh = True
+            name = getattr(context, "name", None) or "main"
+        if not 0 <= step < num_steps:
+            raise ValueError(f"step {step} is outside this generation's {num_steps} steps")
+        self.last_step = step
+        self.branch_steps[name] = step
+        return Where(step, num_steps, timestep, sigma, name, self.schedule, self.span, fresh)
+
+    def _from_context(self, args: tuple, kwargs: dict, context: Any | None) -> tuple:
+        """No schedule known: the pipeline's ``cache_context`` may say where the loop is (Wan pipelines do)."""
+        if getattr(context, "step_index", None) is None or not getattr(context, "num_inference_steps", None):
+            raise ValueError(
+                f"padecache cannot tell which denoising step this {self.model_name} call is: no scheduler "
+                f"is known. Apply padecache to the pipeline (padecache.apply(pipe, ...)), or call "
+                f"padecache.set_schedule(transformer, timesteps) before a hand-written sampling loop."
+            )
+        num_steps = int(context.num_inference_steps)
+        key = ("cache_context", num_steps)
+        fresh = not self.open or key != self.key
+        if fresh:
+            self._start(key, None)
+        t = getattr(context, "timestep", None)
+        timestep = self.time_value(t if t is not None else self.time_argument(args, kwargs))
+        return num_steps, int(context.step_index), timestep, getattr(context, "sigma", None), fresh
+
+    def _find(self, schedule: Schedule, args: tuple, kwargs: dict, context: Any, name: str | None) -> int:
+        n = schedule.num_steps
+        given = getattr(context, "step_index", None)
+        if isinstance(given, int) and 0 <= given < n:
+            t = self.time_argument(args, kwargs, required=False)
+            if isinstance(t, torch.Tensor) and t.device.type == "cpu":
+                self.time_value(t)  # free on the CPU: rows at different timesteps are refused here too
+            return given
+        t = None
+        index = self.source.step_index() if self.source is not None else None
+        if index is not None and self.last_step >= 0 and index in (self.last_step, self.last_step + 1) and index < n:
+            t = self.time_argument(args, kwargs)
+            if not (isinstance(t, torch.Tensor) and t.device.type == "cpu"):
+                return index  # trusted without reading the tensor: no host sync on an accelerator
+            if self.resolver.agrees(schedule, self.time_value(t), index):
+                return index
+        value = self.time_value(self.time_argument(args, kwargs) if t is None else t)
+        try:
+            return self.resolver.locate(schedule, value, self.branch_steps.get(name, self.last_step))
+        except StepNotFound as err:
+            explain = getattr(self.source, "explain", None)
+            raise StepNotFound(explain(err) if explain else str(err), err.value, err.shown, err.convention) from None
+
+    def time_argument(self, args: tuple, kwargs: dict, required: bool = True) -> Any:
+        for name, pos in self.positions.items():
+            if name in kwargs and kwargs[name] is not None:
+                return kwargs[name]
+            if pos is not None and len(args) > pos and args[pos] is not None:
+                return args[pos]
+        if not required:
+            return None
+        names = " or ".join(f"`{a}`" for a in self.positions)
+        raise ValueError(f"{self.model_name} was called without {names}; padecache needs it to find the step")
+
+    def time_value(self, t: Any) -> float:
+        """The call's timestep as a float.  A tensor with one value per row must hold one value: rows at different
+        timesteps are refused (per-token values within a row count as the row's largest)."""
+        if not isinstance(t, torch.Tensor):
+            return _finite(float(t), self.model_name)
+        t = t.detach()
+        if t.dim() == 0 or t.numel() == 1:
+            return _finite(float(t.float().reshape(())), self.model_name)
+        rows = t.reshape(t.shape[0], -1).float().amax(1).cpu()
+        for v in rows.tolist():
+            _finite(v, self.model_name)
+        lo, hi = float(rows.min()), float(rows.max())
+        if hi - lo > 1e-6 * max(1.0, abs(hi)):
+            shown = ", ".join(f"row {i}: {v:g}" for i, v in enumerate(rows.tolist()[:8]))
+            raise ValueError(
+                f"the rows of this {self.model_name} call are at different timesteps ({shown}"
+                f"{', ...' if len(rows) > 8 else ''}): padecache takes one step per call. Call the model once per "
+                f"timestep (the rows at one step together), or without padecache (padecache.remove) for such calls"
+            )
+        return hi
+
+
+def _finite(value: float, model_name: str) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{model_name} was called with a non-finite timestep ({value})")
+    return value

@@ -6,8 +6,8 @@ An adapter says
 * what each block of a list takes and returns (:class:`BlockIO`): the argument carrying the hidden (image)
   stream, the one carrying the encoder (text) stream if the block updates it, and where each sits in the
   returned tuple.  By default this comes from the block metadata diffusers keeps for its own cache hooks
-  (``diffusers.hooks._helpers.TransformerBlockRegistry``); an adapter only spells it out where diffusers has
-  none or where it is wrong;
+  (``TransformerBlockRegistry``, read through :mod:`padecache.compat`); an adapter only spells it out where
+  diffusers has none or where it is wrong;
 * the head module whose first input is the block-stack output (``head``);
 * how the family's pipelines pass time (:class:`TimeSpec`: argument name, scale, offset/reversal);
 * which modules always run (embeddings, refiners, head) and how its pipelines run guidance, for the docs.
@@ -39,6 +39,8 @@ __all__ = [
     "ModelCall",
     "GenericAdapter",
     "argument",
+    "position_of",
+    "replace_argument",
     "hidden_passthrough",
     "dual_stream_passthrough",
     "unsupported_message",
@@ -51,7 +53,7 @@ __all__ = [
 _POSITIONS: dict[tuple[type, str], int | None] = {}
 
 
-def _position(fn: Callable, name: str) -> int | None:
+def position_of(fn: Callable, name: str) -> int | None:
     """Position of parameter ``name`` among ``fn``'s positional parameters (``self`` excluded), cached per class."""
     owner = getattr(fn, "__self__", None)
     key = (type(owner) if owner is not None else fn, name)
@@ -72,6 +74,13 @@ def argument(args: tuple, kwargs: dict, name: str, position: int | None) -> Any:
     if position is not None and len(args) > position:
         return args[position]
     raise TypeError(f"block called without `{name}`")
+
+
+def replace_argument(args: tuple, kwargs: dict, name: str, position: int | None, value: Any) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` of a call with argument ``name`` (given by keyword or at ``position``) set to ``value``."""
+    if name in kwargs or position is None or len(args) <= position:
+        return args, {**kwargs, name: value}
+    return (*args[:position], value, *args[position + 1:]), kwargs
 
 
 def hidden_passthrough(args: tuple, kwargs: dict) -> Any:
@@ -112,27 +121,21 @@ class BlockIO:
     @classmethod
     def from_diffusers(cls, block_cls: type) -> BlockIO | None:
         """The block metadata diffusers keeps for its cache hooks, or ``None`` if it has none for ``block_cls``."""
-        try:
-            from diffusers.hooks._helpers import TransformerBlockRegistry
+        from ..compat import block_metadata
 
-            meta = TransformerBlockRegistry.get(block_cls)
-        except Exception:  # noqa: BLE001 - not registered (or an older diffusers): no metadata
+        meta = block_metadata(block_cls)
+        if meta is None:
             return None
-        encoder_index = meta.return_encoder_hidden_states_index
+        hidden, encoder, hidden_index, encoder_index = meta
         if encoder_index is None:  # diffusers' own hooks return the bare hidden tensor then
-            return cls(hidden=meta.hidden_states_argument_name)
-        return cls(
-            hidden=meta.hidden_states_argument_name,
-            encoder=meta.encoder_hidden_states_argument_name,
-            hidden_index=meta.return_hidden_states_index,
-            encoder_index=encoder_index,
-        )
+            return cls(hidden=hidden)
+        return cls(hidden=hidden, encoder=encoder, hidden_index=hidden_index, encoder_index=encoder_index)
 
     def hidden_of(self, block_forward: Callable, args: tuple, kwargs: dict) -> Any:
-        return argument(args, kwargs, self.hidden, _position(block_forward, self.hidden))
+        return argument(args, kwargs, self.hidden, position_of(block_forward, self.hidden))
 
     def argument(self, block_forward: Callable, args: tuple, kwargs: dict, name: str) -> Any:
-        return argument(args, kwargs, name, _position(block_forward, name))
+        return argument(args, kwargs, name, position_of(block_forward, name))
 
     def _returned(self, block_forward: Callable, args: tuple, kwargs: dict, spec: str | None) -> Any:
         if spec is None:
@@ -156,7 +159,7 @@ class BlockIO:
         out: list[Any] = [None] * n
         out[self.hidden_index] = hidden
         if self.encoder_index is not None and self.encoder is not None:
-            out[self.encoder_index] = argument(args, kwargs, self.encoder, _position(block_forward, self.encoder))
+            out[self.encoder_index] = argument(args, kwargs, self.encoder, position_of(block_forward, self.encoder))
         return tuple(out)
 
 
@@ -221,6 +224,10 @@ class Adapter:
             (Sana scales time by its config's ``timestep_scale``).
         rows_split: whether a block can run on some rows of the batch alone (every batch-first argument sliced);
             ``False`` makes every row compute when rows disagree.
+        modulated: ``(first block, its forward, args, kwargs) -> tensor``: the first block's timestep-modulated
+            input (FLUX: ``block.norm1(hidden, emb=temb)[0]``), what input-aware policies such as TeaCache read
+            (:class:`~padecache.interfaces.StepInputs`); computed only when a policy asks for it.  ``None``: the
+            family has none (such policies fall back to the stack input).
         io: per block list, a :class:`BlockIO` where diffusers' block metadata is missing or wrong.
         passthrough: per block list, a function ``(args, kwargs) -> output`` for a skipped block, for
             adapters written before :class:`BlockIO` (``hidden_passthrough``, ``dual_stream_passthrough``).
@@ -238,6 +245,7 @@ class Adapter:
     streams: tuple[Stream, ...] = ()
     head_input: HeadInput | None = None  # (reach) how the head of the single stream receives it, when not as it is
     rows_split: bool = True
+    modulated: Callable[[nn.Module, Callable, tuple, dict], Any] | None = None
     io: Mapping[str, BlockIO] = attrs.field(factory=dict)
     passthrough: Mapping[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
     timestep_scale: float | None = None

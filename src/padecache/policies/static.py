@@ -9,8 +9,8 @@ from abc import abstractmethod
 
 import attrs
 
-from ..config import OptionError, option
 from ..interfaces import CachePolicy, StepContext
+from ..options import OptionError, option
 
 __all__ = ["StaticPolicy", "AlwaysPolicy", "FixedPolicy", "MaskPolicy", "BudgetPolicy", "budget_mask"]
 

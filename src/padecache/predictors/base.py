@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import torch
 
-from ..config import option
 from ..interfaces import Predictor, StepContext
+from ..options import option
 
 __all__ = ["HistoryPredictor", "grid_option"]
 

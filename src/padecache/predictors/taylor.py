@@ -14,15 +14,17 @@ With fewer computed residuals than ``order + 1`` the highest order available is 
 
 from __future__ import annotations
 
+from collections import deque
+
 import attrs
 import torch
 
-from ..config import option
 from ..interfaces import StepContext
 from ..math import newton_extrapolate, taylorseer_extrapolate, taylorseer_update
+from ..options import option
 from .base import HistoryPredictor, grid_option
 
-__all__ = ["TaylorPredictor"]
+__all__ = ["TaylorPredictor", "TaylorSeerRecursion"]
 
 
 class TaylorPredictor(HistoryPredictor):
@@ -37,41 +39,52 @@ class TaylorPredictor(HistoryPredictor):
         mode: str = option("newton", "str", choices=("newton", "taylorseer"), doc="derivative estimate (see module doc)")
         grid: str = grid_option()
 
+    def __new__(cls, config=None):
+        # the one place `mode` is read: each mode is a class of its own
+        mode = (config or cls.Config()).mode
+        return super().__new__(_MODES[mode] if cls is TaylorPredictor else cls)
+
     def __init__(self, config=None):
         config = self.Config() if config is None else config
         self.history_size = config.order + 1
         super().__init__(config)
+
+    def predict(self, ctx: StepContext, block_input: torch.Tensor) -> torch.Tensor:
+        xs, ys = self.newest_first(self.config.order + 1)
+        return newton_extrapolate(xs, ys, ctx.position(self.grid))
+
+
+class TaylorSeerRecursion(TaylorPredictor):
+    """``taylor`` with ``mode = "taylorseer"``: the published code's recursive derivative estimates."""
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.history_size = 1  # the newest computed value, next to the factors
+        self.positions, self.residuals = deque(maxlen=1), deque(maxlen=1)
         self.factors: list[torch.Tensor] = []
 
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
         if not computed:
             return
-        if self.config.mode == "taylorseer":
-            x = ctx.position(self.grid)
-            gap = None if not self.positions else x - self.positions[-1]
-            self.factors = taylorseer_update(self.factors, residual, gap, self.config.order)
-            self.positions.append(x)
-            self.residuals.append(residual)
-            while len(self.residuals) > 1:  # only the newest value is needed next to the factors
-                self.residuals.popleft()
-                self.positions.popleft()
-        else:
-            super().update(ctx, residual, block_input, computed)
+        x = ctx.position(self.grid)
+        gap = None if not self.positions else x - self.positions[-1]
+        self.factors = taylorseer_update(self.factors, residual, gap, self.config.order)
+        self.positions.append(x)
+        self.residuals.append(residual)
 
     def reset(self) -> None:
         super().reset()
         self.factors = []
 
     def state_tensors(self):
-        return tuple(self.factors) if self.config.mode == "taylorseer" else super().state_tensors()
+        return tuple(self.factors)
 
     @property
     def num_computed(self) -> int:
-        return len(self.factors) if self.config.mode == "taylorseer" else len(self.residuals)
+        return len(self.factors)
 
     def predict(self, ctx: StepContext, block_input: torch.Tensor) -> torch.Tensor:
-        x = ctx.position(self.grid)
-        if self.config.mode == "taylorseer":
-            return taylorseer_extrapolate(self.factors, x - self.positions[-1])
-        xs, ys = self.newest_first(self.config.order + 1)
-        return newton_extrapolate(xs, ys, x)
+        return taylorseer_extrapolate(self.factors, ctx.position(self.grid) - self.positions[-1])
+
+
+_MODES = {"newton": TaylorPredictor, "taylorseer": TaylorSeerRecursion}

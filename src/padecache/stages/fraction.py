@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import attrs
 
-from ..config import OptionError, option
 from ..interfaces import Stage, StageDetector, StepContext
+from ..options import OptionError, option
 
 __all__ = ["FractionStageDetector"]
 

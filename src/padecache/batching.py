@@ -1,0 +1,64 @@
+"""Batch rows and streams of block calls, for :mod:`padecache.hooks`: the rows a mixed call runs the blocks on, the
+streams packed side by side per row, and the shape of what a block returns."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from .adapters import BlockIO
+
+__all__ = ["stream_encoder", "unpack_stream", "take_rows", "put_rows", "structure"]
+
+
+def stream_encoder(io: BlockIO) -> str | None:
+    """The encoder-stream argument a block updates and returns, if any."""
+    if io.returns is not None:
+        names = [r for r in ((io.returns,) if isinstance(io.returns, str) else io.returns)
+                 if r and not r.startswith("zeros:") and r != io.hidden]
+        return names[0] if names else None
+    return io.encoder if io.encoder_index is not None else None
+
+
+def unpack_stream(shapes: list, x_rows: torch.Tensor, prediction: torch.Tensor, stream: int) -> torch.Tensor:
+    """``x_rows + prediction`` for one stream, in that stream's shape (several streams are packed per row)."""
+    if len(shapes) == 1:
+        return x_rows + prediction
+    start = sum(math.prod(s[1:]) for s in shapes[:stream])
+    size = math.prod(shapes[stream][1:])
+    return (x_rows[:, start:start + size] + prediction[:, start:start + size]).reshape(len(x_rows), *shapes[stream][1:])
+
+
+def take_rows(value: Any, rows: torch.Tensor, batch: int) -> Any:
+    """The rows ``rows`` of every batch-first tensor in ``value`` (arguments of a block call)."""
+    if isinstance(value, torch.Tensor):
+        return value.index_select(0, rows.to(value.device)) if value.dim() >= 1 and value.shape[0] == batch else value
+    if isinstance(value, tuple):
+        items = [take_rows(v, rows, batch) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    if isinstance(value, list):
+        return [take_rows(v, rows, batch) for v in value]
+    if isinstance(value, dict):
+        return {k: take_rows(v, rows, batch) for k, v in value.items()}
+    return value
+
+
+def put_rows(full: Any, part: Any, rows: torch.Tensor, batch: int) -> Any:
+    """``full`` (a skipped block's output for every row) with ``part`` (the block's output for ``rows``) written in."""
+    if isinstance(full, torch.Tensor) and isinstance(part, torch.Tensor):
+        if full.dim() >= 1 and full.shape[0] == batch and part.shape[0] == len(rows):
+            return full.index_copy(0, rows.to(full.device), part.to(full.dtype))
+        return part
+    if isinstance(full, tuple) and isinstance(part, tuple) and len(full) == len(part):
+        return tuple(put_rows(f, p, rows, batch) if p is not None else None for f, p in zip(full, part))
+    return part
+
+
+def structure(out: Any) -> Any:
+    if isinstance(out, torch.Tensor):
+        return ("tensor", tuple(out.shape))
+    if isinstance(out, (tuple, list)):
+        return tuple(structure(o) if isinstance(o, torch.Tensor) else ("none" if o is None else type(o).__name__) for o in out)
+    return type(out).__name__

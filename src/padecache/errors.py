@@ -1,0 +1,69 @@
+"""Errors padecache raises about a run: a component that failed, and a hooked model used from two threads at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "COPY_MESSAGE"]
+
+COPY_MESSAGE = (
+    "this {name} has padecache applied and cannot be {what} with it: padecache.remove(model) first, then apply "
+    "padecache to the copy (and to the original again) -- each needs its own hooks and state"
+)
+
+
+class ComponentError(Exception):
+    """An exception raised inside a predictor, policy or stage detector, re-raised with the component, its
+    plugin, the step and the branch named (the original is chained as ``__cause__``).
+
+    The re-raised exception is also an instance of the original's type (a ``ValueError`` stays a ``ValueError``),
+    so code that catches the original keeps working.
+    """
+
+
+class ThreadConflictError(RuntimeError):
+    """A hooked model was called from a second thread while a generation was running on another (see
+    :func:`padecache.apply`: a hooked pipeline, like its scheduler, runs one generation at a time)."""
+
+
+_TYPES: dict[type, type] = {}
+
+
+def _combined(cls: type) -> type:
+    """A subclass of both ``cls`` and :class:`ComponentError` (``ComponentError`` alone when they cannot mix)."""
+    if cls not in _TYPES:
+        try:
+            _TYPES[cls] = type(cls.__name__, (cls, ComponentError), {"__module__": cls.__module__})
+        except TypeError:  # an exception type with an incompatible layout
+            _TYPES[cls] = ComponentError
+    return _TYPES[cls]
+
+
+def component_error(err: Exception, label: str, plugin: str, version: str, method: str, where: Any) -> Exception:
+    """``err`` re-raised as a :class:`ComponentError` naming ``label`` (e.g. ``predictor 'x'``), its plugin, the
+    method that raised and ``where`` (a :class:`~padecache.StepContext`)."""
+    if isinstance(err, ComponentError):
+        return err
+    message = (f"{label} (plugin {plugin!r} {version}) raised {type(err).__name__} in {method}() at step "
+               f"{where.step} of {where.num_steps}, branch {where.branch!r}: {err}")
+    cls = _combined(type(err))
+    try:
+        out = cls(message)
+    except Exception:  # noqa: BLE001 - an exception type whose constructor wants other arguments
+        out = ComponentError(message)
+    return out
+
+
+def prediction_problem(prediction: Any, x_in: Any) -> str | None:
+    """What is wrong with a forecast for the block-stack input ``x_in`` (type, shape, dtype, device), or ``None``."""
+    import torch
+
+    if not isinstance(prediction, torch.Tensor):
+        return f"returned a {type(prediction).__name__}, not a tensor"
+    if prediction.shape != x_in.shape:
+        return f"returned shape {tuple(prediction.shape)} for a block stack of shape {tuple(x_in.shape)}"
+    if prediction.dtype != x_in.dtype:
+        return f"returned dtype {prediction.dtype}, the history dtype is {x_in.dtype}"
+    if prediction.device != x_in.device:
+        return f"returned a tensor on {prediction.device}, the block-stack input is on {x_in.device}"
+    return None

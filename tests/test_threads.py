@@ -1,0 +1,123 @@
+"""A hooked model used from several threads: one generation at a time, never a silently wrong image.
+
+A call from a second thread while another thread's generation runs is refused before it changes anything
+(``ThreadConflictError`` naming both threads), and the interrupted generation stops at its next call: the other
+thread may already have changed the scheduler it shares.  Sequential use from several threads is fine.  Real
+threads, synchronised with events so the interleaving is the same on every run.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+import padecache
+import tiny
+from padecache import ThreadConflictError
+
+STEPS = 6
+WAIT = 60.0  # seconds: an event that never comes fails the test instead of hanging it
+
+
+def flux(pipe, seed=0, callback=None):
+    kw = {"callback_on_step_end": callback} if callback else {}
+    return pipe("a squirrel", num_inference_steps=STEPS, guidance_scale=3.5, height=16, width=16, max_sequence_length=48,
+                output_type="latent", generator=torch.Generator().manual_seed(seed), **kw).images
+
+
+class Runner(threading.Thread):
+    """Runs ``fn`` in a named thread, keeping its result or exception."""
+
+    def __init__(self, name, fn):
+        super().__init__(name=name, daemon=True)
+        self.fn, self.result, self.error = fn, None, None
+
+    def run(self):
+        try:
+            self.result = self.fn()
+        except BaseException as err:  # noqa: BLE001 - the test reads it
+            self.error = err
+
+
+def test_a_second_thread_is_refused_and_the_interrupted_generation_stops(flux_pipe):
+    a_paused, b_tried = threading.Event(), threading.Event()
+
+    def pause_once(pipe, step, t, kwargs):
+        if step == 2 and not a_paused.is_set():
+            a_paused.set()
+            assert b_tried.wait(WAIT)
+        return kwargs
+
+    with tiny.applied(flux_pipe, "default"):
+        a = Runner("worker-a", lambda: flux(flux_pipe, 0, pause_once))
+        a.start()
+        assert a_paused.wait(WAIT)
+        b = Runner("worker-b", lambda: flux(flux_pipe, 1))
+        b.start()
+        b.join(WAIT)
+        b_tried.set()
+        a.join(WAIT)
+        assert isinstance(b.error, ThreadConflictError), b.error
+        assert "thread 'worker-b' called this FluxTransformer2DModel while thread 'worker-a' is generating" in str(b.error)
+        assert isinstance(a.error, ThreadConflictError), a.error
+        assert "thread 'worker-b' called this FluxTransformer2DModel while this thread ('worker-a')" in str(a.error)
+        # both refused; the pipeline is free again, and gives what it gives alone
+        alone = flux(flux_pipe, 0)
+    with tiny.applied(flux_pipe, "default"):
+        fresh = flux(flux_pipe, 0)
+    assert torch.equal(alone, fresh)
+
+
+def test_sequential_use_from_several_threads_is_fine(flux_pipe):
+    with tiny.applied(flux_pipe, "default"):
+        expected = flux(flux_pipe, 3)
+        results = []
+        for name in ("pool-1", "pool-2", "pool-3"):  # a thread pool handing requests to its workers in turn
+            r = Runner(name, lambda: flux(flux_pipe, 3))
+            r.start()
+            r.join(WAIT)
+            assert r.error is None, r.error
+            results.append(r.result)
+    assert all(torch.equal(r, expected) for r in results)
+
+
+def _loop(t, sched, x, kw, steps=None, pause=None):
+    out = None
+    for i, ts in enumerate(sched.timesteps[:steps]):
+        if pause is not None and i == pause[0]:
+            pause[1].set()
+            assert pause[2].wait(WAIT)
+        out = t(x, timestep=(ts / 1000).expand(len(x)), **kw).sample
+    return out
+
+
+def test_a_bare_transformer_abandoned_by_a_live_thread_is_freed_by_reset(flux_pipe):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    t = flux_pipe.transformer
+    sched = FlowMatchEulerDiscreteScheduler()
+    sched.set_timesteps(STEPS)
+    x = torch.randn(1, 64, 16)
+    kw = dict(encoder_hidden_states=torch.randn(1, 7, 32), pooled_projections=torch.randn(1, 32), txt_ids=torch.zeros(7, 3),
+              img_ids=torch.zeros(64, 3))
+    with tiny.applied(t, "default"):
+        padecache.set_schedule(t, sched.timesteps)
+        stopped, release = threading.Event(), threading.Event()
+        a = Runner("loop-a", lambda: _loop(t, sched, x, kw, steps=4, pause=(3, stopped, release)))
+        a.start()  # runs steps 0-2, then waits alive without finishing its generation
+        assert stopped.wait(WAIT)
+        with pytest.raises(ThreadConflictError, match=r"while thread 'loop-a' is generating with it \(step 2 of 6.*"
+                                                      r"padecache.reset\(pipe\) ends it"):
+            _loop(t, sched, x, kw)
+        padecache.reset(t)  # thread loop-a abandoned its generation: end it
+        full = _loop(t, sched, x, kw)
+        release.set()
+        a.join(WAIT)
+        dead = Runner("loop-b", lambda: _loop(t, sched, x, kw, steps=3))
+        dead.start()
+        dead.join(WAIT)  # stops midway and ends: a finished thread holds nothing
+        assert dead.error is None
+        again = _loop(t, sched, x, kw)
+    assert torch.isfinite(full).all() and torch.equal(full, again)
