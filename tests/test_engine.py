@@ -571,3 +571,16 @@ def test_gradients_through_forecasts_warn_in_eval_mode_and_raise_in_training(dit
                 _manual_dit_cfg(t, latents, labels, STEPS)
         finally:
             t.eval()
+
+
+def test_nan_in_the_initial_latents_is_not_blamed_on_the_predictor(dit_pipe):
+    t = dit_pipe.transformer
+    latents = torch.randn(1, 4, 8, 8)
+    latents[0, 0, 0, 0] = float("nan")
+    with tiny.applied(t, "default"), torch.inference_mode():
+        _manual_dit_cfg(t, latents, torch.tensor([3]), STEPS)
+        with pytest.warns(RuntimeWarning) as caught:
+            stats = padecache.stats(t)
+    message = " ".join(str(w.message) for w in caught)
+    assert stats.fallbacks > 0 and "non-finite (NaN or Inf)" in message and "check the initial latents" in message
+    assert "the predictor is not the cause" in message and "Check the predictor" not in message

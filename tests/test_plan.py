@@ -91,6 +91,22 @@ class RaisingPredictor(Predictor):
         pass
 
 
+class Raising(CachePolicy):
+    """Raises in ``should_compute`` or ``observe`` (``where``)."""
+
+    name = "raising-policy"
+    where = "should_compute"
+
+    def should_compute(self, ctx):
+        if Raising.where == "should_compute" and ctx.step == 1:
+            raise RuntimeError("cannot decide")
+        return ctx.step != 1
+
+    def observe(self, ctx, residual, computed):
+        if Raising.where == "observe":
+            raise ArithmeticError("cannot observe")
+
+
 class RowNaN(Predictor):
     """Exact linear forecast, except NaN for the rows whose block input is 2 (a row-local defect)."""
 
@@ -118,7 +134,7 @@ class RowNaN(Predictor):
 class Components:
     @padecache.hookimpl
     def padecache_policies(self):
-        return [EveryOtherRow]
+        return [EveryOtherRow, Raising]
 
     @padecache.hookimpl
     def padecache_predictors(self):
@@ -159,6 +175,16 @@ def test_a_component_error_names_component_plugin_step_and_branch(components):
                                          r"predict\(\) at step 1 of 8, branch 'cond': no forecast here") as info:
         eng.plan(ctx, torch.ones(2, 3, 4))
     assert isinstance(info.value, ComponentError) and isinstance(info.value.__cause__, ValueError)
+
+
+@pytest.mark.parametrize("method, error", [("should_compute", RuntimeError), ("observe", ArithmeticError)])
+def test_every_component_method_is_named_when_it_raises(components, method, error):
+    Raising.where = method
+    eng = engine({"predictor": "linear", "policy": "raising-policy"})
+    with pytest.raises(error, match=rf"policy 'raising-policy' \(plugin 'plan-test' unknown\) raised {error.__name__} in "
+                                    rf"{method}\(\) at step \d of 8, branch 'main'") as info:
+        run(eng)
+    assert isinstance(info.value, ComponentError) and type(info.value.__cause__) is error
 
 
 def test_the_guard_computes_the_rows_it_rejects_and_blames_the_predictor(components):

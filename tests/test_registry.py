@@ -231,3 +231,20 @@ def test_unregistered_plugin_disappears(plugin):
     with pytest.raises(ValueError, match="unknown predictor 'half'"):
         padecache.get_registry().get("predictor", "half")
     padecache.register_plugin(plugin, name="test-plugin")  # the fixture unregisters it again
+
+
+def test_a_policy_declaring_unknown_inputs_is_listed_as_broken():
+    from padecache.registry import Contribution, Registry
+
+    class Peeks(padecache.CachePolicy):
+        """Reads something the engine does not give."""
+
+        name = "peeks"
+        inputs = frozenset({"latents"})
+
+        def should_compute(self, ctx):
+            return True
+
+    registry = Registry([Contribution("peeker", "1.0", {"padecache_policies": [Peeks]})])
+    assert [b.plugin for b in registry.broken] == ["peeker"]
+    assert "policy 'peeks': `inputs` must be a frozenset of ['model_input', 'modulated', 'stack_input']" in registry.broken[0].error
