@@ -386,3 +386,36 @@ def test_stored_results_of_earlier_versions_read_as_wall_clock_timings():
     stored = load_records(Path(__file__).resolve().parent / "data" / "results-v0.json")
     assert {r.clock for r in stored} == {"wall"}
     assert "(wall clock) |" in headline_markdown(stored, "tc-pade").splitlines()[0]
+
+
+def test_a_stored_results_file_reads_the_same_whatever_plugins_are_installed(dit_pipe, tmp_path):
+    """Records are facts: the report of a stored file (old format, and one written now) asks the registry nothing."""
+    from pathlib import Path
+
+    from padecache.bench.report import combined_summary
+
+    bench.compare(dit_pipe, generate, ["tc-pade", "noop"], targets=(2.0,), scorers={"mean_abs": mean_abs}, progress=False,
+                  ours="tc-pade", repeats=0, out=tmp_path)
+    files = [Path(__file__).resolve().parent / "data" / "results-v0.json", tmp_path]
+
+    def render():
+        out = []
+        for f in files:
+            records = load_records(f)
+            out += [markdown(records, "tc-pade"), combined_summary(records, "tc-pade", every_point=True)]
+        return out
+
+    with_plugins = render()
+    manager = padecache.plugins.get_plugin_manager()
+    removed = [(name, plugin) for name, plugin in manager.list_name_plugin() if name != "padecache"]
+    for name, _ in removed:
+        padecache.unregister_plugin(name)
+    try:
+        assert "tcpade" not in padecache.get_registry().plugins
+        without = render()
+    finally:
+        for name, plugin in removed:
+            padecache.register_plugin(plugin, name=name)
+    assert without == with_plugins
+    stored = load_records(tmp_path)
+    assert stored[1].summary == "tc-pade + budget(speedup=2.0)" and "| tc-pade + budget(speedup=2.0) |" in with_plugins[2]

@@ -71,6 +71,7 @@ class SettingInfo:
     published: bool = False
     components: dict = attrs.field(factory=dict)
     skip: str | None = None
+    summary: str = ""
 
     @classmethod
     def of(cls, s: Setting) -> SettingInfo:

@@ -223,7 +223,8 @@ def new_record(setting: Any, base: dict, ours: str | None) -> Record:
     return Record(
         method=setting.method, kind=setting.kind, config=setting.config, plugin=setting.plugin, plugin_version=setting.version,
         components=setting.components, group=setting.group or setting.method, published=setting.published,
-        ours=setting.method == ours, target=None if setting.target is None else round(setting.target, 4), **base,
+        ours=setting.method == ours, target=None if setting.target is None else round(setting.target, 4),
+        summary=getattr(setting, "summary", ""), **base,
     )
 
 

@@ -29,7 +29,7 @@ import attrs
 from .families import Family, find_family, registered_families
 from .settings import Attached, Method, RunContext, Setting
 
-__all__ = ["Attached", "Setting", "Method", "RunContext", "resolve", "padecache_setting", "components_of"]
+__all__ = ["Attached", "Setting", "Method", "RunContext", "resolve", "padecache_setting", "components_of", "describe"]
 
 
 def components_of(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
@@ -45,6 +45,22 @@ def components_of(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
         entry = registry.get(section, name)
         out[section] = {"name": entry.name, "plugin": entry.plugin, "version": entry.version}
     return out
+
+
+def describe(cfg: Any) -> str:
+    """A :class:`~padecache.config.CacheConfig` in a few words: ``predictor(changed options) + policy(...)``, showing
+    the options that differ from each component's defaults (what tables print; stored with the record)."""
+    from ..options import options_dict
+
+    parts = []
+    for sel in (cfg.predictor, cfg.policy):
+        values = options_dict(sel.options)
+        defaults = {f.name: f.default for f in attrs.fields(type(sel.options))
+                    if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory)}
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
+        opts = ",".join(f"{k}={v}" for k, v in values.items() if k not in plain or plain[k] != v)
+        parts.append(f"{sel.name}({opts})" if opts else sel.name)
+    return " + ".join(parts)
 
 
 def padecache_setting(method: str, config: Any, target: float | None = None, *, plugin: str | None = None,
@@ -74,7 +90,8 @@ def padecache_setting(method: str, config: Any, target: float | None = None, *, 
         return Attached(suspend=suspend, resume=lambda: padecache.apply(pipe, cfg), close=suspend,
                         stats=lambda: padecache.stats(pipe))
 
-    return Setting(method, as_dict, attach, target, "padecache", plugin, version or "", group or method, published, components)
+    return Setting(method, as_dict, attach, target, "padecache", plugin, version or "", group or method, published, components,
+                   summary=describe(cfg))
 
 
 def _family_method(family: Family, plugin: str, version: str) -> Method:

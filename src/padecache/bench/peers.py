@@ -88,9 +88,14 @@ def _diffusers_taylorseer_mask(steps: int, interval: int, before: int) -> list[b
     return [s < before or (s - before - 1) % interval == 0 for s in range(steps)]
 
 
+#: peer parameters too long or too constant to show in tables
+_UNSHOWN = ("peer", "cache_identifiers", "steps_computation_mask", "taylor_factors_dtype", "calibrated_on")
+
+
 def _peer_setting(method, config, attach, target, group, plugin, version) -> Setting:
+    summary = ", ".join(f"{k}={v}" for k, v in config.items() if k not in _UNSHOWN)
     return Setting(method, config, attach, target, "peer", plugin, version, group, group == "taylorseer",
-                   {"peer": {"name": config.get("peer", method), "plugin": plugin, "version": version}})
+                   {"peer": {"name": config.get("peer", method), "plugin": plugin, "version": version}}, summary=summary)
 
 
 def _taylorseer(ctx: RunContext, targets: Sequence[float]) -> list[Setting]:

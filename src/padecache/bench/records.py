@@ -144,6 +144,8 @@ class Record:
         pass_speedup: full compute's block executions / this run's.
         wall_s: median time of one run over all seeds; ``reference_wall_s``: median of the full-compute
             runs timed right before and after it; ``wall_speedup``: their ratio.  All three on ``clock``.
+        summary: the settings in a few words (components and the options that differ from their defaults), written
+            when the run was made: reports show it without asking the registry (records are facts).
         clock: what the times were read on: ``"cpu"`` (this process's CPU time: what the run cost, whatever else
             the machine ran), ``"cuda"`` (CUDA events) or ``"wall"`` (elapsed time, as padecache <= 0.1 measured).
         scores: scorer name -> value (``None`` where not computed or infinite, e.g. PSNR of identical images).
@@ -184,6 +186,7 @@ class Record:
     environment: Environment = attrs.field(factory=Environment)
     distributed: bool = False
     clock: str = "wall"
+    summary: str = ""
 
     @property
     def scored(self) -> bool:

@@ -59,31 +59,36 @@ def _quality(records: Sequence[Record]) -> list[Record]:
     return [r for r in records if r.scored and r.kind != "reference" and (r.passes is not None or r.pass_speedup is not None)]
 
 
-def annotate(records: Sequence[Record]) -> list[Record]:
-    """Fill in ``group`` / ``published`` of records written without them (older results files)."""
-    from .families import group_of, registered_families
+#: the groups of runs recorded before records carried their group (padecache <= 0.1): a fixed table, so a stored
+#: file reads the same whatever plugins are installed now.  Method -> (group, published).
+LEGACY_GROUPS = {
+    "noop": (REUSE, False), "reuse": (REUSE, False),
+    "linear": ("taylor-forecast", False), "taylor-1": ("taylor-forecast", False), "taylor-2": ("taylor-forecast", False),
+    "taylor-1 front-loaded": ("taylor-forecast", False), "default": ("taylor-forecast", False),
+    "taylorseer-O1": (TAYLORSEER, True), "taylorseer-O2": (TAYLORSEER, True), "taylorseer": (TAYLORSEER, False),
+    "tc-pade": ("tc-pade", False), "tc-pade-damped": ("tc-pade", False), "tc-pade-reference": ("tc-pade", True),
+    "tc-pade-paper": ("tc-pade", True), "tc-pade+tsi": ("tc-pade", False), "tc-pade-reference+tsi": ("tc-pade", False),
+    "tc-pade-fast": ("tc-pade", False), "tc-pade-slow": ("tc-pade", False), "tc-pade-official": ("tc-pade", False),
+    "tc-pade-tsi": ("tc-pade", False),
+}
 
-    missing = [r for r in records if not r.group]
-    if not missing:
-        return list(records)
-    try:
-        registered = registered_families()
-    except Exception:  # noqa: BLE001 - a broken plugin must not stop a report of stored results
-        registered = []
-    families = {f.name: f for f, _, _ in registered}
-    for r in missing:
-        f = families.get(r.method)
-        group = group_of(r.config, registered) if f is None and r.kind == "padecache" and registered else None
-        if f is not None:
-            r.group, r.published = f.group, f.published
-        elif group is not None:
-            r.group = group
-        elif r.method.startswith("diffusers-taylorseer"):
-            r.group, r.published = TAYLORSEER, True
-        elif r.method.startswith("cache-dit"):
-            r.group = "cache-dit"
-        else:
-            r.group = "full" if r.method == "full" else r.method
+
+def _legacy_group(r: Record) -> tuple[str, bool]:
+    if r.method in LEGACY_GROUPS:
+        return LEGACY_GROUPS[r.method]
+    if r.method.startswith("diffusers-taylorseer"):
+        return TAYLORSEER, True
+    if r.method.startswith("cache-dit"):
+        return "cache-dit", False
+    return ("full" if r.method == "full" else r.method), False
+
+
+def annotate(records: Sequence[Record]) -> list[Record]:
+    """Fill in ``group`` / ``published`` of records written without them (older results files), from the records
+    alone (:data:`LEGACY_GROUPS`): reading stored results never depends on the plugins installed now."""
+    for r in records:
+        if not r.group:
+            r.group, r.published = _legacy_group(r)
     return list(records)
 
 
@@ -294,46 +299,27 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
     return "\n".join(lines)
 
 
-def _short(config: dict) -> str:
-    """A config in a few words: component names and the options that differ from their defaults."""
+def _stored_short(config: dict) -> str:
+    """A stored config in a few words, from the record alone: component names and every option stored with them."""
     if not config:
         return ""
     if "peer" in config:
         keep = {k: v for k, v in config.items()
                 if k not in ("peer", "cache_identifiers", "steps_computation_mask", "taylor_factors_dtype", "calibrated_on")}
         return ", ".join(f"{k}={v}" for k, v in keep.items())
-    try:
-        from ..plugins import get_registry
-
-        registry = get_registry()
-    except Exception:  # noqa: BLE001
-        registry = None
     parts = []
     for section in ("predictor", "policy"):
-        sec = dict(config.get(section, {}))
+        sec = config.get(section) or {}
+        sec = {"name": sec} if isinstance(sec, str) else dict(sec)
         name = sec.pop("name", "?")
-        defaults = _defaults(registry, section, name)
-        opts = ",".join(f"{k}={v}" for k, v in sec.items() if _norm(defaults.get(k, object())) != _norm(v))
+        opts = ",".join(f"{k}={v}" for k, v in sec.items())
         parts.append(f"{name}({opts})" if opts else name)
     return " + ".join(parts)
 
 
-def _defaults(registry, section: str, name: str) -> dict:
-    import attrs
-
-    if registry is None:
-        return {}
-    try:
-        cls = getattr(registry.get(section, name).cls, "Config", None)
-    except ValueError:
-        return {}
-    if cls is None or not attrs.has(cls):
-        return {}
-    return {f.name: f.default for f in attrs.fields(cls) if f.default is not attrs.NOTHING}
-
-
-def _norm(v):
-    return list(v) if isinstance(v, tuple) else v
+def _short(r: Record) -> str:
+    """How a run's settings are shown: the description made when it ran, else its stored config (no registry asked)."""
+    return r.summary or _stored_short(r.config)
 
 
 def _provider(r: Record) -> str:
@@ -391,7 +377,7 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
                   + " | status |",
                   "|---|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(names) + "---|"]
         for r in recs:
-            lines.append(f"| {r.method} | {_provider(r)} | {_short(r.config)} | {_fmt(r.target)} | {_fmt(r.passes, 1)} | "
+            lines.append(f"| {r.method} | {_provider(r)} | {_short(r)} | {_fmt(r.target)} | {_fmt(r.passes, 1)} | "
                          f"{_fmt(r.pass_speedup)} | {_wall(r)} | {_fmt(r.wall_s, 3)} | " + " | ".join(_score(r, n) for n in names)
                          + f" | {r.status} |")
         lines.append("")

@@ -48,6 +48,7 @@ class Setting:
         group, published: see :class:`~padecache.bench.families.Family`.
         components: per section, ``{"name", "plugin", "version"}``.
         skip: why this setting cannot run here (a peer that is not installed); recorded, never attached.
+        summary: the settings in a few words, for tables (``results.json`` keeps it with the record).
     """
 
     method: str
@@ -61,6 +62,7 @@ class Setting:
     published: bool = False
     components: dict = attrs.field(factory=dict)
     skip: str | None = None
+    summary: str = ""
 
 
 @attrs.frozen
