@@ -80,7 +80,7 @@ def test_it_follows_its_prompts(pipe):
     """Different prompts give clearly different images, and full compute draws the prompted category well above chance."""
     from padecache_reference.scorers import emoji_scorers
 
-    prompts = [p for p in benchmark_prompts() if not p.held_out][:27]
+    prompts = [p for p in benchmark_prompts() if not p.held_out][:18]  # two per category
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         images = pipe([p.text for p in prompts], num_inference_steps=20, seed=0)
