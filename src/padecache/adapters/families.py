@@ -13,6 +13,7 @@ Adding a family is one entry here (or in a plugin's ``padecache_adapters`` hook)
 from __future__ import annotations
 
 from . import Adapter, BlockIO, GenericAdapter, Stream, TimeSpec
+from . import modulation as M  # (core) each family's first-block modulated input, for input-aware policies
 from .head_input import HeadInput, ModelCall
 
 __all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED", "supported_models_markdown"]
@@ -94,11 +95,11 @@ KANDINSKY5_GRID = HeadInput(rows=_kandinsky5_rows, inject=_kandinsky5_grid,
 
 FAMILIES: tuple[Adapter, ...] = (
     # -- image, batched CFG -------------------------------------------------------------------------------------
-    Adapter("dit", ("DiTTransformer2DModel",), ("transformer_blocks",), cfg="batched",
+    Adapter("dit", ("DiTTransformer2DModel",), ("transformer_blocks",), modulated=M.dit, cfg="batched",
             always_run=("pos_embed", "norm_out", "proj_out_1/2 (the head reads transformer_blocks[0].norm1.emb)")),
     Adapter("pixart", ("PixArtTransformer2DModel",), ("transformer_blocks",), cfg="batched",
             always_run=("pos_embed", "adaln_single", "caption_projection", "norm_out", "proj_out")),
-    Adapter("sd3", ("SD3Transformer2DModel",), ("transformer_blocks",), cfg="batched",
+    Adapter("sd3", ("SD3Transformer2DModel",), ("transformer_blocks",), modulated=M.ada_norm_zero, cfg="batched",
             always_run=("pos_embed", "time_text_embed", "context_embedder", "norm_out", "proj_out"),
             notes="SD3.5's last block returns no encoder stream; skip-layer guidance adds a third call"),
     Adapter("hidream", ("HiDreamImageTransformer2DModel",), ("double_stream_blocks", "single_stream_blocks"),
@@ -130,18 +131,21 @@ FAMILIES: tuple[Adapter, ...] = (
             notes="the stack runs on the joint [image, caption] sequence; blocks take `x` positionally (diffusers' "
                   "metadata says hidden_states)"),
     # -- image, guidance distilled or two calls per step ------------------------------------------------------------
-    Adapter("flux", ("FluxTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"), time=T1000,
+    Adapter("flux", ("FluxTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            modulated=M.ada_norm_zero, time=T1000,
             cfg="distilled; true CFG: separate (cache_context)",
             always_run=("x_embedder", "context_embedder", "time_text_embed", "pos_embed", "norm_out", "proj_out")),
     Adapter("flux2", ("Flux2Transformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            modulated=M.flux2,
             time=T1000, cfg="distilled (Klein: separate, cache_context)",
             always_run=("x_embedder", "context_embedder", "time_guidance_embed", "pos_embed", "norm_out"),
             notes="text tokens are joined to the image tokens between the two block lists and cut off before the head"),
-    Adapter("chroma", ("ChromaTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"), time=T1000,
+    Adapter("chroma", ("ChromaTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            modulated=M.chroma, time=T1000,
             cfg="separate", io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": HIDDEN},
             always_run=("x_embedder", "context_embedder", "time_text_embed", "distilled_guidance_layer", "norm_out"),
             notes="single blocks take no encoder stream"),
-    Adapter("qwenimage", ("QwenImageTransformer2DModel",), ("transformer_blocks",), time=T1000,
+    Adapter("qwenimage", ("QwenImageTransformer2DModel",), ("transformer_blocks",), modulated=M.qwenimage, time=T1000,
             cfg="separate (cache_context)", always_run=("img_in", "txt_in", "time_text_embed", "pos_embed", "norm_out")),
     Adapter("lumina2", ("Lumina2Transformer2DModel",), ("layers",), time=REVERSED, cfg="separate",
             io={"layers": HIDDEN},
@@ -176,7 +180,8 @@ FAMILIES: tuple[Adapter, ...] = (
     Adapter("nucleusmoe_image", ("NucleusMoEImageTransformer2DModel",), ("transformer_blocks",), time=T1000,
             cfg="separate", io={"transformer_blocks": HIDDEN}),
     # -- video --------------------------------------------------------------------------------------------------
-    Adapter("wan", ("WanTransformer3DModel",), ("blocks",), cfg="separate (cache_context with step_index)",
+    Adapter("wan", ("WanTransformer3DModel",), ("blocks",),
+            modulated=M.wan, cfg="separate (cache_context with step_index)",
             always_run=("patch_embedding", "condition_embedder", "rope", "norm_out", "proj_out"),
             notes="Wan 2.2: transformer and transformer_2 (the experts) each keep their own state and budget"),
     Adapter("wan_vace", ("WanVACETransformer3DModel",), ("vace_blocks", "blocks"), cfg="separate (cache_context)",
@@ -192,15 +197,18 @@ FAMILIES: tuple[Adapter, ...] = (
             notes="the face adapter, called between blocks, is skipped with them"),
     Adapter("helios", ("HeliosTransformer3DModel",), ("blocks",), cfg="separate (cache_context)", io={"blocks": HIDDEN}),
     Adapter("hunyuanvideo", ("HunyuanVideoTransformer3DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            modulated=M.ada_norm_zero,
             cfg="distilled (cache_context); true CFG: separate",
             always_run=("x_embedder", "context_embedder", "time_text_embed", "rope", "norm_out")),
     Adapter("hunyuanvideo15", ("HunyuanVideo15Transformer3DModel",), ("transformer_blocks",),
             cfg="separate through the guider (cache_context pred_cond / pred_uncond)",
             io={"transformer_blocks": _io(HID_ENC)}, always_run=("x_embedder", "context_embedder", "time_embed", "rope", "norm_out")),
-    Adapter("cogvideox", ("CogVideoXTransformer3DModel",), ("transformer_blocks",), head="norm_final",
+    Adapter("cogvideox", ("CogVideoXTransformer3DModel",), ("transformer_blocks",),
+            modulated=M.cogvideox, head="norm_final",
             cfg="batched (cache_context cond_uncond)",
             always_run=("patch_embed", "time_embedding", "norm_final", "norm_out", "proj_out")),
-    Adapter("ltx", ("LTXVideoTransformer3DModel",), ("transformer_blocks",), cfg="batched (cache_context cond_uncond)",
+    Adapter("ltx", ("LTXVideoTransformer3DModel",), ("transformer_blocks",),
+            modulated=M.ltx, cfg="batched (cache_context cond_uncond)",
             always_run=("proj_in", "time_embed", "caption_projection", "rope", "norm_out", "proj_out")),
     Adapter("ltx2", ("LTX2VideoTransformer3DModel",), ("transformer_blocks",), cfg="batched (cache_context cond_uncond)",
             streams=(Stream("hidden_states", "norm_out"), Stream("audio_hidden_states", "audio_norm_out")),

@@ -12,7 +12,8 @@ batch with ``select``); ``reset`` forgets; inputs are never mutated; finite on c
 and tiny histories; ``ready`` follows the history the engine counts; the configuration round-trips through
 dicts, JSON and TOML; the component is registered and listed; and it runs inside a real 20-step sampling
 loop on tiny DiT, FLUX and Wan pipelines.  :class:`PolicyContract`, :class:`StageDetectorContract` and
-:class:`AdapterContract` do the same for the other kinds.  Nothing here needs a GPU or a network.
+:class:`AdapterContract` do the same for the other kinds; a policy that declares ``inputs`` (TeaCache-style) is
+given them in ``ctx.inputs`` as the engine gives them (:func:`step_inputs`).  Nothing here needs a GPU or a network.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ import pytest
 import torch
 
 import padecache
-from padecache.interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext
+from padecache.interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PredictorContract", "PolicyContract", "StageDetectorContract", "AdapterContract", "trajectory", "context"]
+__all__ = ["PredictorContract", "PolicyContract", "StageDetectorContract", "AdapterContract", "trajectory", "context",
+           "step_inputs"]
 
 STEPS = 20
 _SCHEDULES = {
@@ -47,7 +49,7 @@ _SCHEDULES = {
 
 
 def context(step: int, num_steps: int = STEPS, history: int = 0, rows: int = 1, schedule: Schedule | None = None,
-            branch: str = "main") -> StepContext:
+            branch: str = "main", inputs: StepInputs | None = None) -> StepContext:
     """The :class:`StepContext` the engine would pass at ``step`` (stage from the ``fraction`` detector)."""
     schedule = schedule or Schedule.uniform(num_steps)
     sigma = None if schedule.sigmas is None else schedule.sigmas[step]
@@ -55,7 +57,7 @@ def context(step: int, num_steps: int = STEPS, history: int = 0, rows: int = 1, 
     from padecache.stages import FractionStageDetector
 
     return StepContext(step, num_steps, ctx.timestep, sigma, branch, FractionStageDetector().stage(ctx), schedule,
-                       history=history, rows=rows)
+                       history=history, rows=rows, inputs=inputs)
 
 
 def trajectory(step: int, rows: int = 3, shape: Sequence[int] = (6, 8), dtype=torch.float32, kind: str = "smooth") -> torch.Tensor:
@@ -75,6 +77,19 @@ def trajectory(step: int, rows: int = 3, shape: Sequence[int] = (6, 8), dtype=to
     else:
         out = scale * (base * (1 + 0.05 * t) + 0.01 * t**2 * base.flip(-1)) + 0.1 * torch.sin(0.3 * t + scale)
     return out.to(dtype)
+
+
+def step_inputs(policy: CachePolicy, step: int, rows: int = 3, kind: str = "smooth",
+                row: int | None = None) -> StepInputs | None:
+    """(core) What the engine hands an input-aware policy at ``step``: the inputs it declares in ``inputs``, as smooth
+    per-row trajectories (or the degenerate ones of ``kind``), all ``rows`` of them or ``row`` alone; ``None`` for a
+    policy that declares none."""
+    wanted = getattr(policy, "inputs", frozenset())
+    if not wanted:
+        return None
+    base, latents = trajectory(step, rows, kind=kind), trajectory(step + 1, rows, (4, 12), kind=kind)
+    values = {"stack_input": base, "modulated": 1.0 + 0.5 * base, "model_input": latents}
+    return StepInputs(**{name: (v if row is None else v[row : row + 1]) if name in wanted else None for name, v in values.items()})
 
 
 def _registry():
@@ -246,7 +261,8 @@ class PolicyContract(_ComponentContract):
         """Run ``policy`` through a generation as the engine does; its decision (a bool or per-row list) per step."""
         out = []
         for step in range(steps):
-            ctx = context(step, steps, history=step, rows=rows, schedule=schedule)
+            ctx = context(step, steps, history=step, rows=rows, schedule=schedule,
+                          inputs=step_inputs(policy, step, rows, kind))  # (core) what an input-aware policy reads
             want = policy.should_compute(ctx)
             if isinstance(want, torch.Tensor) and want.dim() > 0:
                 assert tuple(want.shape) == (rows,), f"{self.component!r} returned {tuple(want.shape)} decisions for {rows} rows"
@@ -283,7 +299,7 @@ class PolicyContract(_ComponentContract):
             alone = self.make(options)
             got = []
             for step in range(STEPS):
-                ctx = context(step, STEPS, history=step, rows=1)
+                ctx = context(step, STEPS, history=step, rows=1, inputs=step_inputs(alone, step, 3, row=row))
                 want = alone.should_compute(ctx)
                 want = want.tolist()[0] if isinstance(want, torch.Tensor) and want.dim() > 0 else bool(want)
                 got.append(want)
