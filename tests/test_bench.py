@@ -419,3 +419,60 @@ def test_a_stored_results_file_reads_the_same_whatever_plugins_are_installed(dit
     assert without == with_plugins
     stored = load_records(tmp_path)
     assert stored[1].summary == "tc-pade + budget(speedup=2.0)" and "| tc-pade + budget(speedup=2.0) |" in with_plugins[2]
+
+
+def test_every_method_name_of_the_results_the_readme_and_list_is_one_apply_takes(dit_pipe, capsys):
+    """One name per method: what results.json, the README's headline and `padecache list` call a padecache method,
+    padecache.apply accepts (a peer's name says it is another tool's)."""
+    import re
+    from pathlib import Path
+
+    from padecache.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    records = load_records([root / "docs" / "results" / m for m in ("dit-mnist", "flux-mnist")])
+    names = {r.method: r.kind for r in records if r.kind != "reference"}
+    for line in (root / "README.md").read_text().splitlines():
+        if line.startswith(("| dit-mnist |", "| flux-mnist |")):
+            cells = [c.strip() for c in line.split("|")]
+            names.update({c: "peer" if c.startswith(("diffusers-", "cache-dit")) else "padecache" for c in cells[4:14:2]})
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    families = listing.split("\nbench families")[1].split("\nbench peers")[0].splitlines()[1:]
+    presets = listing.split("\npresets:")[1].split("\nadapters:")[0].splitlines()[1:]
+    names.update({re.split(r"\s{2,}", line.strip())[0]: "padecache" for line in families + presets})
+    assert {"tc-pade", "taylorseer-O1", "noop", "tc-pade-reference", "tc-pade-fast", "hicache-1"} <= set(names)
+    for name, kind in sorted(names.items()):
+        if kind == "peer":
+            with pytest.raises(padecache.ConfigError, match="is a peer"):
+                padecache.apply(dit_pipe, name)
+            continue
+        padecache.apply(dit_pipe, name)
+        padecache.remove(dit_pipe)
+    for name in ("reuse", "full"):  # the headline's column names
+        padecache.load_config(name)
+
+
+@pytest.mark.parametrize("name, predictor, policy", [
+    ("tc-pade", {"name": "tc-pade"}, {"name": "budget", "speedup": 2.5}),
+    ("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, {"name": "fixed", "interval": 3, "warmup": 2}),
+    ("reuse", {"name": "noop"}, {"name": "budget", "speedup": 2.5, "warmup": 3, "spacing": 1.0}),
+    ("taylor", {"name": "taylor"}, {"name": "budget", "speedup": 2.5}),
+    ("full", {"name": "noop"}, {"name": "always"}),
+])
+def test_a_method_name_is_its_family_at_2_5x_fewer_passes(name, predictor, policy):
+    got = padecache.load_config(name).to_dict()
+    assert {k: got["predictor"][k] for k in predictor} == predictor and {k: got["policy"][k] for k in policy} == policy
+    assert round(padecache.load_config("tc-pade-fast").to_dict()["policy"]["speedup"], 2) == 2.86  # a preset keeps its own
+
+
+def test_apply_with_a_family_name_forecasts(dit_pipe):
+    import tiny
+
+    padecache.apply(dit_pipe, "tc-pade")
+    try:
+        tiny.run_dit(dit_pipe, steps=20)
+        stats = padecache.stats(dit_pipe)
+    finally:
+        padecache.remove(dit_pipe)
+    assert stats.full_passes == 8 and stats.forecast_steps == 12

@@ -263,6 +263,16 @@ def _looks_like_path(text: str) -> bool:
     return p.is_file() or "/" in text or "\\" in text or p.suffix.lower() in (".toml", ".json", ".cfg", ".ini", ".yaml", ".yml", ".txt")
 
 
+def _method(registry, name: str) -> dict | None:
+    """The configuration of the method ``name`` (:func:`padecache.sweeps.method_config`), ``None`` if none is called that."""
+    from .sweeps import method_config
+
+    try:
+        return method_config(registry, name, DEFAULT_SECTIONS["predictor"])
+    except ValueError as err:  # a peer's name, or a family two plugins declare: said as a config error
+        raise ConfigError(str(err)) from None
+
+
 def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = None, **sections) -> CacheConfig:
     """Resolve ``config`` (a preset name, a TOML path, a dict or a :class:`CacheConfig`) and overrides.
 
@@ -292,6 +302,8 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
             except ValueError as err:
                 raise ConfigError(str(err)) from None
             base = CacheConfig.from_dict(preset.config, source=f"preset {text!r}", prefer=preset.plugin)
+        elif isinstance(config, str) and not Path(text).is_file() and (method := _method(registry, text)) is not None:
+            base = CacheConfig.from_dict(method, source=f"method {text!r}")  # a bench family, predictor or policy name
         elif isinstance(config, Path) or _looks_like_path(text):
             path = Path(text)
             if not path.is_file():
@@ -306,10 +318,13 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
                 data = _load_toml(path)
             base = CacheConfig.from_dict(data, source=str(path))
         else:
+            from .sweeps import method_names
+
             names = registry.preset_names()
             raise ConfigError(
-                f"unknown preset {text!r}{suggest(text, names)}; presets: {', '.join(names)} "
-                f"(or pass a path to a .toml file, a dict, or a CacheConfig)"
+                f"unknown preset {text!r}{suggest(text, [*names, *method_names(registry)])}; presets: {', '.join(names)} "
+                f"(or a method: a bench family, predictor or policy that `padecache list` shows; or a path to a .toml "
+                f"file, a dict, or a CacheConfig)"
             )
     else:
         raise TypeError(f"config must be a preset name, a .toml path, a dict or a CacheConfig, not {type(config).__name__}")

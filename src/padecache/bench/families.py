@@ -1,37 +1,37 @@
-"""Sweep families: one method swept over target pass speedups.
-
-A :class:`Family` pairs a predictor with a *schedule*: a function ``(steps, target) -> [policy, ...]`` giving
-the policy sections to run at a target pass speedup (several when the method has knobs to search, the
-best of which counts at equal compute).  Three schedule kinds are built in:
-
-* ``"front-loaded"``: padecache's ``budget`` policy as configured by default (2 warm-up steps, passes
-  front-loaded);
-* ``"even"``: the ``budget`` policy with 3 warm-up steps and the other passes evenly spread, the same
-  steps for every predictor, so that differences between predictors on it are the predictors' alone;
-* ``"interval"``: TaylorSeer's own knobs: a pass every N steps after ``first_enhance`` 2 or 3 warm-up
-  steps, the densest N within the budget (the ``fixed`` policy).
+"""Sweep families in the benchmark: :mod:`padecache.sweeps` (where families and schedules live, so that
+``padecache.apply`` takes a family's name too), the registered ones, and the group a configuration belongs to.
 
 A plugin declares its families from the ``padecache_bench_families`` hook, as :class:`Family` objects or as
 dicts with the same fields (a dict lets the plugin's module skip importing :mod:`padecache.bench` when it
-loads; its schedule can then be one of the names above or a function of its own)::
+loads; its schedule can then be a schedule name or a function of its own)::
 
     @padecache.hookimpl
     def padecache_bench_families():
         return [{"name": "my-method", "predictor": {"name": "my-predictor"}, "schedule": "front-loaded",
                  "summary": "my predictor on padecache's default schedule"}]
-
-The benchmark's built-in families are the ones padecache itself provides: reuse, linear and Taylor
-forecasts on the even schedule, first-order Taylor on the front-loaded one, and TaylorSeer O1/O2 on
-their own knobs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import attrs
+from .. import sweeps
+from ..sweeps import (
+    REUSE,
+    SCHEDULES,
+    TAYLORSEER,
+    Family,
+    Schedule,
+    budget_passes,
+    builtin_families,
+    densest,
+    even_budget,
+    families_of,
+    front_loaded,
+    taylorseer_intervals,
+)
 
 __all__ = [
     "Family",
@@ -50,181 +50,17 @@ __all__ = [
     "REUSE",
 ]
 
-#: a schedule: ``(steps, target pass speedup) -> policy sections to run there``
-Schedule = Callable[[int | None, float], list[dict]]
-
-#: headline groups padecache's own report knows: the strongest published baseline and plain reuse
-TAYLORSEER = "taylorseer"
-REUSE = "reuse"
-
-
-def budget_passes(steps: int, target: float) -> int:
-    """Block-stack passes a target speedup allows at ``steps`` (what the ``budget`` policy spends)."""
-    return max(1, min(steps, round(steps / target)))
-
-
-def front_loaded(steps: int | None, target: float) -> list[dict]:
-    """padecache's default budget schedule: 2 warm-up steps, the other passes front-loaded."""
-    return [{"name": "budget", "speedup": round(target, 4)}]
-
-
-def even_budget(steps: int | None, target: float) -> list[dict]:
-    """The equal schedule: 3 warm-up steps (what every predictor needs), the other passes evenly spread."""
-    return [{"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0}]
-
-
-def densest(steps: int, target: float, passes_for: Callable[[int], int], knobs: Iterable[int]) -> int | None:
-    """The knob value whose schedule spends the most passes within the target's budget (``None``: none fits)."""
-    cap = budget_passes(steps, target)
-    best = None
-    for k in knobs:
-        p = passes_for(k)
-        if p <= cap and (best is None or p > best[0]):
-            best = (p, k)
-    return None if best is None else best[1]
-
-
-def taylorseer_intervals(steps: int | None, target: float) -> list[dict]:
-    """TaylorSeer's knob space at this budget: ``first_enhance`` 2 or 3, the densest interval N that fits."""
-    from ..policies import FixedPolicy
-
-    if steps is None:
-        raise ValueError("the 'interval' schedule needs the step count, which could not be read from this pipeline")
-    out = []
-    for warmup in (2, 3):
-        def passes(n, w=warmup):
-            return sum(FixedPolicy(FixedPolicy.Config(interval=n, warmup=w, last=False)).mask(steps))
-
-        n = densest(steps, target, passes, range(1, steps + 1))
-        if n is not None:
-            out.append({"name": "fixed", "interval": n, "warmup": warmup, "last": False})
-    return out
-
-
-SCHEDULES: dict[str, Schedule] = {"front-loaded": front_loaded, "even": even_budget, "interval": taylorseer_intervals}
-
-
-def _schedule(value: str | Schedule) -> str | Schedule:
-    if isinstance(value, str):
-        if value not in SCHEDULES:
-            raise ValueError(f"unknown schedule {value!r}; built-in schedules: {', '.join(SCHEDULES)} (or pass a function)")
-        return value
-    if not callable(value):
-        raise ValueError(f"a schedule is one of {', '.join(SCHEDULES)} or a function (steps, target) -> [policy, ...]; got {value!r}")
-    return value
-
-
-def _name(_, attribute, value):
-    if not isinstance(value, str) or not value.strip() or ":" in value:
-        raise ValueError(f"a family needs a `name`: a non-empty string without ':' (got {value!r})")
-
-
-def _predictor(value: Any) -> dict:
-    if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
-        raise ValueError(f"a family's `predictor` is a config section with a `name`, e.g. {{'name': 'taylor', 'order': 1}}; got {value!r}")
-    return dict(value)
-
-
-@attrs.frozen
-class Family:
-    """A method swept over target pass speedups.
-
-    Attributes:
-        name: its label in tables and plots.
-        predictor: the predictor section, e.g. ``{"name": "taylor", "order": 1}``.
-        schedule: ``"front-loaded"``, ``"even"``, ``"interval"`` or a function ``(steps, target) -> [policy, ...]``
-            (``steps`` is ``None`` when the pipeline's step count is unknown).
-        summary: one line for ``padecache bench --help`` and the report.
-        group: which method this is a setting of, for the headline (default: ``name``); families of one
-            method (variants, schedules) share a group, e.g. TaylorSeer's orders share ``"taylorseer"``.
-        published: this family is the method as published (the headline shows it next to its group's "ours").
-
-    Example::
-
-        Family("taylor-1", {"name": "taylor", "order": 1}, "even", "first-order forecast, even schedule")
-    """
-
-    name: str = attrs.field(validator=_name)
-    predictor: Mapping[str, Any] = attrs.field(converter=_predictor)
-    schedule: str | Schedule = attrs.field(default="front-loaded", converter=_schedule)
-    summary: str = ""
-    group: str = attrs.field(default=attrs.Factory(lambda self: self.name, takes_self=True))
-    published: bool = False
-
-    @classmethod
-    def from_any(cls, value: Family | Mapping[str, Any]) -> Family:
-        """A :class:`Family` from itself or from a dict of its fields (what a plugin's hook may return)."""
-        if isinstance(value, Family):
-            return value
-        if not isinstance(value, Mapping):
-            raise ValueError(f"a bench family is a padecache.bench.Family or a dict of its fields, got {type(value).__name__}")
-        fields = {f.name for f in attrs.fields(cls)}
-        unknown = sorted(set(value) - fields)
-        if unknown:
-            raise ValueError(f"bench family {value.get('name')!r}: unknown field(s) {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
-        kw = dict(value)
-        if kw.get("group") is None:
-            kw.pop("group", None)
-        return cls(**kw)
-
-    def policies(self, steps: int | None, target: float) -> list[dict]:
-        fn = SCHEDULES[self.schedule] if isinstance(self.schedule, str) else self.schedule
-        return [dict(p) for p in fn(steps, target)]
-
-    def configs(self, steps: int | None, target: float) -> list[dict]:
-        """The padecache configs to run at ``target``."""
-        return [{"predictor": dict(self.predictor), "policy": p} for p in self.policies(steps, target)]
-
-
-def builtin_families() -> list[Family]:
-    """padecache's own families (the methods its core implements)."""
-    taylorseer = "TaylorSeer (its recursion) with its own knobs: interval N, first_enhance 2 or 3"
-    return [
-        Family("noop", {"name": "noop"}, "even", "noop: plain reuse of the last residual (FORA), even schedule", group=REUSE),
-        Family("linear", {"name": "linear"}, "even", "linear extrapolation on the real time grid, even schedule", group="taylor-forecast"),
-        Family("taylor-1", {"name": "taylor", "order": 1}, "even", "first-order Taylor forecast, even schedule", group="taylor-forecast"),
-        Family("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, "even",
-               "second-order TaylorSeer forecast, even schedule", group="taylor-forecast"),
-        Family("taylor-1 front-loaded", {"name": "taylor", "order": 1}, "front-loaded",
-               "first-order Taylor forecast on padecache's default budget schedule", group="taylor-forecast"),
-        Family("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, "interval", f"O1 {taylorseer}",
-               group=TAYLORSEER, published=True),
-        Family("taylorseer-O2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, "interval", f"O2 {taylorseer}",
-               group=TAYLORSEER, published=True),
-    ]
-
 
 def registered_families() -> list[tuple[Family, str, str]]:
     """Every family: ``(family, plugin, version)``, padecache's own first, then each plugin's."""
     from ..plugins import get_registry
 
-    registry = get_registry()
-    core = registry.plugins.get("padecache", "")
-    if not core:
-        from .. import __version__ as core
-    out = [(f, "padecache", core) for f in builtin_families()]
-    for value, plugin, version in getattr(registry, "bench_families", ()):
-        try:
-            family = Family.from_any(value)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"plugin {plugin!r} ({version}) declares an invalid bench family: {err}") from None
-        out.append((family, plugin, version))
-    return out
+    return families_of(get_registry())
 
 
 def find_family(name: str, families: list[tuple[Family, str, str]] | None = None) -> tuple[Family, str, str] | None:
     """The family called ``name`` (or ``plugin:name``); ``ValueError`` when two plugins declare it."""
-    families = registered_families() if families is None else families
-    if ":" in name:
-        plugin, _, bare = name.partition(":")
-        found = [f for f in families if f[1] == plugin and f[0].name == bare]
-    else:
-        found = [f for f in families if f[0].name == name]
-    if len(found) > 1:
-        who = " and ".join(f"{p} ({v})" for _, p, v in found)
-        raise ValueError(f"bench family {name!r} is declared by {who}; say which one: "
-                         + ", ".join(repr(f"{p}:{f.name}") for f, p, _ in found))
-    return found[0] if found else None
+    return sweeps.find_family(name, registered_families() if families is None else families)
 
 
 def _normal_predictor(section: Mapping[str, Any]) -> dict | None:

@@ -1,0 +1,305 @@
+"""Methods by name: sweep families (a predictor on a schedule of passes), and the configuration each name stands for.
+
+One name per method, everywhere: whatever ``results.json``, the README and ``padecache list`` call a method -- a
+family (``tc-pade``, ``taylorseer-O1``, ``noop``...), a family's headline group with one family (``reuse``), a
+predictor or policy name, or ``full`` -- :func:`method_config` turns it into the configuration
+``padecache.apply`` runs: the family's first setting at :data:`APPLY_TARGET` fewer passes (schedules that count
+steps, such as ``interval``, are laid out for :data:`APPLY_STEPS` steps).  ``padecache.load_config`` asks it for
+any name that is not a preset.  Peers (other tools) are named here too, so that asking ``apply`` for one says what
+it is.  This module imports no torch, no plugin, and neither the registry nor the config (they are passed in).
+
+Sweep families: one method swept over target pass speedups.
+
+A :class:`Family` pairs a predictor with a *schedule*: a function ``(steps, target) -> [policy, ...]`` giving
+the policy sections to run at a target pass speedup (several when the method has knobs to search, the
+best of which counts at equal compute).  Three schedule kinds are built in:
+
+* ``"front-loaded"``: padecache's ``budget`` policy as configured by default (2 warm-up steps, passes
+  front-loaded);
+* ``"even"``: the ``budget`` policy with 3 warm-up steps and the other passes evenly spread, the same
+  steps for every predictor, so that differences between predictors on it are the predictors' alone;
+* ``"interval"``: TaylorSeer's own knobs: a pass every N steps after ``first_enhance`` 2 or 3 warm-up
+  steps, the densest N within the budget (the ``fixed`` policy).
+
+A plugin declares its families from the ``padecache_bench_families`` hook, as :class:`Family` objects or as
+dicts with the same fields (a dict lets the plugin's module skip importing :mod:`padecache.bench` when it
+loads; its schedule can then be one of the names above or a function of its own)::
+
+    @padecache.hookimpl
+    def padecache_bench_families():
+        return [{"name": "my-method", "predictor": {"name": "my-predictor"}, "schedule": "front-loaded",
+                 "summary": "my predictor on padecache's default schedule"}]
+
+The benchmark's built-in families are the ones padecache itself provides: reuse, linear and Taylor
+forecasts on the even schedule, first-order Taylor on the front-loaded one, and TaylorSeer O1/O2 on
+their own knobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from .options import suggest
+
+__all__ = [
+    "method_config",
+    "APPLY_TARGET",
+    "APPLY_STEPS",
+    "PEER_NAMES",
+    "families_of",
+    "Family",
+    "Schedule",
+    "SCHEDULES",
+    "front_loaded",
+    "even_budget",
+    "taylorseer_intervals",
+    "densest",
+    "budget_passes",
+    "builtin_families",
+    "find_family",
+    "TAYLORSEER",
+    "REUSE",
+]
+
+#: a schedule: ``(steps, target pass speedup) -> policy sections to run there``
+Schedule = Callable[[int | None, float], list[dict]]
+
+#: headline groups padecache's own report knows: the strongest published baseline and plain reuse
+TAYLORSEER = "taylorseer"
+REUSE = "reuse"
+#: other tools the benchmark runs through their own APIs (never through ``padecache.apply``)
+PEER_NAMES = ("diffusers-taylorseer", "diffusers-fbc", "diffusers-magcache", "cache-dit")
+#: a method name given to ``padecache.apply`` runs at this pass speedup...
+APPLY_TARGET = 2.5
+#: ...laid out for this many steps where its schedule counts them (the benchmark's default step count)
+APPLY_STEPS = 20
+
+
+def budget_passes(steps: int, target: float) -> int:
+    """Block-stack passes a target speedup allows at ``steps`` (what the ``budget`` policy spends)."""
+    return max(1, min(steps, round(steps / target)))
+
+
+def front_loaded(steps: int | None, target: float) -> list[dict]:
+    """padecache's default budget schedule: 2 warm-up steps, the other passes front-loaded."""
+    return [{"name": "budget", "speedup": round(target, 4)}]
+
+
+def even_budget(steps: int | None, target: float) -> list[dict]:
+    """The equal schedule: 3 warm-up steps (what every predictor needs), the other passes evenly spread."""
+    return [{"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0}]
+
+
+def densest(steps: int, target: float, passes_for: Callable[[int], int], knobs: Iterable[int]) -> int | None:
+    """The knob value whose schedule spends the most passes within the target's budget (``None``: none fits)."""
+    cap = budget_passes(steps, target)
+    best = None
+    for k in knobs:
+        p = passes_for(k)
+        if p <= cap and (best is None or p > best[0]):
+            best = (p, k)
+    return None if best is None else best[1]
+
+
+def taylorseer_intervals(steps: int | None, target: float) -> list[dict]:
+    """TaylorSeer's knob space at this budget: ``first_enhance`` 2 or 3, the densest interval N that fits."""
+    from .policies import FixedPolicy
+
+    if steps is None:
+        raise ValueError("the 'interval' schedule needs the step count, which could not be read from this pipeline")
+    out = []
+    for warmup in (2, 3):
+        def passes(n, w=warmup):
+            return sum(FixedPolicy(FixedPolicy.Config(interval=n, warmup=w, last=False)).mask(steps))
+
+        n = densest(steps, target, passes, range(1, steps + 1))
+        if n is not None:
+            out.append({"name": "fixed", "interval": n, "warmup": warmup, "last": False})
+    return out
+
+
+SCHEDULES: dict[str, Schedule] = {"front-loaded": front_loaded, "even": even_budget, "interval": taylorseer_intervals}
+
+
+def _schedule(value: str | Schedule) -> str | Schedule:
+    if isinstance(value, str):
+        if value not in SCHEDULES:
+            raise ValueError(f"unknown schedule {value!r}; built-in schedules: {', '.join(SCHEDULES)} (or pass a function)")
+        return value
+    if not callable(value):
+        raise ValueError(f"a schedule is one of {', '.join(SCHEDULES)} or a function (steps, target) -> [policy, ...]; got {value!r}")
+    return value
+
+
+def _name(_, attribute, value):
+    if not isinstance(value, str) or not value.strip() or ":" in value:
+        raise ValueError(f"a family needs a `name`: a non-empty string without ':' (got {value!r})")
+
+
+def _predictor(value: Any) -> dict:
+    if not isinstance(value, Mapping) or not isinstance(value.get("name"), str):
+        raise ValueError(f"a family's `predictor` is a config section with a `name`, e.g. {{'name': 'taylor', 'order': 1}}; got {value!r}")
+    return dict(value)
+
+
+@attrs.frozen
+class Family:
+    """A method swept over target pass speedups.
+
+    Attributes:
+        name: its label in tables and plots.
+        predictor: the predictor section, e.g. ``{"name": "taylor", "order": 1}``.
+        schedule: ``"front-loaded"``, ``"even"``, ``"interval"`` or a function ``(steps, target) -> [policy, ...]``
+            (``steps`` is ``None`` when the pipeline's step count is unknown).
+        summary: one line for ``padecache bench --help`` and the report.
+        group: which method this is a setting of, for the headline (default: ``name``); families of one
+            method (variants, schedules) share a group, e.g. TaylorSeer's orders share ``"taylorseer"``.
+        published: this family is the method as published (the headline shows it next to its group's "ours").
+
+    Example::
+
+        Family("taylor-1", {"name": "taylor", "order": 1}, "even", "first-order forecast, even schedule")
+    """
+
+    name: str = attrs.field(validator=_name)
+    predictor: Mapping[str, Any] = attrs.field(converter=_predictor)
+    schedule: str | Schedule = attrs.field(default="front-loaded", converter=_schedule)
+    summary: str = ""
+    group: str = attrs.field(default=attrs.Factory(lambda self: self.name, takes_self=True))
+    published: bool = False
+
+    @classmethod
+    def from_any(cls, value: Family | Mapping[str, Any]) -> Family:
+        """A :class:`Family` from itself or from a dict of its fields (what a plugin's hook may return)."""
+        if isinstance(value, Family):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(f"a bench family is a padecache.bench.Family or a dict of its fields, got {type(value).__name__}")
+        fields = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            raise ValueError(f"bench family {value.get('name')!r}: unknown field(s) {', '.join(unknown)}; fields: {', '.join(sorted(fields))}")
+        kw = dict(value)
+        if kw.get("group") is None:
+            kw.pop("group", None)
+        return cls(**kw)
+
+    def policies(self, steps: int | None, target: float) -> list[dict]:
+        fn = SCHEDULES[self.schedule] if isinstance(self.schedule, str) else self.schedule
+        return [dict(p) for p in fn(steps, target)]
+
+    def configs(self, steps: int | None, target: float) -> list[dict]:
+        """The padecache configs to run at ``target``."""
+        return [{"predictor": dict(self.predictor), "policy": p} for p in self.policies(steps, target)]
+
+
+def builtin_families() -> list[Family]:
+    """padecache's own families (the methods its core implements)."""
+    taylorseer = "TaylorSeer (its recursion) with its own knobs: interval N, first_enhance 2 or 3"
+    return [
+        Family("noop", {"name": "noop"}, "even", "noop: plain reuse of the last residual (FORA), even schedule", group=REUSE),
+        Family("linear", {"name": "linear"}, "even", "linear extrapolation on the real time grid, even schedule", group="taylor-forecast"),
+        Family("taylor-1", {"name": "taylor", "order": 1}, "even", "first-order Taylor forecast, even schedule", group="taylor-forecast"),
+        Family("taylor-2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, "even",
+               "second-order TaylorSeer forecast, even schedule", group="taylor-forecast"),
+        Family("taylor-1 front-loaded", {"name": "taylor", "order": 1}, "front-loaded",
+               "first-order Taylor forecast on padecache's default budget schedule", group="taylor-forecast"),
+        Family("taylorseer-O1", {"name": "taylor", "order": 1, "mode": "taylorseer"}, "interval", f"O1 {taylorseer}",
+               group=TAYLORSEER, published=True),
+        Family("taylorseer-O2", {"name": "taylor", "order": 2, "mode": "taylorseer"}, "interval", f"O2 {taylorseer}",
+               group=TAYLORSEER, published=True),
+    ]
+
+
+def families_of(registry: Any) -> list[tuple[Family, str, str]]:
+    """Every family of ``registry``: ``(family, plugin, version)``, padecache's own first, then each plugin's."""
+    core = registry.plugins.get("padecache", "")
+    out = [(f, "padecache", core) for f in builtin_families()]
+    for value, plugin, version in getattr(registry, "bench_families", ()):
+        try:
+            family = Family.from_any(value)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"plugin {plugin!r} ({version}) declares an invalid bench family: {err}") from None
+        out.append((family, plugin, version))
+    return out
+
+
+def find_family(name: str, families: list[tuple[Family, str, str]]) -> tuple[Family, str, str] | None:
+    """The family called ``name`` (or ``plugin:name``); ``ValueError`` when two plugins declare it."""
+    if ":" in name:
+        plugin, _, bare = name.partition(":")
+        found = [f for f in families if f[1] == plugin and f[0].name == bare]
+    else:
+        found = [f for f in families if f[0].name == name]
+    if len(found) > 1:
+        who = " and ".join(f"{p} ({v})" for _, p, v in found)
+        raise ValueError(f"bench family {name!r} is declared by {who}; say which one: "
+                         + ", ".join(repr(f"{p}:{f.name}") for f, p, _ in found))
+    return found[0] if found else None
+
+
+
+
+def _peer_error(name: str, families: list[tuple[Family, str, str]]) -> str | None:
+    peer = next((p for p in PEER_NAMES if name.startswith(p)), None)
+    if peer is None:
+        return None
+    own = [f.name for f, _, _ in families if f.group == TAYLORSEER] if "taylorseer" in name else []
+    hint = f" (padecache's own: {', '.join(own)})" if own else ""
+    return (f"{name!r} is a peer: {peer}, another tool that `padecache bench` runs through its own API; padecache.apply "
+            f"runs padecache's methods{hint}")
+
+
+def _family_config(family: Family, target: float, steps: int) -> dict:
+    policies = family.policies(steps, target)
+    if not policies:
+        raise ValueError(f"method {family.name!r} has no setting at {target:g}x fewer passes on {steps} steps")
+    return {"predictor": dict(family.predictor), "policy": dict(policies[0])}
+
+
+def _component_config(registry: Any, name: str, default_predictor: Mapping[str, Any]) -> dict | None:
+    """A predictor name on the budget policy, or a policy name with the default predictor (as the benchmark runs them)."""
+    if registry.get_bare("predictor", name) is not None or name in registry.components["predictor"]:
+        return {"predictor": {"name": name}, "policy": {"name": "budget", "speedup": APPLY_TARGET}}
+    if registry.get_bare("policy", name) is not None or name in registry.components["policy"]:
+        return {"predictor": dict(default_predictor), "policy": {"name": name}}
+    return None
+
+
+def method_config(registry: Any, name: str, default_predictor: Mapping[str, Any], target: float = APPLY_TARGET,
+                  steps: int = APPLY_STEPS) -> dict | None:
+    """The configuration the method ``name`` stands for (``None``: no method is called that).
+
+    ``name`` is a family (``tc-pade``, ``taylorseer-O1``, ``plugin:name``), the headline group of exactly one family
+    (``reuse``), a predictor (on the ``budget`` policy) or a policy (with ``default_predictor``), or ``full`` (full
+    compute).  A peer's name is a ``ValueError`` saying what it is.
+    """
+    families = families_of(registry)
+    if name == "full":
+        return {"predictor": {"name": "noop"}, "policy": {"name": "always"}}
+    found = find_family(name, families)
+    if found is None:
+        grouped = [f for f, _, _ in families if f.group == name]
+        found = (grouped[0], "", "") if len(grouped) == 1 else None
+    if found is not None:
+        return _family_config(found[0], target, steps)
+    peer = _peer_error(name, families)
+    if peer is not None:
+        raise ValueError(peer)
+    return _component_config(registry, name, default_predictor)
+
+
+def method_names(registry: Any) -> list[str]:
+    """Every name :func:`method_config` takes (for "did you mean" hints)."""
+    families = families_of(registry)
+    groups = [g for g in {f.group for f, _, _ in families} if sum(f.group == g for f, _, _ in families) == 1]
+    return sorted({f.name for f, _, _ in families} | set(groups) | set(registry.names("predictor"))
+                  | set(registry.names("policy")) | {"full"})
+
+
+def unknown_method(name: str, registry: Any) -> str:
+    """" (did you mean ...?)" for an unknown method name, or ``""``."""
+    return suggest(name, method_names(registry))
