@@ -162,3 +162,21 @@ def test_psnr_floor_on_the_reference_model(name, mnist):
         padecache.remove(pipe)
     assert stats.full_passes == pytest.approx(passes, abs=1.01)
     assert psnr(out, ref) > floor
+
+
+def test_bench_families_expand_to_valid_threshold_ladders():
+    """Each family runs one ladder whatever the target (the benchmark runs a setting once and counts it at every
+    budget it meets); every setting is a valid config."""
+    from padecache_inputaware import bench
+
+    from padecache.bench.methods import resolve
+
+    sizes = {"teacache": len(bench.TEACACHE_FLUX), "teacache-raw": len(bench.TEACACHE_RAW),
+             "easycache": 2 * len(bench.EASYCACHE), "seacache": len(bench.SEACACHE)}
+    for method in resolve(list(sizes)):
+        settings = method.settings(20, (2.5, 10 / 3, 4, 5, 6))
+        assert len(settings) == sizes[method.label], method.label
+        thresholds = sorted({s.config["policy"]["threshold"] for s in settings})
+        assert len(thresholds) == 9 and thresholds[-1] / thresholds[0] >= 20
+    (resil,) = resolve(["resilphase"])
+    assert all(s.config["policy"]["name"] == "fixed" for s in resil.settings(20, (2.5, 4)))
