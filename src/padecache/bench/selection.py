@@ -1,7 +1,7 @@
 """Which methods a benchmark runs, derived from the registered families (no method is named here).
 
 * :func:`key_methods`: the headline comparison for a given "ours": ours, the published form of ours' method
-  (its group's families marked ``published``), TaylorSeer's families and diffusers' TaylorSeer, and reuse;
+  (its group's families marked ``published``), TaylorSeer (diffusers' implementation where it exists), and reuse;
 * :func:`all_methods`: every family of every plugin, every peer, and every preset that caches.
 """
 
@@ -18,10 +18,20 @@ def method_for(label: str) -> str:
     return next((p for p in PEER_NAMES if label.startswith(p)), label)
 
 
+def _diffusers_taylorseer() -> bool:
+    try:
+        from diffusers.hooks import TaylorSeerCacheConfig  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def key_methods(ours: str, *, peers: bool = True, quick: bool = False) -> list[str]:
     """The methods of the headline for ``ours``.
 
-    ``quick`` keeps one TaylorSeer family (its first-order one) and no peers.
+    TaylorSeer is diffusers' own implementation (the peer, orders 1 and 2) when ``peers`` and diffusers has it,
+    else TaylorSeer's families here; ``quick`` keeps one TaylorSeer family (its first-order one) and no peers.
+    The full sweep (:func:`all_methods`) runs both.
     """
     families = registered_families()
     found = find_family(ours, families)
@@ -31,7 +41,9 @@ def key_methods(ours: str, *, peers: bool = True, quick: bool = False) -> list[s
     reuse = [f.name for f, _, _ in families if f.group == REUSE and f.name != ours]
     if quick:
         taylorseer = taylorseer[:1]
-    names = [method_for(ours), *taylorseer, *(["diffusers-taylorseer"] if peers and not quick else []), *reuse, *published]
+    elif peers and _diffusers_taylorseer():
+        taylorseer = ["diffusers-taylorseer"]
+    names = [method_for(ours), *taylorseer, *reuse, *published]
     return list(dict.fromkeys(names))
 
 
