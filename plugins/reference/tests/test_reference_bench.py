@@ -1,4 +1,4 @@
-"""``padecache bench`` on the reference model: tiny runs (2 digits, 6 steps) through the command line."""
+"""``padecache bench`` on the reference models: tiny runs (2 digits or prompts, 6 steps) through the command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import padecache
 from padecache.cli import main
 from padecache_reference.bench import BenchOptions
 
-TINY = ["--samples", "2", "--steps", "6", "--no-progress"]
+TINY = ["--model", "dit-mnist", "--samples", "2", "--steps", "6", "--no-progress"]
 
 
 def test_quick_run_writes_the_four_files_and_prints_the_headline(tmp_path, capsys):
@@ -66,11 +66,41 @@ def test_bench_rejects_unknown_methods_before_loading_the_model(tmp_path, capsys
     assert "compares against ours" in capsys.readouterr().err
 
 
+def test_the_default_model_is_the_colour_text_to_image_one(tmp_path, capsys):
+    assert main(["bench", "--quick", "--samples", "2", "--steps", "6", "--no-progress", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| emoji-t2i | 6 | 2 (3.00×) | tc-pade |" in out
+    records = json.loads((tmp_path / "results.json").read_text())
+    full = records[0]
+    assert full["samples"] == 2 and set(full["scores"]) == {"psnr", "ssim", "rel_l2", "cat_acc", "fid_cls", "fid_cls_full"}
+    assert full["scores"]["fid_cls_full"] == 0.0 and full["scores"]["fid_cls"] > 0
+    ours = next(r for r in records if r["method"] == "tc-pade")
+    assert 15 < ours["scores"]["psnr"] < 60 and ours["passes"] == 2
+
+
+def test_the_grid_titles_its_columns_with_the_prompts(tmp_path):
+    from padecache.bench import ResultsDir, compare
+    from padecache_reference import load_reference
+    from padecache_reference.bench import PromptGenerator
+
+    writer = ResultsDir(tmp_path)
+    generate = PromptGenerator(["red apple", "sun"], steps=4)
+    compare(load_reference("emoji-t2i"), generate, ["noop"], targets=(2.0,), repeats=0, out=writer, progress=False)
+    assert writer.captions == ("red apple", "sun")
+    assert (tmp_path / "grid.png").stat().st_size > 0
+
+
 def test_scopes():
     key = BenchOptions.for_scope("key", ours="tc-pade")
-    assert (key.samples, key.targets, key.steps) == (32, (2.5, 10 / 3), (20,))
-    assert key.method_list() == ["tc-pade", "taylorseer-O1", "taylorseer-O2", "diffusers-taylorseer", "noop",
-                                 "tc-pade-reference", "tc-pade-paper"]
+    assert (key.model, key.samples, key.targets, key.steps) == ("emoji-t2i", 8, (2.5, 10 / 3), (20,))
+    assert key.method_list() == ["tc-pade", "diffusers-taylorseer", "noop", "tc-pade-reference", "tc-pade-paper"]
+    digits = BenchOptions.for_scope("key", ours="tc-pade", model="dit-mnist")
+    assert digits.samples == 32
+    assert BenchOptions.for_scope("full", model="emoji-t2i").samples == 64
+    with pytest.raises(ValueError, match="ask for 1 to 64"):
+        from padecache_reference.bench import _workload
+
+        _workload(BenchOptions.for_scope("quick", samples=65))
     full = BenchOptions.for_scope("full", ours="tc-pade", samples=4)
     assert (full.samples, full.targets, full.steps) == (4, (2.5, 10 / 3, 4.0, 5.0, 6.0), (20, 28, 50))
     methods = full.method_list()

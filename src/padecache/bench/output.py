@@ -43,11 +43,14 @@ class ResultsDir:
         self.path = check_output_dir(path)
         self.records: list[Record] = []
         self.gallery: dict[int, Any] = {}  # record index -> first images (CPU tensor)
+        self.captions: tuple[str, ...] | None = None  # what each image of a run shows (a text model's prompts)
         self.paths = {"json": self.path / "results.json", "md": self.path / "results.md",
                       "pareto": self.path / "pareto.png", "grid": self.path / "grid.png"}
 
-    def start(self, model: str, steps: int | None) -> None:
-        """A comparison begins (hook for subclasses; nothing to do here)."""
+    def start(self, model: str, steps: int | None, captions: Sequence[str] | None = None) -> None:
+        """A comparison begins; ``captions`` name its images in order (the grid writes them under full compute)."""
+        if captions is not None:
+            self.captions = tuple(str(c) for c in captions)
 
     def add(self, record: Record, images: Any = None) -> None:
         if images is not None:
@@ -67,5 +70,5 @@ class ResultsDir:
         dump_records(self.records, self.paths["json"])
         self.paths["md"].write_text(markdown(self.records, ours=ours, targets=targets) + "\n")
         pareto_plot(self.records, self.paths["pareto"], ours=ours, targets=targets)
-        grid_plot(self.records, self.gallery, self.paths["grid"], ours=ours, targets=targets)
+        grid_plot(self.records, self.gallery, self.paths["grid"], ours=ours, targets=targets, captions=self.captions)
         return dict(self.paths)

@@ -6,6 +6,7 @@ Plots use matplotlib's object-oriented API on an Agg canvas: no ``pyplot`` state
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -188,10 +189,12 @@ def _grid_methods(records: Sequence[Record], gallery: Mapping[int, Any], ours: s
 
 
 def grid_plot(records: Sequence[Record], gallery: Mapping[int, Any], path: str | Path, ours: str | None = None,
-              targets: Sequence[float] | None = None, gain: float = 10.0, max_methods: int = 8) -> None:
+              targets: Sequence[float] | None = None, gain: float = 10.0, max_methods: int = 8,
+              captions: Sequence[str] | None = None) -> None:
     """Full compute, then per method its run nearest the first headline target: the images and ``gain`` × |error|.
 
-    Methods are ours, then the headline's others, then the rest by score (at most ``max_methods``).
+    Methods are ours, then the headline's others, then the rest by score (at most ``max_methods``); ``captions``
+    (e.g. the prompts) title the columns.
     """
     import numpy as np
 
@@ -214,7 +217,7 @@ def grid_plot(records: Sequence[Record], gallery: Mapping[int, Any], path: str |
     n = min(len(full), 8)
     gap = 0.3  # blank band between methods, in image heights
     ratios = [1.0] + [r for _ in methods for r in (gap, 1.0, 1.0)]
-    label_w, cell, title_h = 2.3, 0.85, 0.75
+    label_w, cell, title_h = 2.3, 0.85, 0.75 + (0.4 if captions else 0.0)  # room for the columns' captions
     width, height = label_w + n * cell + 0.2, title_h + sum(ratios) * cell + 0.15
     fig = _figure(width, height)
     grid = fig.add_gridspec(len(ratios), n, height_ratios=ratios, left=label_w / width, right=1 - 0.2 / width,
@@ -242,6 +245,8 @@ def grid_plot(records: Sequence[Record], gallery: Mapping[int, Any], path: str |
         fig.text((label_w - 0.1) / width, y, text, ha="right", va="center", fontsize=8, color=colour if colour != "black" else "0.1")
 
     show_row(0, full, f"full compute\n{steps or '?'} passes", "black")
+    for col, text in enumerate((captions or ())[:n]):
+        axes[0][col].set_title(textwrap.fill(text, 14), fontsize=6, pad=3)
     for k, m in enumerate(methods):
         r = records[candidates[m][1]]
         imgs = gallery[candidates[m][1]]

