@@ -273,7 +273,7 @@ def test_a_failed_unit_is_retried_once_then_reported_and_the_run_goes_on(where, 
 
 
 def test_bench_command_on_the_cluster_labels_its_records_as_distributed(cluster, tmp_path, capsys):
-    args = ["bench", "--quick", "--methods", "noop", "--samples", "2", "--steps", "4", "--no-progress"]
+    args = ["bench", "--quick", "--model", "dit-mnist", "--methods", "noop", "--samples", "2", "--steps", "4", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
     assert main([*args, "--ray", "--out", str(tmp_path / "ray")]) == 0
     out = capsys.readouterr().out
