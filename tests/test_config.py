@@ -124,3 +124,37 @@ def test_configs_are_written_as_valid_json():
     for preset in padecache.get_registry().preset_names():
         text = padecache.load_config(preset).to_json()
         json.loads(text, parse_constant=lambda c: pytest.fail(f"{preset}: non-standard JSON constant {c}"))
+
+
+def test_selection_options_are_a_components_config():
+    from padecache.config import Selection
+
+    with pytest.raises(TypeError, match="Selection.options must be a component's Config instance"):
+        Selection("predictor", "taylor", {"order": 2})
+
+
+def test_a_config_describes_itself_from_its_components_defaults():
+    cfg = padecache.load_config({"predictor": {"name": "taylor", "order": 2}, "policy": {"name": "budget", "speedup": 2.0}})
+    assert cfg.describe() == "taylor(order=2) + budget(speedup=2.0)"
+    assert padecache.load_config("default").describe() == "taylor + budget"
+    assert cfg.predictor.changed() == {"order": 2}
+
+
+def test_a_stored_config_is_data_read_without_the_registry(monkeypatch):
+    """A results file's configs read the same whatever is installed: config_data checks their shape only."""
+    from padecache.config import config_data
+
+    stored = {"predictor": {"name": "some-plugin:gone", "alpha": [0.9, 0.1]}, "policy": "budget", "engine": {"guard": True}}
+    import padecache.plugins
+
+    monkeypatch.setattr(padecache.plugins, "get_registry", lambda: pytest.fail("config_data consulted the registry"))
+    data = config_data(stored, source="results.json")
+    assert data == {"predictor": {"name": "some-plugin:gone", "alpha": [0.9, 0.1]}, "policy": {"name": "budget"},
+                    "engine": {"guard": True}}
+    with pytest.raises(ConfigError, match=r"results.json: \[policy\] needs a component name"):
+        config_data({"policy": {"speedup": 2}}, source="results.json")
+    with pytest.raises(ConfigError, match=r"results.json: unknown section 'polcy' \(did you mean 'policy'\?\)"):
+        config_data({"polcy": {"name": "budget"}}, source="results.json")
+    monkeypatch.undo()
+    with pytest.raises(ConfigError, match="unknown predictor 'some-plugin:gone'"):
+        padecache.load_config(data)  # turned back into components: validated now

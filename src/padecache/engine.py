@@ -20,7 +20,7 @@ import torch
 
 from .config import CacheConfig
 from .distributed import LOCAL
-from .errors import COPY_MESSAGE, component_error, prediction_problem
+from .errors import Uncopyable, component_error, prediction_problem
 from .interfaces import StepContext, StepInputs
 from .math import row_sumsq
 from .plugins import get_registry
@@ -31,7 +31,7 @@ from .state import BranchState, Owner, Part, Plan, Slot
 __all__ = ["Engine", "Part", "Plan"]
 
 
-class Engine:
+class Engine(Uncopyable):
     """Decisions and state of one transformer: branches of the current generation, stats, the owning thread.
 
     ``num_blocks`` is the number of blocks in the stack (for block-pass accounting), ``rows_split`` whether some
@@ -266,8 +266,5 @@ class Engine:
         self._finish_generation()  # the warning, if any, reaches pipelines that never signal the end of a call
         return self.recorder.snapshot()
 
-    def __deepcopy__(self, memo):
-        raise TypeError(COPY_MESSAGE.format(name=self.model_name, what="copied"))
-
-    def __reduce_ex__(self, protocol):
-        raise TypeError(COPY_MESSAGE.format(name=self.model_name, what="pickled"))
+    def _model_name(self) -> str:
+        return self.model_name

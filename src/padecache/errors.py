@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "COPY_MESSAGE"]
+__all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "COPY_MESSAGE", "Uncopyable"]
 
 COPY_MESSAGE = (
     "this {name} has padecache applied and cannot be {what} with it: padecache.remove(model) first, then apply "
@@ -67,3 +67,19 @@ def prediction_problem(prediction: Any, x_in: Any) -> str | None:
     if prediction.device != x_in.device:
         return f"returned a tensor on {prediction.device}, the block-stack input is on {x_in.device}"
     return None
+
+
+class Uncopyable:
+    """Refuses ``copy.deepcopy`` and pickling (what padecache attaches to a model), saying to ``remove`` first;
+    ``_model_name()`` names the model."""
+
+    __slots__ = ()
+
+    def _model_name(self) -> str:
+        return "model"
+
+    def __deepcopy__(self, memo):
+        raise TypeError(COPY_MESSAGE.format(name=self._model_name(), what="copied"))
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError(COPY_MESSAGE.format(name=self._model_name(), what="pickled"))

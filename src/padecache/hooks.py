@@ -35,7 +35,7 @@ from .batching import put_rows, stream_encoder, structure, take_rows, unpack_str
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
 from .engine import Engine, Plan
-from .errors import COPY_MESSAGE, ThreadConflictError
+from .errors import ThreadConflictError, Uncopyable
 from .interfaces import Schedule, StepContext, StepInputs
 from .schedule import Locator
 
@@ -71,7 +71,7 @@ class _Call:
     model_call: ModelCall | None = None  # (reach) the call's arguments, for the adapters' HeadInput maps
 
 
-class Attachment:
+class Attachment(Uncopyable):
     """padecache on one transformer: its engine, locator, adapter, hooks, and the call in flight."""
 
     def __init__(self, model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any | None,
@@ -318,17 +318,14 @@ class Attachment:
             warnings.warn(f"{what}: run sampling under torch.inference_mode() or torch.no_grad() (it also saves memory)",
                           RuntimeWarning, stacklevel=2)
 
-    def __deepcopy__(self, memo):
-        raise TypeError(COPY_MESSAGE.format(name=type(self.model).__name__, what="copied"))
-
-    def __reduce_ex__(self, protocol):
-        raise TypeError(COPY_MESSAGE.format(name=type(self.model).__name__, what="pickled"))
+    def _model_name(self) -> str:
+        return type(self.model).__name__
 
 
 # -- the wrappers ------------------------------------------------------------------------------------------------
 
 
-class BlockForward:
+class BlockForward(Uncopyable):
     """The instance ``forward`` of one hooked block (``position``: its place in the stack's execution order).
 
     Its own frame is skipped by dynamo, padecache's work runs eagerly, and the block's real ``forward`` is called
@@ -364,11 +361,8 @@ class BlockForward:
     def __call__(self, *args, **kwargs):
         return self._call(*args, **kwargs)
 
-    def __deepcopy__(self, memo):
-        raise TypeError(COPY_MESSAGE.format(name=type(self.owner.model).__name__, what="copied"))
-
-    def __reduce_ex__(self, protocol):
-        raise TypeError(COPY_MESSAGE.format(name=type(self.owner.model).__name__, what="pickled"))
+    def _model_name(self) -> str:
+        return type(self.owner.model).__name__
 
 
 def _wrap_block(owner: Attachment, block: nn.Module, list_name: str, index: int, position: int) -> Callable[[], None]:
