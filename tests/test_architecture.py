@@ -11,13 +11,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "src", *sorted((ROOT / "plugins").glob("*/src"))]
 
-#: import circles in the benchmark and command-line host that are being taken apart (issue 17); each entry is the
-#: set of modules one circle may involve.  Empty when the graph is a DAG everywhere.
-KNOWN_CIRCLES: list[frozenset[str]] = [
-    frozenset({"padecache.bench.runner", "padecache.bench.distributed", "padecache.bench.output"}),
-    frozenset({"padecache.bench.methods", "padecache.bench.peers"}),
-    frozenset({"padecache.cluster", "padecache.generate"}),
-]
+#: import circles being taken apart, each the set of modules one circle may involve (issue 17 listed four in the
+#: benchmark and command-line host; all are gone): keep this empty
+KNOWN_CIRCLES: list[frozenset[str]] = []
+
+#: plugin modules of other owners still importing another module's private names: to be made public by their owners
+KNOWN_PRIVATE_IMPORTS = {
+    ("padecache_inputaware.dicache", "padecache_inputaware.teacache"),
+    ("padecache_inputaware.easycache", "padecache_inputaware.teacache"),
+    ("padecache_inputaware.seacache", "padecache_inputaware.teacache"),
+    ("padecache_reference.train", "padecache_reference.reference"),
+    ("padecache_reference.train_t2i", "padecache_reference.reference"),
+}
 
 #: modules allowed over 450 lines: tables of data
 DATA_TABLES = {"padecache.testing.families", "padecache.testing.family_table", "padecache.adapters.families"}
@@ -35,6 +40,7 @@ def _modules() -> dict[str, Path]:
 
 
 MODULES = _modules()
+TOPS = {m.split(".")[0] for m in MODULES}
 
 
 def _is_package(name: str) -> bool:
@@ -141,10 +147,10 @@ CORE = ("padecache.engine", "padecache.hooks", "padecache.state", "padecache.sch
         "padecache.predictors", "padecache.policies", "padecache.stages")
 
 
-@pytest.mark.parametrize("name", sorted(m for m in MODULES if m.startswith(CORE)))
+@pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_private_name_crosses_a_module(name):
     for target, names in _imports(name):
-        if target.startswith("padecache"):
+        if target.split(".")[0] in TOPS and (name, target) not in KNOWN_PRIVATE_IMPORTS:
             private = [n for n in names if n.startswith("_") and not n.startswith("__") and f"{target}.{n}" not in MODULES]
             assert not private, f"{name} imports private {private} from {target}"
 
