@@ -42,3 +42,130 @@ class TestMask(PolicyContract):
 class TestFraction(StageDetectorContract):
     component = "fraction"
     configs = [{}, {"early": 0.1, "late": 0.5}]
+
+
+# -- a third-party predictor through the kit: a correct one passes, broken ones fail by name ---------------------
+
+import attrs  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import padecache  # noqa: E402
+from padecache import Predictor, option  # noqa: E402
+from padecache.testing import ComponentFailed  # noqa: E402
+
+
+class AdamsBashforth2(Predictor):
+    """Variable-step Adams-Bashforth 2 on the residual (backward-difference slopes of the last three computed ones)."""
+
+    name = "ab2"
+    min_history = 3
+
+    @attrs.frozen
+    class Config:
+        grid: str = option("step", "str", choices=("step", "sigma", "timestep"), doc="abscissa")
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.points = []
+
+    def update(self, ctx, residual, block_input, computed):
+        if computed:
+            self.points = (self.points + [(ctx.position(self.config.grid), residual)])[-3:]
+
+    def predict(self, ctx, block_input):
+        (x0, r0), (x1, r1), (x2, r2) = self.points
+        h, h_prev = ctx.position(self.config.grid) - x2, x2 - x1
+        w = h / h_prev
+        return r2 + h * ((1 + w / 2) * (r2 - r1) / h_prev - (w / 2) * (r1 - r0) / (x1 - x0))
+
+    def reset(self):
+        self.points = []
+
+    def state_tensors(self):
+        return [r for _, r in self.points]
+
+
+class SignFlipped(AdamsBashforth2):
+    """A bug: the forecast's sign is wrong (its norm is fine, so the guard lets it through)."""
+
+    name = "ab2-sign-flipped"
+
+    def predict(self, ctx, block_input):
+        return -super().predict(ctx, block_input)
+
+
+class Exploding(AdamsBashforth2):
+    """A bug: the step size is applied twice over."""
+
+    name = "ab2-exploding"
+
+    def predict(self, ctx, block_input):
+        return 50 * super().predict(ctx, block_input)
+
+
+class Raising(AdamsBashforth2):
+    """A bug: fails once it forecasts past step 4."""
+
+    name = "ab2-raising"
+
+    def predict(self, ctx, block_input):
+        if ctx.step > 4:
+            raise ValueError("history index out of range")
+        return super().predict(ctx, block_input)
+
+
+class ThirdParty:
+    __version__ = "1.0"
+
+    @padecache.hookimpl
+    def padecache_predictors(self):
+        return [AdamsBashforth2, SignFlipped, Exploding, Raising]
+
+
+@pytest.fixture(autouse=True)
+def _third_party():
+    plugin = ThirdParty()
+    padecache.register_plugin(plugin, name="third-party")
+    yield
+    padecache.unregister_plugin(plugin)
+
+
+class TestAdamsBashforth2(PredictorContract):
+    """A correct second-order predictor passes every check, the real loops included (issue 16: it failed on random
+    weights, whose residuals jump from step to step)."""
+
+    component = "ab2"
+    configs = [{}, {"grid": "timestep"}]
+
+
+def test_the_kit_judges_on_models_whose_residuals_move_like_a_trained_model_s():
+    """Second differences of the residual over first differences: random weights 1.2-1.6, trained dit-mnist 0.6."""
+    from padecache.testing.loops import roughness
+
+    for family in ("dit", "flux", "wan"):
+        assert roughness(family) < 0.5, family
+
+
+@pytest.mark.parametrize("broken, family, message", [
+    ("ab2-sign-flipped", "flux", "predictor 'ab2-sign-flipped' (plugin third-party 1.0)'s forecasts in a 20-step loop on "
+                                 "a tiny flux at 2.5x fewer passes are further from full compute than a zero residual"),
+    ("ab2-sign-flipped", "wan", "are further from full compute than a zero residual"),
+    ("ab2-exploding", "dit", "most of predictor 'ab2-exploding' (plugin third-party 1.0)'s forecasts were rejected by the guard"),
+    ("ab2-raising", "dit", "predictor 'ab2-raising' (plugin third-party 1.0) failed in a 20-step sampling loop on a tiny dit"),
+])
+def test_broken_predictors_fail_the_real_loop_by_name(broken, family, message):
+    contract = type("TestBroken", (PredictorContract,), {"component": broken})()
+    with pytest.raises(AssertionError) as failure:
+        contract.test_runs_inside_a_real_sampling_loop({}, family)
+    assert message in str(failure.value)
+
+
+def test_an_exception_in_plugin_code_is_named_with_plugin_component_step_and_branch():
+    contract = type("TestBroken", (PredictorContract,), {"component": "ab2-raising"})()
+    with pytest.raises(ComponentFailed) as failure:
+        contract.test_batch_rows_are_independent({})
+    assert str(failure.value).startswith("predictor 'ab2-raising' (plugin third-party 1.0) raised ValueError in predict() "
+                                         "at step 5, branch 'main': history index out of range")
+    assert isinstance(failure.value.__cause__, ValueError)
+    assert torch.isfinite(contract.run_history(contract.make({}), until=4)[0]).all()  # before step 5 it works

@@ -1,7 +1,9 @@
 """``padecache.testing``: what plugin authors and researchers test with.
 
 * contract suites, as pytest mixins: :class:`PredictorContract`, :class:`PolicyContract`,
-  :class:`StageDetectorContract`, :class:`AdapterContract` (:mod:`padecache.testing.contracts`);
+  :class:`StageDetectorContract` (:mod:`padecache.testing.contracts`), :class:`AdapterContract`
+  (:mod:`padecache.testing.adapter_contract`), judged in :func:`sampling_loop` on tiny models whose residuals move as
+  a trained model's do (:mod:`padecache.testing.loops`);
 * tiny, offline, seeded models: :func:`tiny_pipeline` (DiT, PixArt, FLUX, Wan, SD3 pipelines with text encoders
   built in memory) and :func:`tiny_transformer` (every supported transformer family).
 
@@ -24,7 +26,9 @@ _EXPORTS = {
     "PredictorContract": "contracts",
     "PolicyContract": "contracts",
     "StageDetectorContract": "contracts",
-    "AdapterContract": "contracts",
+    "AdapterContract": "adapter_contract",
+    "ComponentFailed": "loops",
+    "sampling_loop": "loops",
     "trajectory": "contracts",
     "context": "contracts",
     "tiny_pipeline": "pipelines",

@@ -11,14 +11,17 @@ stack's; batch rows independent (a row of a batch equals that sample alone, also
 batch with ``select``); ``reset`` forgets; inputs are never mutated; finite on constant, zero, alternating
 and tiny histories; ``ready`` follows the history the engine counts; the configuration round-trips through
 dicts, JSON and TOML; the component is registered and listed; and it runs inside a real 20-step sampling
-loop on tiny DiT, FLUX and Wan pipelines.  :class:`PolicyContract`, :class:`StageDetectorContract` and
+loop on tiny DiT, FLUX and Wan transformers, called as their pipelines call them, whose residuals move as a trained
+model's do (:mod:`padecache.testing.loops`): its forecasts are mostly accepted and bring the result closer to full
+compute than a zero residual.  An exception raised by the component's own code fails the check naming the
+component, its plugin, the method, the step and the branch (:class:`ComponentFailed`).
+:class:`PolicyContract`, :class:`StageDetectorContract` and
 :class:`AdapterContract` do the same for the other kinds; a policy that declares ``inputs`` (TeaCache-style) is
 given them in ``ctx.inputs`` as the engine gives them (:func:`step_inputs`).  Nothing here needs a GPU or a network.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sys
@@ -31,15 +34,17 @@ import torch
 import padecache
 from padecache.interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
 
+from .adapter_contract import AdapterContract
+from .loops import STEPS, ComponentFailed, calling, error, full_compute, provenance, psnr, sampling_loop, zero_forecast
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["PredictorContract", "PolicyContract", "StageDetectorContract", "AdapterContract", "trajectory", "context",
-           "step_inputs"]
+           "step_inputs", "ComponentFailed"]
 
-STEPS = 20
 _SCHEDULES = {
     "uniform": lambda n: Schedule.uniform(n),
     # a shifted flow-matching schedule (shift 3): most steps at high noise, like SD3 / Wan
@@ -116,6 +121,14 @@ class _ComponentContract:
         sel = self.selection(options)
         return _registry().create(self.kind, sel.name, sel.options)
 
+    def call(self, component: Any, method: str, ctx: Any, *args: Any, **kwargs: Any) -> Any:
+        """``component.method(ctx, ...)``; what it raises comes back naming the component, plugin, step and branch."""
+        return calling(self.kind, self.component, method, getattr(component, method), ctx, *args, **kwargs)
+
+    def named(self) -> str:
+        """The component as failures name it: ``"predictor 'x' (plugin p 1.0)"``."""
+        return provenance(self.kind, self.component)
+
     # -- checks every kind shares ------------------------------------------------------------------------
     def test_registered_and_listed(self):
         assert self.component, f"{type(self).__name__} must set `component` to the registered name"
@@ -154,16 +167,16 @@ class PredictorContract(_ComponentContract):
         x_in = torch.zeros(n, *shape, dtype=dtype)
         for step in range(until):
             ctx = context(step, history=history, rows=n)
-            if step in self.computed or not predictor.ready(ctx):
+            if step in self.computed or not self.call(predictor, "ready", ctx):
                 residual = trajectory(step, rows, shape, dtype, kind)
-                predictor.update(ctx, residual if row is None else residual[row : row + 1], x_in, computed=True)
+                self.call(predictor, "update", ctx, residual if row is None else residual[row : row + 1], x_in, computed=True)
                 history += 1
             else:
-                pred = predictor.predict(ctx, x_in)
-                predictor.update(ctx, pred, x_in, computed=False)
+                pred = self.call(predictor, "predict", ctx, x_in)
+                self.call(predictor, "update", ctx, pred, x_in, computed=False)
         ctx = context(until, history=history, rows=n)
-        assert predictor.ready(ctx), f"{self.component!r} is not ready after {history} computed residuals"
-        return predictor.predict(ctx, x_in), ctx
+        assert self.call(predictor, "ready", ctx), f"{self.named()} is not ready after {history} computed residuals"
+        return self.call(predictor, "predict", ctx, x_in), ctx
 
     @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
     def test_prediction_matches_the_block_stack(self, options, dtype):
@@ -207,15 +220,15 @@ class PredictorContract(_ComponentContract):
         for step in range(12):
             ctx = context(step, history=history, rows=3)
             x_copy = x_in.clone()
-            if step in self.computed or not predictor.ready(ctx):
+            if step in self.computed or not self.call(predictor, "ready", ctx):
                 residual = trajectory(step)
                 r_copy = residual.clone()
-                predictor.update(ctx, residual, x_in, computed=True)
+                self.call(predictor, "update", ctx, residual, x_in, computed=True)
                 history += 1
-                assert torch.equal(residual, r_copy), f"{self.component!r} changed the residual it was given at step {step}"
+                assert torch.equal(residual, r_copy), f"{self.named()} changed the residual it was given at step {step}"
             else:
-                pred = predictor.predict(ctx, x_in)
-                predictor.update(ctx, pred, x_in, computed=False)
+                pred = self.call(predictor, "predict", ctx, x_in)
+                self.call(predictor, "update", ctx, pred, x_in, computed=False)
             assert torch.equal(x_in, x_copy), f"{self.component!r} changed the block-stack input at step {step}"
 
     @pytest.mark.parametrize("kind", ["constant", "zero", "alternating", "tiny"])
@@ -235,16 +248,33 @@ class PredictorContract(_ComponentContract):
 
     @pytest.mark.parametrize("family", ["dit", "flux", "wan"])
     def test_runs_inside_a_real_sampling_loop(self, options, family):
+        """20 steps at 2.5x fewer passes on a tiny ``family`` transformer whose residuals move as a trained model's do
+        (:mod:`padecache.testing.loops`): forecasts happen, most are accepted, and they bring the result closer to
+        full compute than a zero residual would (a forecast worse than no block stack at all has a sign or a scale
+        wrong)."""
         if family not in self.families:
             pytest.skip(f"{family} not in {type(self).__name__}.families")
         config = {"predictor": {"name": self.component, **options}, "policy": {"name": "budget", "speedup": 2.5}}
-        out, stats = _loop(family, config)
-        assert torch.isfinite(out).all()
-        assert stats.forecast_steps > 0, f"{self.component!r} never forecast in a 20-step loop on {family}"
-        assert stats.fallbacks * 2 <= stats.forecast_steps + stats.fallbacks, f"most of {self.component!r}'s forecasts were rejected"
+        try:
+            out, stats = sampling_loop(family, config)
+        except AssertionError:
+            raise
+        except Exception as err:
+            raise AssertionError(f"{self.named()} failed in a {STEPS}-step sampling loop on a tiny {family}: "
+                                 f"{type(err).__name__}: {err}") from err
+        where = f"in a {STEPS}-step loop on a tiny {family} at 2.5x fewer passes"
+        assert torch.isfinite(out).all(), f"{self.named()} gave a non-finite result {where}"
+        assert stats.fallbacks * 2 <= stats.forecast_steps + stats.fallbacks, (
+            f"most of {self.named()}'s forecasts were rejected by the guard {where} ({stats.fallbacks} of "
+            f"{stats.forecast_steps + stats.fallbacks}: non-finite, or a norm over max_growth x the largest computed one)")
+        assert stats.forecast_steps > 0, f"{self.named()} never forecast {where}"
+        full = full_compute(family)
+        ours, zero = error(out, full), error(zero_forecast(family), full)
+        assert ours < zero, (f"{self.named()}'s forecasts {where} are further from full compute than a zero residual "
+                             f"(no block stack at all): error {ours:.3g} against {zero:.3g}; is a sign or a scale wrong?")
         if self.psnr_floor is not None:
-            psnr = _psnr(out, _loop(family, "none")[0])
-            assert psnr >= self.psnr_floor, f"{self.component!r} on {family}: {psnr:.1f} dB < floor {self.psnr_floor} dB"
+            got = psnr(out, full)
+            assert got >= self.psnr_floor, f"{self.named()} on {family}: {got:.1f} dB < floor {self.psnr_floor} dB"
 
 
 # -- policies ----------------------------------------------------------------------------------------------------
@@ -263,7 +293,7 @@ class PolicyContract(_ComponentContract):
         for step in range(steps):
             ctx = context(step, steps, history=step, rows=rows, schedule=schedule,
                           inputs=step_inputs(policy, step, rows, kind))  # (core) what an input-aware policy reads
-            want = policy.should_compute(ctx)
+            want = self.call(policy, "should_compute", ctx)
             if isinstance(want, torch.Tensor) and want.dim() > 0:
                 assert tuple(want.shape) == (rows,), f"{self.component!r} returned {tuple(want.shape)} decisions for {rows} rows"
                 assert want.dtype == torch.bool, f"{self.component!r} returned {want.dtype} decisions; use bools"
@@ -272,7 +302,7 @@ class PolicyContract(_ComponentContract):
                 want = bool(want)
             out.append(want)
             computed = step == 0 or (all(want) if isinstance(want, list) else want)
-            policy.observe(ctx, trajectory(step, rows, kind=kind), computed=computed)
+            self.call(policy, "observe", ctx, trajectory(step, rows, kind=kind), computed=computed)
         return out
 
     @pytest.mark.parametrize("steps", [1, 2, 7, 20, 28, 50])
@@ -300,19 +330,19 @@ class PolicyContract(_ComponentContract):
             got = []
             for step in range(STEPS):
                 ctx = context(step, STEPS, history=step, rows=1, inputs=step_inputs(alone, step, 3, row=row))
-                want = alone.should_compute(ctx)
+                want = self.call(alone, "should_compute", ctx)
                 want = want.tolist()[0] if isinstance(want, torch.Tensor) and want.dim() > 0 else bool(want)
                 got.append(want)
                 expected = batch[step][row] if isinstance(batch[step], list) else batch[step]
                 assert want == expected, f"{self.component!r}: row {row} decides differently alone at step {step}"
                 computed = step == 0 or (all(batch[step]) if isinstance(batch[step], list) else batch[step])
-                alone.observe(ctx, trajectory(step, 3)[row : row + 1], computed=computed)
+                self.call(alone, "observe", ctx, trajectory(step, 3)[row : row + 1], computed=computed)
 
     @pytest.mark.parametrize("family", ["dit", "flux", "wan"])
     def test_runs_inside_a_real_sampling_loop(self, options, family):
         if family not in self.families:
             pytest.skip(f"{family} not in {type(self).__name__}.families")
-        out, stats = _loop(family, {"predictor": {"name": "taylor"}, "policy": {"name": self.component, **options}})
+        out, stats = sampling_loop(family, {"predictor": {"name": "taylor"}, "policy": {"name": self.component, **options}})
         assert torch.isfinite(out).all() and stats.total_steps == STEPS
         assert stats.records[0].computed
 
@@ -335,166 +365,3 @@ class StageDetectorContract(_ComponentContract):
         assert len(stages) == steps and all(isinstance(s, Stage) for s in stages)
         assert [order[s] for s in stages] == sorted(order[s] for s in stages), f"{self.component!r}: {stages} is not early -> mid -> late"
         assert detector.stages(sched) == stages, f"{self.component!r} is not stateless"
-
-
-# -- adapters ----------------------------------------------------------------------------------------------------
-
-
-class _Tape(Predictor):
-    """Records the real residual of every step (policy ``always``), then replays it as a perfect forecast."""
-
-    name = "contract-tape"
-    steps: ClassVar[dict] = {}
-    recording: ClassVar[bool] = True
-
-    def update(self, ctx, residual, block_input, computed):
-        if _Tape.recording:
-            _Tape.steps[(ctx.branch, ctx.step)] = residual.clone()
-
-    def predict(self, ctx, block_input):
-        return _Tape.steps[(ctx.branch, ctx.step)].to(block_input.dtype)
-
-    def reset(self):
-        pass
-
-
-class _TapePlugin:
-    @padecache.hookimpl
-    def padecache_predictors(self):
-        return [_Tape]
-
-
-class AdapterContract:
-    """The contract every adapter keeps on its family: caching off is exact, forecasts happen, ``remove`` restores.
-
-    Set ``family`` to a name of :mod:`padecache.testing.families` (``padecache.testing.families.family_names()``),
-    or override :meth:`make_model`, :meth:`make_scheduler` and :meth:`run` for a model of your own.
-    """
-
-    family: ClassVar[str] = ""
-    #: the adapter that must claim the model (``None``: do not check)
-    adapter: ClassVar[str | None] = None
-    #: a configuration that forecasts
-    forecast_config: ClassVar[Any] = {"predictor": {"name": "taylor"}, "policy": {"name": "budget", "speedup": 2.5}}
-    steps: ClassVar[int] = STEPS
-
-    def make_model(self):
-        from .families import tiny_transformer
-
-        return tiny_transformer(self.family)
-
-    def make_scheduler(self):
-        from .families import make_scheduler
-
-        return make_scheduler(self.family)
-
-    def run(self, model, scheduler, steps: int) -> torch.Tensor:
-        """The final latents of a sampling loop, every stream flattened per row (LTX-2: video and audio)."""
-        from .families import run_loop
-
-        out = run_loop(self.family, model, steps=steps, scheduler=scheduler, return_all=True)
-        parts = out if isinstance(out, (tuple, list)) else (out,)
-        return torch.cat([p.reshape(p.shape[0], -1).float() for p in parts], 1)
-
-    @functools.cached_property
-    def _model(self):
-        return self.make_model()
-
-    def test_adapter_claims_the_model(self):
-        adapter, _ = _registry().adapter_for(self._model)
-        if self.adapter is not None:
-            assert adapter.name == self.adapter, f"{type(self._model).__name__} is claimed by adapter {adapter.name!r}"
-
-    def test_caching_off_is_exact_forecasting_works_and_remove_restores(self):
-        model, scheduler = self._model, self.make_scheduler()
-        reference = self.run(model, scheduler, self.steps)
-        before = {name: dict(m.__dict__) for name, m in model.named_modules()}  # (a cache_context adds diffusers' registry)
-        signature = _signature(model)
-        padecache.apply(model, "none", scheduler=scheduler)
-        try:
-            exact = self.run(model, scheduler, self.steps)
-            off = padecache.stats(model)
-        finally:
-            padecache.remove(model)
-        scale = max(1.0, reference.abs().max().item())
-        assert off.total_steps >= self.steps and off.forecast_steps == 0
-        assert (exact - reference).abs().max().item() <= 1e-6 * scale, "caching off changed the output"
-        padecache.apply(model, self.forecast_config, scheduler=scheduler)
-        try:
-            out = self.run(model, scheduler, self.steps)
-            on = padecache.stats(model)
-        finally:
-            padecache.remove(model)
-        assert torch.isfinite(out).all()
-        assert on.forecast_steps > 0 and on.full_passes < on.total_steps, f"no forecast on {self.family or type(model).__name__}"
-        assert on.fallbacks * 2 <= on.forecast_steps + on.fallbacks
-        after = {name: dict(m.__dict__) for name, m in model.named_modules()}
-        for name in before:  # remove put every module back as it was: no attribute left behind, forward restored
-            assert after[name].keys() == before[name].keys(), f"remove left {set(after[name]) ^ set(before[name])} on {name or 'the model'}"
-            assert after[name].get("forward") is before[name].get("forward"), f"remove did not restore {name or 'the model'}.forward"
-            assert len(after[name]["_forward_pre_hooks"]) == len(before[name]["_forward_pre_hooks"])
-        assert _signature(model) == signature
-
-    def test_a_perfect_forecast_reproduces_full_compute(self):
-        """Forecasts equal to the true residuals must give exactly full compute's output: this checks the skip path
-        (what a skipped block returns, the head, every stream) whatever the predictor."""
-        model, scheduler = self._model, self.make_scheduler()
-        plugin = _TapePlugin()
-        padecache.register_plugin(plugin, name="padecache-testing-tape")
-        try:
-            _Tape.steps, _Tape.recording = {}, True
-            with _applied(model, {"predictor": "contract-tape", "policy": "always"}, scheduler=scheduler):
-                full = self.run(model, scheduler, self.steps)
-            _Tape.recording = False
-            with _applied(model, {"predictor": "contract-tape", "policy": {"name": "budget", "speedup": 3.0}}, scheduler=scheduler):
-                replayed = self.run(model, scheduler, self.steps)
-                stats = padecache.stats(model)
-        finally:
-            _Tape.steps = {}
-            padecache.unregister_plugin(plugin)
-        assert stats.forecast_steps > 0
-        scale = max(1.0, full.abs().max().item())
-        err = (replayed - full).abs().max().item()
-        assert err <= 1e-4 * scale, (
-            f"a forecast equal to the true residual changed the output by {err:.3g}: the adapter's skip path (what a skipped "
-            f"block returns, the head, the streams) does not match {type(model).__name__}"
-        )
-
-
-# -- shared helpers ----------------------------------------------------------------------------------------------
-
-
-def _signature(model):
-    import inspect
-
-    return inspect.signature(model.forward)
-
-
-@functools.cache
-def _model(family: str):
-    from .families import tiny_transformer
-
-    return tiny_transformer(family)
-
-
-def _loop(family: str, config) -> tuple[torch.Tensor, Any]:
-    """A 20-step loop on a tiny ``family`` transformer, called as the family's pipeline calls it, with ``config``."""
-    from .families import make_scheduler, run_loop
-
-    model, scheduler = _model(family), make_scheduler(family)
-    with _applied(model, config, scheduler=scheduler):
-        out = run_loop(family, model, steps=STEPS, scheduler=scheduler, batch=2)
-        stats = padecache.stats(model)
-    return out, stats
-
-
-def _applied(pipe, config, **kwargs):
-    from .pipelines import applied
-
-    return applied(pipe, config, **kwargs)
-
-
-def _psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
-    mse = (x.float() - ref.float()).pow(2).mean().item()
-    span = (ref.max() - ref.min()).item() or 1.0
-    return math.inf if mse == 0 else 10 * math.log10(span**2 / mse)
