@@ -39,19 +39,21 @@ def test_the_plugin_walkthrough_in_docs_runs_and_passes_its_contract(tmp_path):
     text = (ROOT / "docs" / "plugins.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     plugin = next(b for b in blocks if "class Quadratic" in b)
+    policy = next(b for b in blocks if "class RelativeChange" in b)
     contract = next(b for b in blocks if "class TestQuadratic" in b)
+    policy_contract = next(b for b in blocks if "class TestRelativeChange" in b)
     bench = next(b for b in blocks if "padecache_bench_families" in b)
-    (tmp_path / "my_plugin.py").write_text(plugin + "\n" + bench)
+    (tmp_path / "my_plugin.py").write_text(plugin + "\n" + policy + "\n" + bench)
     (tmp_path / "conftest.py").write_text(
         "import torch, padecache, my_plugin\n"
         "torch.set_num_threads(1)\n"
         "padecache.register_plugin(my_plugin, name='myforecaster')\n"
     )
-    (tmp_path / "test_contract.py").write_text(contract)
+    (tmp_path / "test_contract.py").write_text(contract + "\n" + policy_contract)
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", "-k", "defaults or registered",
                            str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert " passed" in done.stdout
+    assert " passed" in done.stdout and "TestRelativeChange" not in done.stdout  # no failure of the policy either
 
 
 def test_the_readme_lists_every_supported_family():
@@ -94,3 +96,78 @@ def test_the_readme_results_come_from_the_committed_results_files():
     lead_by_1, points, ahead = re.search(r"at least 1 at (\d+) of (\d+) points, is ahead at (\d+)", lead).groups()
     text = " ".join((ROOT / "README.md").read_text().split())
     assert f"at least 1 dB at {lead_by_1} of {points} points and is ahead at {ahead}" in text
+
+
+# -- the docs a plugin author reads ------------------------------------------------------------------------------
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {_slug(m) for m in re.findall(r"^#+\s+(.*)$", text, re.M)}
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    pages = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            file, _, anchor = target.partition("#")
+            resolved = (page.parent / file).resolve() if file else page
+            if not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+    assert (ROOT / "docs" / "adapters.md").is_file()
+
+
+def test_the_adapter_guide_linked_from_the_error_runs_and_passes_its_contract(tmp_path):
+    import subprocess
+    import sys
+
+    from padecache.adapters import unsupported_message
+
+    assert "docs/adapters.md" in unsupported_message(object(), ["x"])
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "adapters.md").read_text(), re.S)
+    (tmp_path / "my_family.py").write_text(next(b for b in blocks if "class MixerModel" in b))
+    (tmp_path / "use.py").write_text("import torch\ntorch.set_num_threads(1)\n" + next(b for b in blocks if "register_plugin(my_family" in b))
+    (tmp_path / "test_mixer.py").write_text(next(b for b in blocks if "class TestMixer" in b))
+    (tmp_path / "conftest.py").write_text(
+        "import torch, padecache, my_family\ntorch.set_num_threads(1)\npadecache.register_plugin(my_family, name='mixer')\n")
+    used = subprocess.run([sys.executable, "use.py"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert used.returncode == 0 and used.stdout.strip().splitlines()[-1] == "7.0", used.stderr[-2000:]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_mixer.py")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and "3 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_the_plugin_guide_lists_every_schedule_the_default_plan_and_every_hook():
+    from padecache.bench.families import SCHEDULES, Family
+    from padecache.plugins import HOOKS
+
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    table = text.split("## 5. In the benchmark")[1].split("## 6.")[0]
+    for name in SCHEDULES:
+        assert f'| `"{name}"`' in table, name
+    default = attrs_default(Family, "schedule")
+    assert f'| `"{default}"` (**the default**)' in table
+    example = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "padecache_bench_families" in b)
+    assert f'"schedule": "{default}"' in example  # the example a reader copies runs on the default plan
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for hook in HOOKS:
+        assert f"`{hook}`" in text and f"`{hook}`" in contributing, hook
+    assert "class RelativeChange(CachePolicy)" in text and "class TestRelativeChange(PolicyContract)" in text
+
+
+def attrs_default(cls, field: str):
+    import attrs
+
+    return next(f.default for f in attrs.fields(cls) if f.name == field)
