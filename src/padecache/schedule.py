@@ -272,6 +272,10 @@ class Locator:
             name = getattr(context, "name", None) or "main"
         if not 0 <= step < num_steps:
             raise ValueError(f"step {step} is outside this generation's {num_steps} steps")
+        if fresh and step > (self.span[0] if self.span else 0):
+            # (reach) the pipeline starts later in its schedule (img2img, inpainting: strength < 1): the generation
+            # spans the steps that run, so plans, stats and step counts are those of the steps that run
+            self.span = (step, self.span[1] if self.span else num_steps)
         self.last_step = step
         self.branch_steps[name] = step
         return Where(step, num_steps, timestep, sigma, name, self.schedule, self.span, fresh)
