@@ -5,6 +5,7 @@ Each one can print its mask for any step count (``padecache mask POLICY --steps 
 
 from __future__ import annotations
 
+import warnings
 from abc import abstractmethod
 
 import attrs
@@ -196,6 +197,7 @@ class BudgetPolicy(StaticPolicy):
         tail: float | None = option(None, ge=0.0, lt=1.0, optional=True,
                                     doc="instead of `tail_gaps`: the share of the steps at the end left to the forecast")
         short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
+        min_steps: int = option(1, "int", ge=1, doc="runs of fewer steps compute every step, and say so")  # (reach)
 
         def __attrs_post_init__(self):
             if self.speedup is None and self.full_passes is None:
@@ -209,5 +211,16 @@ class BudgetPolicy(StaticPolicy):
 
     def build_mask(self, num_steps: int) -> list[bool]:
         c = self.config
+        if num_steps < c.min_steps:  # (reach) a few-step run: every step computes, and the user is told why
+            warnings.warn(f"padecache: a {num_steps}-step run is shorter than the budget policy's min_steps = "
+                          f"{c.min_steps}: every step is computed (lower policy.min_steps to forecast anyway)",
+                          RuntimeWarning, stacklevel=2)
+            return [True] * num_steps
+        passes = self.passes(num_steps)
+        if c.full_passes is None and passes <= min(c.warmup, num_steps - 1):  # (reach) no pass after the warm-up
+            warnings.warn(f"padecache: a {num_steps}-step run at speedup {c.speedup:.3g} computes {passes} of its "
+                          f"steps, all in the warm-up: the others are forecast from the warm-up's residuals alone. Set "
+                          f"policy.min_steps = {num_steps + 1} (or more) to compute every step of runs this short, or "
+                          f"lower policy.speedup", RuntimeWarning, stacklevel=2)
         tail, tail_gaps = (c.tail, None) if c.tail is not None else (0.0, c.tail_gaps)  # a share replaces the gaps
-        return budget_mask(num_steps, self.passes(num_steps), c.warmup, c.last, c.spacing, tail, c.short_first_gap, tail_gaps)
+        return budget_mask(num_steps, passes, c.warmup, c.last, c.spacing, tail, c.short_first_gap, tail_gaps)
