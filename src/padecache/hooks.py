@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from . import compat
-from .adapters import Adapter, BlockIO, ModelCall, position_of, replace_argument
+from .adapters import Adapter, BlockIO, ModelCall, control_state, position_of, replace_argument
 from .batching import put_rows, stream_encoder, structure, take_rows, unpack_stream
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
@@ -206,7 +206,9 @@ class Attachment(Uncopyable):
         x_in = h(streams[0]) if len(streams) == 1 else torch.cat([h(t).flatten(1) for t in streams], 1)
         wanted = self.engine.inputs
         inputs = StepInputs(x_in if "stack_input" in wanted else None, call.modulated, call.model_input) if wanted else None
-        call.plan = plan = self.engine.plan(call.ctx, x_in, (len(x_in), *(s[1:] for s in call.shapes)), inputs)
+        signature = (len(x_in), *(s[1:] for s in call.shapes),  # (reach) a ControlNet switching on or off restarts
+                     *(control_state(call.model_call[a]) for a in self.adapter.control_inputs))
+        call.plan = plan = self.engine.plan(call.ctx, x_in, signature, inputs)
         if plan.compute_rows is not None:
             call.rows = plan.compute_rows.to(streams[0].device)
         if plan.forecasts:

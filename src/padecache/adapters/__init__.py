@@ -28,7 +28,7 @@ from typing import Any
 import attrs
 import torch.nn as nn
 
-from .head_input import HeadInput, ModelCall
+from .head_input import HeadInput, ModelCall, control_state
 
 __all__ = [
     "Adapter",
@@ -37,6 +37,7 @@ __all__ = [
     "Stream",
     "HeadInput",
     "ModelCall",
+    "control_state",
     "GenericAdapter",
     "argument",
     "position_of",
@@ -219,6 +220,10 @@ class Adapter:
             one :class:`Stream` each; they are cached together (one residual per row, all streams packed).
         head_input: how the head receives the single stream when the model changes it between the stack and the
             head (a token slice, an unflattened grid, a sequence-first layout): a :class:`HeadInput`.
+        control_inputs: forward arguments that bring inputs computed anew every step into the block stack (ControlNet
+            residuals added between blocks).  A forecast step does not use them: the forecast extrapolates their
+            effect from the computed steps, as it does the stack's.  A call where one of them starts or stops acting
+            (given and not all zero: ControlNet on for part of the run) restarts the history, so that step computes.
         time: how the family's pipelines pass time (:class:`TimeSpec`), several candidates (resolved per
             generation to the one that matches the scheduler), or a function of the model giving either
             (Sana scales time by its config's ``timestep_scale``).
@@ -244,6 +249,7 @@ class Adapter:
     time: TimeSpec | tuple[TimeSpec, ...] | Callable[[nn.Module], TimeSpec | tuple[TimeSpec, ...]] | None = None
     streams: tuple[Stream, ...] = ()
     head_input: HeadInput | None = None  # (reach) how the head of the single stream receives it, when not as it is
+    control_inputs: tuple[str, ...] = ()  # (reach) arguments bringing per-step inputs into the stack (ControlNet)
     rows_split: bool = True
     modulated: Callable[[nn.Module, Callable, tuple, dict], Any] | None = None
     io: Mapping[str, BlockIO] = attrs.field(factory=dict)

@@ -19,6 +19,7 @@ from .head_input import HeadInput, ModelCall
 __all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED", "supported_models_markdown"]
 
 T = TimeSpec()  # the pipeline passes scheduler.timesteps as they are
+CONTROLNET = ("controlnet_block_samples", "controlnet_single_block_samples")  # FLUX-style ControlNet residuals
 T1000 = TimeSpec(scale=1e-3)  # FLUX-style pipelines pass t / 1000
 REVERSED = TimeSpec(scale=-1e-3, offset=1.0)  # Lumina-style: 1 - t / 1000
 
@@ -100,6 +101,7 @@ FAMILIES: tuple[Adapter, ...] = (
     Adapter("pixart", ("PixArtTransformer2DModel",), ("transformer_blocks",), cfg="batched",
             always_run=("pos_embed", "adaln_single", "caption_projection", "norm_out", "proj_out")),
     Adapter("sd3", ("SD3Transformer2DModel",), ("transformer_blocks",), modulated=M.ada_norm_zero, cfg="batched",
+            control_inputs=("block_controlnet_hidden_states",),
             always_run=("pos_embed", "time_text_embed", "context_embedder", "norm_out", "proj_out"),
             notes="SD3.5's last block returns no encoder stream; skip-layer guidance adds a third call"),
     Adapter("hidream", ("HiDreamImageTransformer2DModel",), ("double_stream_blocks", "single_stream_blocks"),
@@ -108,10 +110,12 @@ FAMILIES: tuple[Adapter, ...] = (
             always_run=("x_embedder", "t_embedder", "p_embedder", "caption_projection", "final_layer"),
             notes="a Llama layer is concatenated into the text stream before each block, outside the blocks"),
     Adapter("sana", ("SanaTransformer2DModel",), ("transformer_blocks",), cfg="batched",
+            control_inputs=("controlnet_block_samples",),
             time=lambda model: TimeSpec(scale=float(getattr(model.config, "timestep_scale", 1.0) or 1.0)),
             io={"transformer_blocks": HIDDEN}, always_run=("patch_embed", "time_embed", "caption_projection", "norm_out"),
             notes="time is scaled by the model's timestep_scale (1 for Sana, other values for Sana-Sprint)"),
     Adapter("hunyuandit", ("HunyuanDiT2DModel",), ("blocks",), cfg="batched", io={"blocks": HIDDEN},
+            control_inputs=("controlnet_block_samples",),
             always_run=("pos_embed", "time_extra_emb", "text_embedder", "norm_out", "proj_out"),
             notes="long skip connections: the second half of the blocks takes the first half's outputs as `skip`"),
     Adapter("auraflow", ("AuraFlowTransformer2DModel",), ("joint_transformer_blocks", "single_transformer_blocks"),
@@ -119,11 +123,13 @@ FAMILIES: tuple[Adapter, ...] = (
             io={"joint_transformer_blocks": _io(ENC_HID), "single_transformer_blocks": HIDDEN},
             always_run=("pos_embed", "time_step_embed", "context_embedder", "register_tokens", "norm_out")),
     Adapter("bria", ("BriaTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"), cfg="batched",
+            control_inputs=CONTROLNET,
             io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": _io(ENC_HID)},
             always_run=("x_embedder", "time_embed", "context_embedder", "pos_embed", "norm_out"),
             notes="diffusers' block metadata for BriaTransformerBlock is wrong (it returns (encoder, hidden)); "
                   "time is passed raw, 0..1000"),
     Adapter("zimage", ("ZImageTransformer2DModel",), ("layers",),
+            control_inputs=("controlnet_block_samples",),
             head=lambda model: f"all_final_layer.{model.config.all_patch_size[0]}-{model.config.all_f_patch_size[0]}",
             time=TimeSpec("t", scale=-1e-3, offset=1.0), cfg="batched (lists of samples)",
             io={"layers": _io("x", hidden="x")},
@@ -132,6 +138,7 @@ FAMILIES: tuple[Adapter, ...] = (
                   "metadata says hidden_states)"),
     # -- image, guidance distilled or two calls per step ------------------------------------------------------------
     Adapter("flux", ("FluxTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            control_inputs=CONTROLNET,
             modulated=M.ada_norm_zero, time=T1000,
             cfg="distilled; true CFG: separate (cache_context)",
             always_run=("x_embedder", "context_embedder", "time_text_embed", "pos_embed", "norm_out", "proj_out")),
@@ -141,11 +148,13 @@ FAMILIES: tuple[Adapter, ...] = (
             always_run=("x_embedder", "context_embedder", "time_guidance_embed", "pos_embed", "norm_out"),
             notes="text tokens are joined to the image tokens between the two block lists and cut off before the head"),
     Adapter("chroma", ("ChromaTransformer2DModel",), ("transformer_blocks", "single_transformer_blocks"),
+            control_inputs=CONTROLNET,
             modulated=M.chroma, time=T1000,
             cfg="separate", io={"transformer_blocks": _io(ENC_HID), "single_transformer_blocks": HIDDEN},
             always_run=("x_embedder", "context_embedder", "time_text_embed", "distilled_guidance_layer", "norm_out"),
             notes="single blocks take no encoder stream"),
     Adapter("qwenimage", ("QwenImageTransformer2DModel",), ("transformer_blocks",), modulated=M.qwenimage, time=T1000,
+            control_inputs=("controlnet_block_samples",),
             cfg="separate (cache_context)", always_run=("img_in", "txt_in", "time_text_embed", "pos_embed", "norm_out")),
     Adapter("lumina2", ("Lumina2Transformer2DModel",), ("layers",), time=REVERSED, cfg="separate",
             io={"layers": HIDDEN},
@@ -218,12 +227,14 @@ FAMILIES: tuple[Adapter, ...] = (
     Adapter("mochi", ("MochiTransformer3DModel",), ("transformer_blocks",), cfg="batched (cache_context cond_uncond)",
             always_run=("patch_embed", "time_embed", "rope", "norm_out", "proj_out")),
     Adapter("cosmos", ("CosmosTransformer3DModel",), ("transformer_blocks",), cfg="separate",
+            control_inputs=("block_controlnet_hidden_states",),
             io={"transformer_blocks": HIDDEN}, notes="EDM time: the scheduler's timesteps are 0.25 log sigma"),
     Adapter("allegro", ("AllegroTransformer3DModel",), ("transformer_blocks",), cfg="batched",
             io={"transformer_blocks": HIDDEN}),
     Adapter("latte", ("LatteTransformer3DModel",), ("transformer_blocks", "temporal_transformer_blocks"), cfg="batched",
             notes="spatial and temporal blocks alternate (reshaped in between); the stack is all of them"),
     Adapter("sana_video", ("SanaVideoTransformer3DModel",), ("transformer_blocks",), cfg="batched",
+            control_inputs=("controlnet_block_samples",),
             io={"transformer_blocks": HIDDEN}),
     Adapter("easyanimate", ("EasyAnimateTransformer3DModel",), ("transformer_blocks",), head="norm_final", cfg="batched",
             io={"transformer_blocks": _io(HID_ENC)}),

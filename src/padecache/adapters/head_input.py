@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["HeadInput", "ModelCall", "Count"]
+__all__ = ["HeadInput", "ModelCall", "Count", "control_state"]
 
 Count = int | str | Callable[["ModelCall"], int]
 
@@ -123,3 +123,13 @@ class HeadInput:
         """The stream is sequence-first, ``(S, B, D)`` (ERNIE-Image): rows are its transpose."""
         return cls(stack=lambda x, call: x.transpose(0, 1), rows=lambda h, call: h.transpose(0, 1),
                    inject=lambda h, value, call: value.transpose(0, 1), describe="sequence-first (S, B, D)")
+
+
+def control_state(value: Any) -> bool:
+    """Whether a per-step control input (ControlNet residuals: a tensor or a list of them) acts in this call: given
+    and not all zero.  Pipelines zero the residuals outside ``control_guidance_start/end`` rather than leave them out.
+    (One host sync per call, and only when the input is given.)"""
+    if value is None:
+        return False
+    tensors = value if isinstance(value, (list, tuple)) else [value]
+    return any(bool(t.any()) for t in tensors if t is not None)
