@@ -145,3 +145,297 @@ def test_min_steps_computes_every_step_of_a_short_run_and_says_so(flux_pipe, ste
     assert (out - reference).abs().max().item() <= 1e-6
     said = [str(w.message) for w in caught if "every step is computed" in str(w.message)]
     assert said and f"a {steps}-step run" in said[0] and "min_steps = 10" in said[0], said
+
+
+# -- editing: FLUX Kontext and Qwen-Image-Edit (reference latents ride in the stack, the prediction is sliced) -------
+
+
+def _mean_abs(a, b) -> float:
+    return (a - b).abs().mean().item()
+
+
+def _kontext(pipe, seed: int = 1):
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    return pipe(image=image, prompt="make it blue", num_inference_steps=STEPS, guidance_scale=2.5, height=16, width=16,
+                max_sequence_length=48, max_area=16 * 16, _auto_resize=False, output_type="pt",
+                generator=torch.Generator().manual_seed(0)).images
+
+
+def _qwen_edit(pipe, seed: int = 1):
+    """The edit pipeline sizes its reference to a 1024^2 area; a tiny test shrinks that area to 32^2."""
+    from unittest import mock
+
+    import numpy as np
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit as module
+    from PIL import Image
+
+    from tiny import qwen_prompt
+
+    pixels = (np.random.default_rng(seed).random((16, 16, 3)) * 255).astype("uint8")
+    tiny_area = lambda area, ratio, _f=module.calculate_dimensions: _f(32 * 32, ratio)  # sides round to 32
+    with mock.patch.object(module, "calculate_dimensions", tiny_area):
+        return pipe(image=Image.fromarray(pixels), num_inference_steps=STEPS, height=16, width=16, output_type="pt",
+                    generator=torch.Generator().manual_seed(0), **qwen_prompt()).images
+
+
+@pytest.fixture(scope="module")
+def editing(flux_pipe):
+    from diffusers import FluxKontextPipeline
+
+    from tiny import qwenimage_edit_pipeline
+
+    kontext = FluxKontextPipeline.from_pipe(flux_pipe)
+    kontext.set_progress_bar_config(disable=True)
+    return {"flux": (kontext, _kontext), "qwenimage": (qwenimage_edit_pipeline(), _qwen_edit)}
+
+
+@pytest.mark.parametrize("family", ["flux", "qwenimage"])
+def test_editing_keeps_caching_off_exact_and_the_reference_image_in_charge(editing, family):
+    """Caching off equals the unhooked pipeline; with forecasts, another reference image changes the result as it does
+    with full compute (the reference latents ride through the block stack and are forecast with it, never dropped)."""
+    pipe, run = editing[family]
+    reference, other = run(pipe), run(pipe, seed=2)
+    with applied(pipe, "none"):
+        off = run(pipe)
+    with applied(pipe, "tc-pade-fast"):
+        fast, fast_other = run(pipe), run(pipe, seed=2)
+        stats = padecache.stats(pipe)
+    assert (off - reference).abs().max().item() <= 1e-6
+    assert stats.forecast_steps > 0 and torch.isfinite(fast).all()
+    effect, kept = _mean_abs(other, reference), _mean_abs(fast_other, fast)
+    assert effect > 0 and 0.5 < kept / effect < 2.0, (effect, kept)
+
+
+# -- ControlNet (FLUX, SD3, Qwen-Image): residuals computed every step and added inside the block stack ---------------
+
+
+def _control_image(seed: int = 2):
+    return torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def _flux_control(pipe, scale: float = 1.0, **kw):
+    return pipe("a squirrel", control_image=_control_image(), controlnet_conditioning_scale=scale,
+                num_inference_steps=STEPS, guidance_scale=3.5, height=16, width=16, max_sequence_length=48,
+                output_type="pt", generator=torch.Generator().manual_seed(0), **kw).images
+
+
+def _sd3_control(pipe, scale: float = 1.0, **kw):
+    with torch.random.fork_rng(devices=[]):  # the pipeline samples the control image's latents without a generator
+        torch.manual_seed(0)
+        return pipe("a squirrel", negative_prompt="blurry", control_image=_control_image(),
+                    controlnet_conditioning_scale=scale, num_inference_steps=STEPS, guidance_scale=4.0, height=16,
+                    width=16, max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(0),
+                    **kw).images
+
+
+def _qwen_control(pipe, scale: float = 1.0, **kw):
+    from tiny import qwen_prompt
+
+    return pipe(control_image=_control_image(), controlnet_conditioning_scale=scale, num_inference_steps=STEPS,
+                height=16, width=16, output_type="pt", generator=torch.Generator().manual_seed(0), **qwen_prompt(),
+                **kw).images
+
+
+@pytest.fixture(scope="module")
+def controlnets(flux_pipe):
+    import tiny
+
+    return {"flux": (tiny.flux_controlnet_pipeline(flux_pipe), _flux_control),
+            "sd3": (tiny.sd3_controlnet_pipeline(tiny.sd3_pipeline()), _sd3_control),
+            "qwenimage": (tiny.qwenimage_controlnet_pipeline(), _qwen_control)}
+
+
+@pytest.mark.parametrize("family", ["flux", "sd3", "qwenimage"])
+def test_controlnet_conditioning_keeps_its_effect_under_forecasts(controlnets, family):
+    """The ControlNet runs every step; its residuals enter every computed step and a forecast extrapolates their effect
+    with the stack's: the control's effect on the output survives (cache-dit #482: 'ControlNet has no effect')."""
+    pipe, run = controlnets[family]
+    full, without = run(pipe), run(pipe, scale=0.0)
+    with applied(pipe, "none"):
+        off = run(pipe)
+    with applied(pipe, "tc-pade-fast"):
+        fast, fast_without = run(pipe), run(pipe, scale=0.0)
+        stats = padecache.stats(pipe)
+    assert (off - full).abs().max().item() <= 1e-6
+    assert stats.forecast_steps > 0
+    effect, kept = _mean_abs(full, without), _mean_abs(fast, fast_without)
+    assert effect > 0 and 0.5 < kept / effect < 2.0, (effect, kept)
+    assert _mean_abs(fast, full) < 0.5 * effect
+
+
+@pytest.mark.parametrize("family", ["flux", "sd3", "qwenimage"])
+@pytest.mark.parametrize("window", [{"control_guidance_start": 0.5}, {"control_guidance_end": 0.5}])
+def test_a_controlnet_switching_on_or_off_mid_run_is_computed_where_it_switches(controlnets, family, window):
+    """Pipelines zero the ControlNet residuals outside [control_guidance_start, control_guidance_end): the step where
+    they start or stop acting is not forecast from steps that had them the other way -- the history restarts there."""
+    pipe, run = controlnets[family]
+    with applied(pipe, "tc-pade-fast"):
+        run(pipe, **window)
+        stats = padecache.stats(pipe)
+    switch = STEPS // 2
+    assert stats.restarts >= 1
+    for branch in {r.branch for r in stats.records}:
+        at = {r.step: r for r in stats.records if r.branch == branch}
+        assert at[switch].computed and at[switch + 1].computed, (branch, at[switch], at[switch + 1])
+
+
+# -- LoRA (peft), int8 weight-only quantization (torchao), offloading: the same model, otherwise dressed ----------------
+
+
+def _lora(model, name: str, seed: int, alpha: int = 4):
+    from peft import LoraConfig
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.add_adapter(LoraConfig(r=4, lora_alpha=alpha, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                     init_lora_weights=False), adapter_name=name)
+
+
+@pytest.fixture(scope="module")
+def lora_flux():
+    """A FLUX pipeline with two LoRA adapters on its transformer and a third one's weights to load."""
+    pytest.importorskip("peft")
+    from peft.utils import get_peft_model_state_dict
+
+    from tiny import flux_pipeline
+
+    pipe = flux_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    _lora(pipe.transformer, "a", 1)
+    _lora(pipe.transformer, "b", 2, alpha=8)
+    _lora(pipe.transformer, "c", 3)
+    weights = {f"transformer.{k}": v for k, v in get_peft_model_state_dict(pipe.transformer, adapter_name="c").items()}
+    pipe.delete_adapters("c")
+    return pipe, weights
+
+
+def _lora_states(pipe, weights):
+    """Switch, mix, scale, load and fuse adapters between calls; yields (what, call kwargs) after each change."""
+    pipe.set_adapters("a")
+    yield "a", {}
+    pipe.set_adapters("b")
+    yield "b", {}
+    pipe.set_adapters(["a", "b"], [0.5, 1.0])
+    yield "a+b", {}
+    yield "a+b scaled", {"joint_attention_kwargs": {"scale": 0.5}}
+    pipe.load_lora_weights(dict(weights), adapter_name="loaded")
+    pipe.set_adapters("loaded")
+    yield "loaded", {}
+    pipe.set_adapters("a")
+    pipe.fuse_lora(components=["transformer"], adapter_names=["a"])
+    yield "fused", {}
+    pipe.unfuse_lora(components=["transformer"])
+    pipe.delete_adapters("loaded")
+
+
+def _flux(pipe, **kw):
+    return pipe("a squirrel", num_inference_steps=STEPS, guidance_scale=3.5, height=16, width=16,
+                max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(0), **kw).images
+
+
+def test_lora_changes_between_calls_give_what_a_fresh_apply_gives(lora_flux):
+    """padecache applied once, LoRA adapters switched, mixed, scaled, loaded and fused between calls: every call equals
+    the same call with padecache applied afresh, and caching off equals the unhooked model; the adapters matter."""
+    pipe, weights = lora_flux
+    kept, fresh, unhooked, off = {}, {}, {}, {}
+    saved = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}  # fuse + unfuse round the weights
+    for what, kw in _lora_states(pipe, weights):
+        unhooked[what] = _flux(pipe, **kw)
+        with applied(pipe, "tc-pade-fast"):
+            fresh[what] = _flux(pipe, **kw)
+        with applied(pipe, "none"):
+            off[what] = _flux(pipe, **kw)
+    pipe.transformer.load_state_dict(saved)
+    with applied(pipe, "tc-pade-fast"):
+        for what, kw in _lora_states(pipe, weights):
+            kept[what] = _flux(pipe, **kw)
+            assert padecache.stats(pipe).forecast_steps > 0
+    for what in kept:
+        assert torch.equal(kept[what], fresh[what]), what
+        assert (off[what] - unhooked[what]).abs().max().item() <= 1e-6, what
+    assert _mean_abs(unhooked["a"], unhooked["b"]) > 10 * _mean_abs(fresh["a"], unhooked["a"])
+
+
+FAMILIES = ("flux", "sd3", "wan", "qwenimage", "ltx2")
+
+
+def _family_run(family, model, config=None, **kw):
+    from padecache.testing import families as F
+
+    scheduler = F.make_scheduler(family)
+    if config is None:
+        return F.run_loop(family, model, scheduler=scheduler, return_all=True, **kw), None
+    with applied(model, config, scheduler=scheduler):
+        out = F.run_loop(family, model, scheduler=scheduler, return_all=True, **kw)
+        return out, padecache.stats(model)
+
+
+def _flat(out) -> torch.Tensor:
+    return torch.cat([t.reshape(t.shape[0], -1).float() for t in out], 1)
+
+
+def _exact_and_forecasting(family, model, **kw):
+    reference, _ = _family_run(family, model, **kw)
+    off, stats_off = _family_run(family, model, "none", **kw)
+    fast, stats = _family_run(family, model, "tc-pade-fast", **kw)
+    scale = max(1.0, _flat(reference).abs().max().item())
+    assert (_flat(off) - _flat(reference)).abs().max().item() <= 1e-6 * scale
+    assert stats.forecast_steps > 0 and torch.isfinite(_flat(fast)).all()
+    return stats_off, stats
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_int8_weight_only_quantized_transformers(family):
+    """torchao's int8 weight-only quantization on CPU (diffusers' TorchAoConfig does the same at load time)."""
+    pytest.importorskip("torchao")
+    from torchao.quantization import Int8WeightOnlyConfig, quantize_
+
+    from padecache.testing.families import tiny_transformer
+
+    model = tiny_transformer(family)
+    quantize_(model, Int8WeightOnlyConfig())
+    assert type(model.get_submodule(_a_linear(model)).weight).__name__ != "Parameter"  # really quantized
+    _exact_and_forecasting(family, model)
+
+
+def _a_linear(model) -> str:
+    return next(name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m.weight.numel() >= 256)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("offload", ["block_level", "leaf_level"])
+def test_group_offloaded_transformers(family, offload):
+    """diffusers' group offloading (onload and offload on the CPU here: the hooks are what is tested)."""
+    from padecache.testing.families import tiny_transformer
+
+    model = tiny_transformer(family)
+    cpu = torch.device("cpu")
+    model.enable_group_offload(onload_device=cpu, offload_device=cpu, offload_type=offload, num_blocks_per_group=1)
+    _exact_and_forecasting(family, model)
+
+
+def test_model_cpu_offload_of_a_pipeline(flux_pipe):
+    from tiny import flux_pipeline, run_flux
+
+    pipe = flux_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    reference = run_flux(pipe, steps=STEPS)
+    pipe.enable_model_cpu_offload(device="cpu")
+    with applied(pipe, "none"):
+        off = run_flux(pipe, steps=STEPS)
+    with applied(pipe, "tc-pade-fast"):
+        fast = run_flux(pipe, steps=STEPS)
+        stats = padecache.stats(pipe)
+    assert (off - reference).abs().max().item() <= 1e-6
+    assert stats.forecast_steps > 0 and torch.isfinite(fast).all()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_partial_schedules_of_the_transformer_families(family):
+    """Every family's loop started at step 8 of 20, as img2img pipelines run: 12 steps counted, the plan for 12."""
+    from padecache.testing.families import tiny_transformer
+
+    first = 8
+    off, stats = _exact_and_forecasting(family, tiny_transformer(family), start=first)
+    assert off.total_steps == stats.total_steps == STEPS - first and off.pass_speedup == 1.0
+    assert _computed(stats) == [first + i for i, c in enumerate(_plan("tc-pade-fast", STEPS - first)) if c]

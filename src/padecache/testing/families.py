@@ -160,14 +160,15 @@ def initial_latents(spec: FamilySpec, inputs: dict) -> dict:
 
 
 def run_loop(name: str, model, steps: int = 20, batch: int = 1, seed: int = 0, scheduler=None,
-             guidance_scale: float = 2.0, return_all: bool = False, **size):
+             guidance_scale: float = 2.0, return_all: bool = False, start: int = 0, **size):
     """A plain sampling loop that calls ``model`` exactly as the family's main pipeline does.
 
     ``scheduler.set_timesteps`` as the pipeline calls it, then for each ``t`` of ``scheduler.timesteps``: the time
     argument is ``offset + scale * t`` broadcast as the pipeline does; guidance as the pipeline runs it ("batched":
     one call on [uncond, cond] rows; "separate": a cond and an uncond call, each inside ``model.cache_context``
     only if the pipeline sets one; "distilled"/"none": one call); then ``scheduler.step``.  Deterministic given
-    ``seed`` (initial noise and conditioning come from ``make_inputs``).  Returns the final latents (a tuple of all
+    ``seed`` (initial noise and conditioning come from ``make_inputs``).  ``start`` > 0 runs the schedule from that step
+    on, as img2img and inpainting pipelines do (``strength`` < 1).  Returns the final latents (a tuple of all
     latent streams with ``return_all=True``; LTX-2 has video and audio).
     """
     import copy
@@ -180,6 +181,8 @@ def run_loop(name: str, model, steps: int = 20, batch: int = 1, seed: int = 0, s
     cond = spec.make_inputs(batch, seed, **size)
     latents = initial_latents(spec, cond)
     _set_timesteps(spec, scheduler, steps, cond)
+    if start and hasattr(scheduler, "set_begin_index"):  # img2img, inpainting: the last steps of the schedule run
+        scheduler.set_begin_index(start)
     latents = {k: v * getattr(scheduler, "init_noise_sigma", 1.0) for k, v in latents.items()}
     schedulers = {k: (scheduler if i == 0 else copy.deepcopy(scheduler)) for i, k in enumerate(spec.latent_keys)}
     contexts = spec.cfg_contexts or (None, None)
@@ -192,7 +195,7 @@ def run_loop(name: str, model, steps: int = 20, batch: int = 1, seed: int = 0, s
         uncond = spec.make_inputs(batch, seed + 1, **size)
 
     with torch.inference_mode():
-        for i, t in enumerate(scheduler.timesteps):
+        for i, t in enumerate(scheduler.timesteps[start:], start):
             if spec.step_kwargs is not None:
                 step_kwargs.update(spec.step_kwargs(scheduler, i))
             if spec.cfg == "batched":
