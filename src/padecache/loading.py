@@ -84,12 +84,14 @@ def load_pipeline(source: Any, device: str | None = None, dtype: Any = None) -> 
 
 
 def transformers_of(pipe: Any) -> list:
-    """The transformer modules of ``pipe`` (``transformer`` and Wan 2.2's ``transformer_2``), or ``pipe`` itself."""
-    import torch
+    """The transformer modules of ``pipe`` (Wan 2.2's experts included), as padecache hooks them
+    (:func:`padecache.adapters.pipelines.denoisers`); ``[]`` for an object with none."""
+    from .adapters.pipelines import denoisers
 
-    found = [getattr(pipe, n, None) for n in ("transformer", "transformer_2")]
-    found = [m for m in found if isinstance(m, torch.nn.Module)]
-    return found or ([pipe] if isinstance(pipe, torch.nn.Module) else [])
+    try:
+        return [d.module for d in denoisers(pipe)]
+    except TypeError:  # neither a pipeline with a transformer nor a module: nothing to time or count
+        return []
 
 
 def is_diffusers(pipe: Any) -> bool:
