@@ -69,3 +69,14 @@ def test_an_unsupported_model_gets_a_clear_error():
 
     with pytest.raises(TypeError, match=r"(?s)MyDenoiser.*padecache_adapters"):
         padecache.apply(MyDenoiser(), "none")
+
+
+def test_the_readme_lists_what_is_not_claimed_and_why():
+    from pathlib import Path
+
+    from padecache.adapters.families import unsupported_markdown
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert unsupported_markdown() in readme, "regenerate the README's list: adapters.families.unsupported_markdown()"
+    claimed = len({c for a in FAMILIES for c in a.model_classes})
+    assert f"for any of {claimed} diffusers transformer families" in readme

@@ -439,3 +439,92 @@ def test_partial_schedules_of_the_transformer_families(family):
     off, stats = _exact_and_forecasting(family, tiny_transformer(family), start=first)
     assert off.total_steps == stats.total_steps == STEPS - first and off.pass_speedup == 1.0
     assert _computed(stats) == [first + i for i, c in enumerate(_plan("tc-pade-fast", STEPS - first)) if c]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lora_switched_between_calls_on_the_transformer_families(family):
+    """Two adapters switched between calls with padecache kept applied: each call equals a fresh apply."""
+    pytest.importorskip("peft")
+    from padecache.testing.families import tiny_transformer
+
+    model = tiny_transformer(family)
+    _lora(model, "a", 1)
+    _lora(model, "b", 2, alpha=8)
+    fresh = {}
+    for name in ("a", "b"):
+        model.set_adapters(name)
+        _exact_and_forecasting(family, model)
+        fresh[name], _ = _family_run(family, model, "tc-pade-fast")
+    from padecache.testing import families as F
+
+    scheduler = F.make_scheduler(family)
+    with applied(model, "tc-pade-fast", scheduler=scheduler):
+        for name in ("a", "b", "a"):
+            model.set_adapters(name)
+            kept = F.run_loop(family, model, scheduler=scheduler, return_all=True)
+            assert all(torch.equal(k, f) for k, f in zip(kept, fresh[name])), name
+    assert not torch.equal(_flat(fresh["a"]), _flat(fresh["b"]))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_few_step_runs_of_the_transformer_families(family):
+    """A 6-step run: tc-pade-fast warns that its plan forecasts from the warm-up alone; min_steps computes it all."""
+    from padecache.testing.families import tiny_transformer
+
+    model = tiny_transformer(family)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _exact_and_forecasting(family, model, steps=6)
+    assert any("all in the warm-up" in str(w.message) for w in caught)
+    config = {"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 20 / 7, "min_steps": 10}}
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        _, stats = _family_run(family, model, config, steps=6)
+    assert stats.forecast_steps == 0 and stats.total_steps == 6
+
+
+# -- the compatibility table: rendered from what the tests above cover ---------------------------------------------------
+
+#: variant -> the families its tests run it on (pipeline-level tests and the transformer-level ones)
+COVERAGE = {
+    "img2img, inpainting": ("flux", *FAMILIES),
+    "few steps (4-8)": ("flux", *FAMILIES),
+    "ControlNet": ("flux", "sd3", "qwenimage"),
+    "editing (reference image)": ("flux", "qwenimage"),
+    "LoRA (peft)": ("flux", *FAMILIES),
+    "int8 weight-only (torchao)": FAMILIES,
+    "offloading": ("flux", *FAMILIES),
+}
+
+
+def _cell(adapter, variant: str) -> str:
+    if adapter.name in COVERAGE[variant]:
+        return "tested"
+    if variant == "ControlNet" and not adapter.control_inputs:
+        return "n/a"  # the transformer takes no ControlNet input
+    return "–"
+
+
+def compatibility_markdown() -> str:
+    """The README's compatibility table: every supported family against the pipeline variants."""
+    from padecache.adapters.families import FAMILIES as ADAPTERS
+
+    head = ["family", "text-to-image/video/audio", *COVERAGE]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for adapter in ADAPTERS:
+        lines.append("| " + " | ".join([adapter.name, "tested", *(_cell(adapter, v) for v in COVERAGE)]) + " |")
+    return "\n".join(lines)
+
+
+def test_the_readme_shows_the_compatibility_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert compatibility_markdown() in readme, "regenerate the README's compatibility table: tests/test_variants.py"
+
+
+def test_the_coverage_names_families_that_exist():
+    from padecache.adapters.families import FAMILIES as ADAPTERS
+
+    names = {a.name for a in ADAPTERS}
+    assert all(set(families) <= names for families in COVERAGE.values())

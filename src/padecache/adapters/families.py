@@ -16,7 +16,7 @@ from . import Adapter, BlockIO, GenericAdapter, Stream, TimeSpec
 from . import modulation as M  # (core) each family's first-block modulated input, for input-aware policies
 from .head_input import HeadInput, ModelCall
 
-__all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED", "supported_models_markdown"]
+__all__ = ["FAMILIES", "BUILTIN_ADAPTERS", "UNSUPPORTED", "supported_models_markdown", "unsupported_markdown"]
 
 T = TimeSpec()  # the pipeline passes scheduler.timesteps as they are
 CONTROLNET = ("controlnet_block_samples", "controlnet_single_block_samples")  # FLUX-style ControlNet residuals
@@ -331,10 +331,12 @@ UNSUPPORTED = {
                                     "of the previous ones",
     "Cosmos3OmniTransformer": "not yet: a mixture-of-transformers VLM whose understanding and generation token "
                               "streams share layers",
-    "SanaWMTransformer3DModel": "not yet: a world model driven chunk by chunk with camera and action conditioning",
-    "SanaWMLTX2RefinerTransformer3DModel": "not yet: the refiner stage of the Sana world model (an LTX-2-style "
-                                           "audio-video refiner run after SanaWM)",
-    "RFD4ProteinaTransformer": "not yet: protein-structure flow matching (residue frames, not latents)",
+    "SanaWMTransformer3DModel": "not yet: SANA-WM's camera-conditioned world-model DiT (UCPE attention in every "
+                                "block); its pipeline is not surveyed",
+    "SanaWMLTX2RefinerTransformer3DModel": "not yet: SANA-WM's chunk-causal refiner (LTX-2 weights): each window's "
+                                           "self-attention reads a sliding key-value cache of the refined history",
+    "RFD4ProteinaTransformer": "not yet: a protein-structure velocity denoiser over paired backbone and local-latent "
+                               "modalities; its pipeline is not surveyed",
 }
 
 #: every built-in adapter, the generic one last (registry order decides who claims a model first)
@@ -348,4 +350,11 @@ def supported_models_markdown() -> str:
     for a in FAMILIES:
         row = a.describe()
         lines.append(f"| {a.name} | `{row['classes']}` | {row['blocks']} | {row['time']} | {row['cfg']} |")
+    return "\n".join(lines)
+
+
+def unsupported_markdown() -> str:
+    """The README's list of diffusers' transformers no adapter claims, with the reasons (a test keeps it in sync)."""
+    lines = [f"Not claimed ({len(UNSUPPORTED)} of diffusers 0.42.1's transformers), and why:", ""]
+    lines += [f"* `{name}`: {reason}" for name, reason in UNSUPPORTED.items()]
     return "\n".join(lines)
