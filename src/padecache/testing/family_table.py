@@ -1834,7 +1834,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
     FamilySpec(
         name="kandinsky6_sr", model_class="Kandinsky6SRTransformer3DModel", pipeline="Kandinsky6SRPipeline",
         tiny_config=dict(in_visual_dim=4, out_visual_dim=4, time_dim=16, patch_size=(1, 2, 2), model_dim=24,
-                         ff_dim=32, num_visual_blocks=2, axes_dims=(4, 4, 4)),
+                         ff_dim=32, num_visual_blocks=1, axes_dims=(4, 4, 4)),
         inputs=dict(_anchor=derived(lambda s: torch.zeros(s.B, s.f, s.h, s.w, 5)),
                     hidden_states=In(lambda s, g, got: torch.cat(
                         [torch.randn(s.B, s.f, s.h, s.w, 4, generator=g), got["_anchor"]], dim=-1)),
