@@ -87,7 +87,8 @@ def _print_reference_models(registry, verbose: bool) -> None:
     width = max((len(m.name) for m, _, _ in models), default=0)
     for model, plugin, version in models:
         mark = " (default)" if model.default else ""
-        print(f"  {model.name:<{width}}  {plugin} {version}  {model.summary}; generate takes --{model.inputs}{mark}")
+        flag = "--prompt" if model.inputs == "prompts" else "--labels"
+        print(f"  {model.name:<{width}}  {plugin} {version}  {model.summary}; generate takes {flag}{mark}")
         if verbose and model.train:
             print(f"      train-reference --data: {model.train_data or 'see the plugin'}")
 
