@@ -28,6 +28,9 @@ def missing_reason(registry: Any = None) -> str:
         b = broken[0]
         return (f"the reference plugin {b.plugin!r} ({b.package or b.plugin} {b.version}) is installed but broken: {b.error} "
                 f"(`padecache list` shows every broken plugin; reinstall it: pip install -e plugins/reference)")
+    if registry.broken:  # a broken plugin may be the one that would have provided them
+        names = ", ".join(f"{b.plugin!r}" for b in registry.broken)
+        return f"{INSTALL}; the broken plugins {names} may be the one you expect (`padecache list` shows their errors)"
     return INSTALL
 
 
