@@ -70,7 +70,7 @@ def test_readme_commands_are_the_ci_commands():
     install, tests = readme[fence + 1], readme[fence + 2]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "pip install torch==2.13.0" in install and "padecache bench" in install and tests.endswith("python -m pytest")
-    for package in ("plugins/tcpade", "plugins/forecasters", "plugins/reference"):
+    for package in ("plugins/tcpade", "plugins/forecasters", "plugins/inputaware", "plugins/reference"):
         assert f"-e {package}" in install and f"-e {package}" in ci
     extras = re.compile(r'-e "\.\[([a-z,]+)\]"')
     assert extras.findall(install) == extras.findall(ci) == ["bench,dev,ray"], "the README installs other extras than CI"
