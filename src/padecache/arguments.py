@@ -133,11 +133,11 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _ray(p: argparse.ArgumentParser, what: str) -> None:
+def _ray(p: argparse.ArgumentParser, what: str, threads: str = "torch's") -> None:
     p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
                    help=f"{what}: without ADDRESS a local cluster with this machine's CPUs/GPUs, shut down at the end; "
                         "with one (host:port, ray://host:port, auto) a running one, left running")
-    p.add_argument("--threads", type=positive, default=None, help="torch threads (default: torch's; with --ray, per task: 1)")
+    p.add_argument("--threads", type=positive, default=None, help=f"torch threads (default: {threads}; with --ray, per task: 1)")
 
 
 def _bench(sub) -> None:
@@ -168,7 +168,8 @@ def _bench(sub) -> None:
     p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True, help="include diffusers' and cache-dit's methods")
     p.add_argument("--weights", default=None, help="directory written by train-reference (default: the bundled weights)")
     _ray(p, "run every method setting as a task on a Ray cluster (extra ray); scores are those of a run in one "
-            "process, the records say distributed: true and their wall times are not comparable with a run in one process")
+            "process, the records say distributed: true and their wall times are not comparable with a run in one process",
+         threads="1, so that the process's CPU time is what each method costs")
     p.add_argument("--out", default="bench-out", help="output directory (created; checked before anything runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
