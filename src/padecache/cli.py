@@ -336,9 +336,18 @@ COMMANDS = {"list": cmd_list, "mask": cmd_mask, "config": cmd_config, "bench": c
             "report": cmd_report, "train-reference": cmd_train, "train-classifier": cmd_train_classifier}
 
 
+#: loggers of optional libraries that warn at import about kernels this machine lacks (torchao's GPU extensions,
+#: its deprecated pytree registrations), which say nothing about padecache's run
+_IMPORT_NOISE = ("torchao", "torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in _IMPORT_NOISE:  # a command-line entry point may set this; the library never does
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         return COMMANDS[args.command](args)
     except (_Usage, MissingModel, ValueError, TypeError, FileNotFoundError) as err:

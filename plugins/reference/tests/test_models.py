@@ -12,7 +12,6 @@ from padecache_reference import MODEL_NAMES, load_reference, reference_names
 from padecache_reference.classifier import load_classifier
 from padecache_reference.scorers import class_accuracy
 
-
 DIGIT_MODELS = [n for n in reference_names() if n.endswith("-mnist")]
 
 

