@@ -2,7 +2,7 @@
 
 Policies ``teacache`` (with every polynomial the official code publishes, :data:`TEACACHE_MODELS`, and
 :func:`calibrate_teacache` for the others), ``easycache``, ``seacache`` and ``dicache``; predictors ``dicache``
-(trajectory alignment) and ``resilphase`` (barycentric Lagrange on a phase axis).  See METHODS.md.
+(trajectory alignment) and ``resilphase`` (barycentric Lagrange on a phase axis).  See docs/methods.md.
 """
 
 from __future__ import annotations
