@@ -32,7 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import IMAGE_SIZE, crop_digits
+from .data import DIGIT_SIZE, IMAGE_SIZE, crop_digits
+from .img2img import check_img2img
+from .img2img import start as start_img2img
 
 __all__ = [
     "ReferenceSpec",
@@ -216,18 +218,32 @@ class ReferencePipeline:
         seed: int | Sequence[int] = 0,
         latents: torch.Tensor | None = None,
         output: Literal["digits", "full"] = "digits",
+        image: torch.Tensor | None = None,
+        strength: float | None = None,
     ) -> torch.Tensor:
-        """Sample digits of the given classes; returns ``(B, 1, 28, 28)`` in [-1, 1] (``"full"``: 32x32)."""
+        """Sample digits of the given classes; returns ``(B, 1, 28, 28)`` in [-1, 1] (``"full"``: 32x32).
+
+        Image-to-image (:mod:`padecache_reference.img2img`): ``image`` ``(B, 1, 28, 28)`` digits (padded with
+        background, as :func:`~padecache_reference.data.to_model_space` pads) or ``(B, 1, 32, 32)``, in [-1, 1], with
+        ``strength`` in (0, 1]: the last ``round(num_inference_steps * strength)`` steps run, from ``image`` noised to
+        the first of them.
+        """
         labels = torch.as_tensor(class_labels, dtype=torch.long).flatten()
         if labels.numel() == 0 or int(labels.min()) < 0 or int(labels.max()) >= NUM_CLASSES:
             raise ValueError(f"class_labels must be digits 0..9, got {labels.tolist()}")
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be >= 1, got {num_inference_steps}")
+        image, strength = check_img2img(image, strength, latents, len(labels), num_inference_steps,
+                                        [(1, IMAGE_SIZE, IMAGE_SIZE), (1, DIGIT_SIZE, DIGIT_SIZE)], "class labels")
         g = self.spec.guidance_scale if guidance_scale is None else float(guidance_scale)
         x = self.noise(len(labels), seed) if latents is None else latents.clone()
         null = torch.full_like(labels, NULL_CLASS)
         self.scheduler.set_timesteps(num_inference_steps)
-        for t in self.scheduler.timesteps:
+        timesteps = self.scheduler.timesteps
+        if image is not None:
+            pad = (IMAGE_SIZE - image.shape[-1]) // 2  # 28x28 digits: the 2-pixel background border
+            timesteps, x = start_img2img(self.scheduler, num_inference_steps, strength, F.pad(image, (pad,) * 4, value=-1.0), x)
+        for t in timesteps:
             if self.spec.family == "dit":
                 v = self._dit_step(x, t, labels, null, g)
             else:

@@ -32,6 +32,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .img2img import check_img2img
+from .img2img import start as start_img2img
+
 __all__ = ["TextEncoder", "TextPipeline", "MAX_TOKENS", "IMAGE_SIDE", "PATCH", "TEXT_DIM"]
 
 IMAGE_SIDE = 32
@@ -212,11 +215,15 @@ class TextPipeline:
         width: int | None = None,
         negative_prompt: str = "",
         latents: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+        strength: float | None = None,
     ) -> torch.Tensor:
         """Images for ``prompts``: ``(N, 3, 32, 32)`` in [-1, 1], deterministic for a seed.
 
         ``guidance_scale`` (default 4.0) runs true CFG: a conditional and an unconditional (``negative_prompt``,
-        default empty) transformer call per step; 1.0 runs the conditional call only.
+        default empty) transformer call per step; 1.0 runs the conditional call only.  Image-to-image
+        (:mod:`padecache_reference.img2img`): ``image`` ``(N, 3, 32, 32)`` in [-1, 1] with ``strength`` in (0, 1]: the
+        last ``round(num_inference_steps * strength)`` steps run, from ``image`` noised to the first of them.
         """
         prompts = self.check_prompts(prompts)
         for side, value in (("height", height), ("width", width)):
@@ -224,13 +231,18 @@ class TextPipeline:
                 raise ValueError(f"emoji-t2i was trained at {IMAGE_SIDE}x{IMAGE_SIDE} pixels only; got {side}={value}")
         if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
             raise ValueError(f"num_inference_steps must be a whole number >= 1, got {num_inference_steps!r}")
+        image, strength = check_img2img(image, strength, latents, len(prompts), num_inference_steps,
+                                        [(3, IMAGE_SIDE, IMAGE_SIDE)], "prompts")
         g = self.spec.guidance_scale if guidance_scale is None else float(guidance_scale)
         states, pooled = self.text_encoder.encode(prompts)
         if g != 1.0:
             null_states, null_pooled = self.text_encoder.encode([negative_prompt] * len(prompts))
         x = self.noise(len(prompts), seed) if latents is None else latents.clone()
         self.set_timesteps(num_inference_steps)
-        for t in self.scheduler.timesteps:
+        timesteps = self.scheduler.timesteps
+        if image is not None:
+            timesteps, x = start_img2img(self.scheduler, num_inference_steps, strength, image, x)
+        for t in timesteps:
             sigma = (t / 1000).expand(len(x))
             with _maybe_context(self.transformer, "cond"):
                 v = self.velocity(x, sigma, states, pooled)
