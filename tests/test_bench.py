@@ -136,6 +136,39 @@ def test_results_json_is_written_after_every_run(dit_pipe, tmp_path):
     assert not padecache.is_applied(dit_pipe)
 
 
+def test_a_pipeline_that_runs_the_end_of_its_schedule_is_counted_over_the_steps_that_ran(flux_pipe):
+    """img2img at strength 0.5 of 20 steps runs the last 10: full compute, passes, budgets and masks are over those 10,
+    padecache's methods and a peer alike (a peer's passes are counted by block executions, never assumed)."""
+    from diffusers import FluxImg2ImgPipeline
+
+    from padecache.bench.peers import _diffusers_taylorseer_mask
+    from padecache.bench.report import budget, equal_compute
+
+    pipe = FluxImg2ImgPipeline.from_pipe(flux_pipe)
+    pipe.set_progress_bar_config(disable=True)
+    image = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def img2img(pipe, seed):
+        # diffusers 0.42.1's FluxImg2ImgPipeline opens no cache context (FluxPipeline does), which its own caches need
+        with pipe.transformer.cache_context("cond"):
+            return pipe("a squirrel", image=image, strength=0.5, num_inference_steps=20, guidance_scale=3.5, height=16,
+                        width=16, max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(seed)).images
+
+    records = bench.compare(pipe, img2img, ["noop", "taylor-1 front-loaded", "diffusers-taylorseer"], targets=(2.5,),
+                            scorers={"mean_abs": mean_abs}, repeats=0, progress=False)
+    full, reuse, front, *peer = records
+    assert full.steps == 10 and full.passes == 10 and all(r.steps == 10 and r.status == "ok" for r in records)
+    assert budget(10, 2.5) == 4
+    for r in (reuse, front):  # the plan spends 4 passes over the 10 steps that ran; the mask shows those 10 only
+        assert (r.passes, r.pass_speedup, len(r.mask), r.mask.count("#")) == (4.0, 2.5, 10, 4)
+    assert peer and all(r.mask is None for r in peer)
+    for r in peer:
+        planned = _diffusers_taylorseer_mask(10, r.config["cache_interval"], r.config["disable_cache_before_step"])
+        assert r.passes == sum(planned) and r.pass_speedup == pytest.approx(10 / sum(planned), abs=1e-3)
+    assert set(equal_compute(records, 10, 2.5)) >= {"noop", "taylor-1 front-loaded"}
+    assert all(r.scores["mean_abs"] > 0 for r in (reuse, front))
+
+
 class ThirdParty:
     """A plugin that brings a bench family of its own (and nothing else)."""
 

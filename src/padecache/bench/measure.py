@@ -283,7 +283,16 @@ def measure(setting: Setting, run: Run, *, full_walls: list[float], repeats: int
             attached.close()
     stats = [s for s in stats if s is not None and getattr(s, "total_steps", 0)]
     return Measured(images, count, [s.full_passes for s in stats], [s.fallbacks for s in stats], [s.cache_bytes for s in stats],
-                    "".join("#" if m else "." for m in stats[0].mask()) if stats else None, wall, ref, suspect, run.clock.name)
+                    _mask(stats[0]) if stats else None, wall, ref, suspect, run.clock.name)
+
+
+def _mask(stats: Any) -> str:
+    """The computed (``#``) / forecast (``.``) mask of the steps that ran: a pipeline that starts later in its
+    schedule (img2img at strength < 1) runs only the last steps, and the ones it never ran are not forecasts."""
+    branch = stats.branches[0] if stats.branches else None
+    ran = sorted({r.step for r in stats.records if r.branch == branch})
+    mask = stats.mask(branch)
+    return "".join("#" if mask[s] else "." for s in ran)
 
 
 def fill(rec: Record, m: Measured, steps: int | None, per_gen: float | None, seeds: int) -> None:

@@ -138,7 +138,9 @@ class Record:
         published: this method is the published form of its group (reported next to "ours").
         ours: this is the method the comparison is about (``compare(ours=...)``).
         target: the pass speedup this sweep point aimed at (``None`` for a method run as given).
-        steps: denoising steps of the generation (``None`` if it could not be read from the pipeline).
+        steps: denoising steps the generation ran (``None`` if they could not be read from the pipeline): a pipeline that
+            runs only the end of its schedule (img2img at strength < 1) counts the steps it ran, and passes, budgets
+            and masks are over those steps.
         seeds: the seeds generated; ``samples``: images scored (all seeds).
         passes: block-stack passes per generation, counted by executions (full compute: ``steps``).
         pass_speedup: full compute's block executions / this run's.
