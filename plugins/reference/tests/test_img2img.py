@@ -199,3 +199,29 @@ def test_emoji_t2i_refuses_a_grey_image(pipes):
     pipe = _pipe(pipes, "emoji-t2i")
     with pytest.raises(ValueError, match=r"for 2 prompts it must be \(2, 3, 32, 32\)"):
         pipe(CONDITIONS["emoji-t2i"], num_inference_steps=4, image=_image("flux-mnist"), strength=0.5)
+
+
+def test_the_img2img_benchmark_inputs_are_real_images_of_what_is_prompted():
+    """benchmarks/img2img.py: a real digit of each prompted class; the real Twemoji of every benchmark prompt's concept."""
+    import importlib.util
+    from pathlib import Path
+
+    from padecache_reference.data import crop_digits, load_bundled_digits, to_model_space
+    from padecache_reference.emoji import benchmark_prompts
+
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "img2img.py"
+    spec = importlib.util.spec_from_file_location("img2img_benchmark", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    labels, images, _ = script.digit_inputs(12)
+    digits, classes = load_bundled_digits()
+    assert labels == [i % 10 for i in range(12)] and images.shape == (12, 1, 28, 28)
+    real = crop_digits(to_model_space(digits))
+    for label, image in zip(labels, images):
+        match = (real - image).abs().flatten(1).amax(1) == 0
+        assert match.any() and set(classes[match.numpy()].tolist()) == {label}
+    prompts, images, categories = script.emoji_inputs(64)  # every benchmark prompt's concept has a Twemoji
+    assert len(prompts) == 64 and images.shape == (64, 3, 32, 32) and images.min() >= -1 and images.max() <= 1
+    assert all(p.startswith("noto style: ") for p in prompts)
+    assert categories == [p.category_index for p in benchmark_prompts(64)]
+    assert prompts[0] == f"noto style: {benchmark_prompts(1)[0].text}"  # the first prompt names its concept bare
