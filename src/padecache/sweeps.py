@@ -30,6 +30,14 @@ loads; its schedule can then be one of the names above or a function of its own)
         return [{"name": "my-method", "predictor": {"name": "my-predictor"}, "schedule": "front-loaded",
                  "summary": "my predictor on padecache's default schedule"}]
 
+A family may also carry an ``engine`` section, e.g. ``{"first_blocks": 1}``: the first F and last B blocks of the
+stack then run on every step and only the middle is forecast (cache-dit's Fn/Bn, DiCache's probe).  Such a run
+pays ``(F + B) / N`` of a pass for every forecast step, so the family is compared at equal *block-pass* cost: at a
+target whose budget is ``b = budget_passes(steps, target)`` passes, its schedule is asked for the target of the
+most full passes ``P`` with ``P + (steps - P) (F + B) / N <= b`` (:func:`range_passes`), ``steps / P``; a budget
+the always-run blocks alone exceed gives no setting.  ``N`` is the model's block count, which the benchmark reads
+from the pipeline; where it is unknown (``padecache.apply`` by a family's name) the schedule gets the target itself.
+
 The benchmark's built-in families are the ones padecache itself provides: reuse, linear and Taylor
 forecasts on the even schedule, first-order Taylor on the front-loaded one, and TaylorSeer O1/O2 on
 their own knobs.
@@ -37,6 +45,7 @@ their own knobs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -58,6 +67,7 @@ __all__ = [
     "taylorseer_intervals",
     "densest",
     "budget_passes",
+    "range_passes",
     "builtin_families",
     "find_family",
     "TAYLORSEER",
@@ -81,6 +91,19 @@ APPLY_STEPS = 20
 def budget_passes(steps: int, target: float) -> int:
     """Block-stack passes a target speedup allows at ``steps`` (what the ``budget`` policy spends)."""
     return max(1, min(steps, round(steps / target)))
+
+
+def range_passes(steps: int, target: float, share: float) -> int | None:
+    """Full passes that fit the budget of ``target`` when every other step still runs ``share`` of a pass.
+
+    The most ``P`` with ``P + (steps - P) * share <= budget_passes(steps, target)`` (block passes), or ``None``
+    when not even one does: the blocks that always run cost more than the budget on their own.
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the share of a pass a forecast step runs is in [0, 1), got {share}")
+    budget = budget_passes(steps, target)
+    passes = min(steps, math.floor((budget - steps * share) / (1.0 - share) + 1e-9))
+    return passes if passes >= 1 else None
 
 
 def front_loaded(steps: int | None, target: float) -> list[dict]:
@@ -145,6 +168,22 @@ def _predictor(value: Any) -> dict:
     return dict(value)
 
 
+#: the engine options that set a block range (the only ones a family's plan depends on)
+BLOCK_RANGE = ("first_blocks", "last_blocks")
+
+
+def _engine(value: Any) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"a family's `engine` is a config section, e.g. {{'first_blocks': 1}}; got {value!r}")
+    for key in BLOCK_RANGE:
+        n = value.get(key, 0)
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"a family's `engine.{key}` is a whole number of blocks >= 0, got {n!r}")
+    return dict(value)
+
+
 @attrs.frozen
 class Family:
     """A method swept over target pass speedups.
@@ -158,10 +197,13 @@ class Family:
         group: which method this is a setting of, for the headline (default: ``name``); families of one
             method (variants, schedules) share a group, e.g. TaylorSeer's orders share ``"taylorseer"``.
         published: this family is the method as published (the headline shows it next to its group's "ours").
+        engine: an ``[engine]`` section its runs take, e.g. ``{"first_blocks": 1}`` (a block range that always
+            runs: the schedule is then planned at equal block-pass cost, see the module's docstring).
 
     Example::
 
         Family("taylor-1", {"name": "taylor", "order": 1}, "even", "first-order forecast, even schedule")
+        Family("tc-pade F1B0", {"name": "tc-pade"}, engine={"first_blocks": 1})
     """
 
     name: str = attrs.field(validator=_name)
@@ -170,6 +212,7 @@ class Family:
     summary: str = ""
     group: str = attrs.field(default=attrs.Factory(lambda self: self.name, takes_self=True))
     published: bool = False
+    engine: Mapping[str, Any] = attrs.field(factory=dict, converter=_engine)
 
     @classmethod
     def from_any(cls, value: Family | Mapping[str, Any]) -> Family:
@@ -187,13 +230,35 @@ class Family:
             kw.pop("group", None)
         return cls(**kw)
 
-    def policies(self, steps: int | None, target: float) -> list[dict]:
-        fn = SCHEDULES[self.schedule] if isinstance(self.schedule, str) else self.schedule
-        return [dict(p) for p in fn(steps, target)]
+    @property
+    def always_run(self) -> int:
+        """Blocks its runs compute on every step (``engine.first_blocks + engine.last_blocks``)."""
+        return sum(self.engine.get(k, 0) for k in BLOCK_RANGE)
 
-    def configs(self, steps: int | None, target: float) -> list[dict]:
-        """The padecache configs to run at ``target``."""
-        return [{"predictor": dict(self.predictor), "policy": p} for p in self.policies(steps, target)]
+    def planned_target(self, steps: int | None, target: float, num_blocks: int | None = None) -> float | None:
+        """The target its schedule is asked for at ``target``: ``target`` itself, or with a block range on a model of
+        ``num_blocks`` blocks, ``steps / P`` for the full passes ``P`` of :func:`range_passes` (``None``: no setting
+        fits that budget)."""
+        if not self.always_run or steps is None or num_blocks is None:
+            return target
+        if self.always_run >= num_blocks:
+            raise ValueError(f"family {self.name!r} always runs {self.always_run} blocks (engine {self.engine}), and this "
+                             f"model has {num_blocks}: nothing is left to forecast")
+        passes = range_passes(steps, target, self.always_run / num_blocks)
+        return None if passes is None else steps / passes
+
+    def policies(self, steps: int | None, target: float, num_blocks: int | None = None) -> list[dict]:
+        """The policy sections to run at ``target`` (``num_blocks``: the model's, for a family with a block range)."""
+        planned = self.planned_target(steps, target, num_blocks)
+        if planned is None:
+            return []
+        fn = SCHEDULES[self.schedule] if isinstance(self.schedule, str) else self.schedule
+        return [dict(p) for p in fn(steps, planned)]
+
+    def configs(self, steps: int | None, target: float, num_blocks: int | None = None) -> list[dict]:
+        """The padecache configs to run at ``target`` (with the family's ``engine`` section when it has one)."""
+        extra = {"engine": dict(self.engine)} if self.engine else {}
+        return [{"predictor": dict(self.predictor), "policy": p, **extra} for p in self.policies(steps, target, num_blocks)]
 
 
 def builtin_families() -> list[Family]:
@@ -254,10 +319,10 @@ def _peer_error(name: str, families: list[tuple[Family, str, str]]) -> str | Non
 
 
 def _family_config(family: Family, target: float, steps: int) -> dict:
-    policies = family.policies(steps, target)
-    if not policies:
+    configs = family.configs(steps, target)  # the model, and so a block range's share, is not known here
+    if not configs:
         raise ValueError(f"method {family.name!r} has no setting at {target:g}x fewer passes on {steps} steps")
-    return {"predictor": dict(family.predictor), "policy": dict(policies[0])}
+    return configs[0]
 
 
 def _component_config(registry: Any, name: str, default_predictor: Mapping[str, Any]) -> dict | None:

@@ -42,6 +42,7 @@ _EXPORTS = {
     "taylorseer_intervals": "families",
     "densest": "families",
     "budget_passes": "families",
+    "range_passes": "families",
     "registered_families": "families",
     "Setting": "methods",
     "Attached": "methods",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover
         densest,
         even_budget,
         front_loaded,
+        range_passes,
         registered_families,
         taylorseer_intervals,
     )

@@ -87,6 +87,7 @@ class Plan:
     calls_per_step: int
     block_lists: tuple[str, ...]
     settings: tuple[tuple[SettingInfo, ...], ...]
+    num_blocks: int | None = None
 
 
 @attrs.frozen
@@ -94,7 +95,7 @@ class FullResult:
     """Full compute over one seed chunk: images, block executions, one timing."""
 
     images: torch.Tensor
-    count: int | None
+    count: float | None
     walls: tuple[float, ...]
     environment: Environment
     clock: str = ""
@@ -168,8 +169,8 @@ def _settings(pipe, generate, methods, token: str, context: tuple, index: int) -
     if _STATE.token != token:
         _STATE.token, _STATE.settings = token, {}
     if index not in _STATE.settings:
-        steps, calls_per_step, block_lists, seeds, targets = context
-        ctx = RunContext(pipe, generate, tuple(seeds), steps, calls_per_step, tuple(block_lists))
+        steps, calls_per_step, block_lists, num_blocks, seeds, targets = context
+        ctx = RunContext(pipe, generate, tuple(seeds), steps, calls_per_step, tuple(block_lists), num_blocks)
         _STATE.settings[index] = resolve(methods)[index].settings(steps, targets, ctx)
     return _STATE.settings[index]
 
@@ -181,11 +182,11 @@ def _plan(source, generate, methods, seeds, targets, token: str) -> Plan:
     steps, calls_per_step = probe(pipe, run)  # also warms the pipeline up
     _STATE.warm = True
     with Counter(pipe) as counter:
-        block_lists = counter.block_lists
-    context = (steps, calls_per_step, block_lists, tuple(seeds), tuple(targets))
+        block_lists, num_blocks = counter.block_lists, counter.num_blocks
+    context = (steps, calls_per_step, block_lists, num_blocks, tuple(seeds), tuple(targets))
     per_method = [_settings(pipe, generate, methods, token, context, i) for i in range(len(resolve(methods)))]
     return Plan(pipe_name(pipe), steps, calls_per_step, tuple(block_lists),
-                tuple(tuple(SettingInfo.of(s) for s in ss) for ss in per_method))
+                tuple(tuple(SettingInfo.of(s) for s in ss) for ss in per_method), num_blocks)
 
 
 def _full(source, generate, seeds, repeats: int) -> FullResult:
@@ -293,7 +294,7 @@ def compare_on(executor: Executor, pipe: Any, generate: Callable[[Any, int], Any
         full_h = [executor.submit(full_task, source, generate_h, chunk, repeats, name=f"bench: full compute, seeds {chunk[0]}+")
                   for chunk in parts]
         full_score_h = executor.submit(score_task, scorers_h, 1.0, len(full_h), *full_h, name="bench: scores of full compute")
-        context = (plan.steps, plan.calls_per_step, plan.block_lists, seeds, targets)
+        context = (plan.steps, plan.calls_per_step, plan.block_lists, plan.num_blocks, seeds, targets)
         jobs: list[tuple[SettingInfo, list[Any]]] = []
         for mi, infos in enumerate(plan.settings):
             for si, info in enumerate(infos):

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import sweeps
 from ..sweeps import (
+    BLOCK_RANGE,
     REUSE,
     SCHEDULES,
     TAYLORSEER,
@@ -30,6 +31,7 @@ from ..sweeps import (
     even_budget,
     families_of,
     front_loaded,
+    range_passes,
     taylorseer_intervals,
 )
 
@@ -42,6 +44,7 @@ __all__ = [
     "taylorseer_intervals",
     "densest",
     "budget_passes",
+    "range_passes",
     "builtin_families",
     "registered_families",
     "find_family",
@@ -76,13 +79,15 @@ def group_of(config: Mapping[str, Any], families: list[tuple[Family, str, str]] 
     """The group of the families that run the same predictor as ``config`` (a padecache config dict), if they agree.
 
     A preset or config run as given is a setting of a family's method when it runs that family's predictor,
-    with the same options, on the kind of policy the family's schedule uses: a budget preset of TC-Padé
-    belongs to TC-Padé's group, a fixed-interval TaylorSeer preset to TaylorSeer's.  ``None`` when no
-    family, or families of several groups, match.
+    with the same options, on the kind of policy the family's schedule uses, over the same block range
+    (``engine.first_blocks`` / ``last_blocks``): a budget preset of TC-Padé belongs to TC-Padé's group, a
+    fixed-interval TaylorSeer preset to TaylorSeer's.  ``None`` when no family, or families of several groups, match.
     """
     predictor = config.get("predictor")
     if not isinstance(predictor, Mapping):
         return None
+    engine = config.get("engine") if isinstance(config.get("engine"), Mapping) else {}
+    blocks = tuple(engine.get(k, 0) for k in BLOCK_RANGE)
     target = _normal_predictor(predictor)
     raw = json.loads(json.dumps(dict(predictor), default=list))
 
@@ -97,7 +102,7 @@ def group_of(config: Mapping[str, Any], families: list[tuple[Family, str, str]] 
 
     policy = (config.get("policy") or {}).get("name") if isinstance(config.get("policy"), Mapping) else config.get("policy")
     families = registered_families() if families is None else families
-    matches = [f for f, _, _ in families if same(f.predictor)]
+    matches = [f for f, _, _ in families if same(f.predictor) and tuple(f.engine.get(k, 0) for k in BLOCK_RANGE) == blocks]
     if not matches:
         return None
 

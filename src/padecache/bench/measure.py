@@ -33,12 +33,28 @@ __all__ = ["PassCounter", "Counter", "Run", "Measured", "measure", "fill", "new_
 SUSPECT_TOLERANCE = 0.10
 
 
+def _rows(output: Any) -> int | None:
+    """The leading (batch) size of a module's output: a tensor, or the first tensor of a tuple or list."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output.shape[0] if output.dim() else None
+    if isinstance(output, (tuple, list)):
+        return next((r for r in map(_rows, output) if r is not None), None)
+    return None
+
+
 class PassCounter:
     """Counts real block executions in a transformer's block stack, the same way for every method.
 
-    Each block's first attention module is counted (a skipped or cached block never runs it, and no head
-    or embedding calls into it); blocks without one count their linear layers instead.  ``count`` is in
-    block executions; divide by the blocks per pass for passes.
+    A block counts each time its own computation runs: each call of its first attention module, or in a block
+    without one, each call of the linear layer of it that ran first (a skipped or cached block runs none of them,
+    and no head or embedding calls into them; a method that replaces a block's ``forward`` still calls the block,
+    so the block's own call proves nothing).  A call on some rows of the batch (rows that went separate ways and
+    compute alone) counts their share: the rows it ran over the most that block ran at once.  ``count`` is in
+    block executions, so a run whose forecast steps still run ``F + B`` of the stack's ``num_blocks`` blocks (a
+    block range, cache-dit's Fn/Bn) counts that share of a pass exactly, as ``padecache.stats`` does: divide by
+    the blocks per pass for passes.
     """
 
     def __init__(self, transformer: Any):
@@ -50,15 +66,32 @@ class PassCounter:
         if hasattr(adapter, "resolve"):  # the generic adapter names the block lists of this model
             adapter = adapter.resolve(transformer)
         self.block_lists = tuple(adapter.block_lists)
-        self.count = 0
         self.handles = []
-        for _, _, block in adapter.blocks(transformer):
+        blocks = adapter.blocks(transformer)
+        self.num_blocks = len(blocks)
+        self.anchors: list[Any] = [None] * self.num_blocks  # per block, the module whose calls count
+        self.calls: list[list[int]] = [[] for _ in blocks]  # per block, the rows of each counted call (0: unknown)
+        for i, (_, _, block) in enumerate(blocks):
             attn = next((m for m in block.children() if type(m).__name__.endswith("Attention")), None)
+            if attn is not None:
+                self.anchors[i] = attn
             targets = [attn] if attn is not None else [m for m in block.modules() if isinstance(m, torch.nn.Linear)]
-            self.handles += [m.register_forward_hook(self._hit) for m in targets]
+            self.handles += [m.register_forward_hook(lambda m, args, out, i=i: self._hit(i, m, out)) for m in targets]
 
-    def _hit(self, *_):
-        self.count += 1
+    def _hit(self, i: int, module: Any, output: Any):
+        if self.anchors[i] is None:  # a block without attention: the linear layer that runs first stands for it
+            self.anchors[i] = module
+        if module is self.anchors[i]:  # once per block execution, however many of its layers run
+            self.calls[i].append(_rows(output) or 0)
+
+    @property
+    def count(self) -> float:
+        """Block executions so far, a call on some of the rows counting their share (a whole number when none did)."""
+        total = 0.0
+        for calls in self.calls:
+            full = max(calls, default=0)
+            total += sum(1.0 if not full or not r else r / full for r in calls)
+        return total
 
     def close(self):
         for h in self.handles:
@@ -80,12 +113,17 @@ class Counter:
                 break
 
     @property
-    def count(self) -> int | None:
+    def count(self) -> float | None:
         return sum(c.count for c in self.counters) if self.counters else None
 
     @property
     def block_lists(self) -> tuple[str, ...]:
         return self.counters[0].block_lists if self.counters else ()
+
+    @property
+    def num_blocks(self) -> int | None:
+        """Blocks in the (first) transformer's stack, ``None`` where no adapter fits."""
+        return self.counters[0].num_blocks if self.counters else None
 
     def close(self):
         for c in self.counters:
@@ -197,8 +235,7 @@ class Measured:
     """What one setting produced over some seeds, before scoring.
 
     Attributes:
-        images: every seed's images, concatenated (CPU).
-        count: block executions over those seeds (``None``: no adapter to count with).
+        count: block executions over those seeds, a run on some rows counting their share (``None``: no adapter to count with).
         passes, fallbacks, cache_bytes: padecache's stats of each generation that reported any (none for peers).
         mask: the first such generation's mask (``#`` computed, ``.`` forecast).
         wall, ref: median time of the method over the seeds, and of full compute timed around it (on ``clock``).
@@ -207,7 +244,7 @@ class Measured:
     """
 
     images: Any
-    count: int | None
+    count: float | None
     passes: list = attrs.field(factory=list)
     fallbacks: list = attrs.field(factory=list)
     cache_bytes: list = attrs.field(factory=list)

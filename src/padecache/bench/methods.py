@@ -47,19 +47,28 @@ def components_of(config: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     return out
 
 
-def describe(cfg: Any) -> str:
-    """A :class:`~padecache.config.CacheConfig` in a few words: ``predictor(changed options) + policy(...)``, showing
-    the options that differ from each component's defaults (what tables print; stored with the record)."""
+def _changed(options: Any) -> str:
+    """The options of an attrs options object that differ from their defaults, as ``k=v,...``."""
     from ..options import options_dict
 
+    values = options_dict(options)
+    defaults = {f.name: f.default for f in attrs.fields(type(options))
+                if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory)}
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
+    return ",".join(f"{k}={v}" for k, v in values.items() if k not in plain or plain[k] != v)
+
+
+def describe(cfg: Any) -> str:
+    """A :class:`~padecache.config.CacheConfig` in a few words: ``predictor(changed options) + policy(...)``, showing
+    the options that differ from each component's defaults, and ``engine(...)`` when its options do (a block range:
+    what tables print; stored with the record)."""
     parts = []
     for sel in (cfg.predictor, cfg.policy):
-        values = options_dict(sel.options)
-        defaults = {f.name: f.default for f in attrs.fields(type(sel.options))
-                    if f.default is not attrs.NOTHING and not isinstance(f.default, attrs.Factory)}
-        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
-        opts = ",".join(f"{k}={v}" for k, v in values.items() if k not in plain or plain[k] != v)
+        opts = _changed(sel.options)
         parts.append(f"{sel.name}({opts})" if opts else sel.name)
+    engine = _changed(cfg.engine)
+    if engine:
+        parts.append(f"engine({engine})")
     return " + ".join(parts)
 
 
@@ -96,9 +105,11 @@ def padecache_setting(method: str, config: Any, target: float | None = None, *, 
 
 def _family_method(family: Family, plugin: str, version: str) -> Method:
     def expand(steps, targets, context):
+        # a family with a block range is planned at equal block-pass cost on this model's blocks (sweeps.range_passes)
+        num_blocks = getattr(context, "num_blocks", None)
         return [padecache_setting(family.name, cfg, t, plugin=plugin, version=version, group=family.group,
                                   published=family.published)
-                for t in targets for cfg in family.configs(steps, t)]
+                for t in targets for cfg in family.configs(steps, t, num_blocks)]
 
     return Method(family.name, "family", expand, plugin, version)
 

@@ -19,7 +19,7 @@ import copy
 import importlib.util
 from collections.abc import Sequence
 
-from .families import budget_passes, densest
+from .families import budget_passes, densest, range_passes
 from .settings import Attached, Method, RunContext, Setting
 
 __all__ = ["PEER_NAMES", "peer_status", "peer_method", "magcache_ratios"]
@@ -165,7 +165,12 @@ def _cache_dit(ctx: RunContext, targets: Sequence[float]) -> list[Setting]:
     out = []
     for calibrator in ("taylorseer-1", "taylorseer-2", "foca", "dmd"):
         for target in targets:
-            mask = [int(m) for m in budget_mask(steps, budget_passes(steps, target), 3, False, 1.0, tail_gaps=0.7)]  # the even schedule
+            # its first block runs on every step: the full passes are planned at equal block-pass cost, as a family's
+            blocks = ctx.num_blocks or 0
+            passes = budget_passes(steps, target) if blocks < 2 else range_passes(steps, target, 1 / blocks)
+            if passes is None:
+                continue
+            mask = [int(m) for m in budget_mask(steps, passes, 3, False, 1.0, tail_gaps=0.7)]  # the even schedule
             params = {"peer": "cache_dit.DBCacheConfig", "Fn_compute_blocks": 1, "Bn_compute_blocks": 0,
                       "steps_computation_mask": mask, "calibrator": calibrator}
 

@@ -144,8 +144,7 @@ def compare(
     with Counter(pipe) as counter:
         full_images, _ = run.images()
         full_count = counter.count
-    block_lists = counter.block_lists
-    context = RunContext(pipe, generate, seeds, steps, calls_per_step, block_lists)
+    context = RunContext(pipe, generate, seeds, steps, calls_per_step, counter.block_lists, counter.num_blocks)
     settings: list[Setting] = [s for m in resolved for s in m.settings(steps, targets, context)]
     scorer_fns = normalise_scorers(scorers, full_images)
     if writer is not None:

@@ -74,6 +74,7 @@ class RunContext:
         steps: denoising steps per generation (``None`` if unknown).
         calls_per_step: transformer calls per step (2 for pipelines that run guidance as two calls).
         block_lists: names of the transformer's block lists, in execution order (from its adapter).
+        num_blocks: blocks in its stack (``None`` if unknown): what a block range's share of a pass is counted in.
     """
 
     pipe: Any = None
@@ -82,6 +83,7 @@ class RunContext:
     steps: int | None = None
     calls_per_step: int = 1
     block_lists: tuple[str, ...] = ()
+    num_blocks: int | None = None
 
 
 @attrs.frozen

@@ -59,10 +59,11 @@ def dicache(steps: int | None, target: float) -> list[dict]:
     return [{"name": "dicache", "threshold": t, "ret_ratio": r} for r in (0.2, 0.0) for t in DICACHE]
 
 
-def families(probe: bool = False) -> list[dict]:
-    """The plugin's families; with ``probe``, DiCache's too, whose 1-block probe needs a family ``engine`` section
-    (``padecache.bench.Family`` has none yet, so the plugin's hook leaves it out)."""
-    out = [
+def families() -> list[dict]:
+    """The plugin's families.  DiCache's carries an ``engine`` section: its probe is the first block, run on every
+    step, so the benchmark counts each of its forecast steps as ``1 / blocks`` of a pass (its ladder's runs count at
+    every budget they meet in block passes)."""
+    return [
         {"name": "teacache", "predictor": {"name": "noop"}, "schedule": teacache_flux, "group": "teacache",
          "published": True, "summary": "TeaCache (FLUX polynomial) reusing the residual, threshold swept"},
         {"name": "teacache-raw", "predictor": {"name": "noop"}, "schedule": teacache_raw, "group": "teacache",
@@ -75,9 +76,7 @@ def families(probe: bool = False) -> list[dict]:
          "published": True, "summary": "ResilPhase (balanced phase, order 1), a pass every N steps (its own kind)"},
         {"name": "resilphase even", "predictor": {"name": "resilphase"}, "schedule": "even", "group": "resilphase",
          "summary": "ResilPhase (balanced phase, order 1), even schedule"},
+        {"name": "dicache", "predictor": {"name": "dicache"}, "schedule": dicache, "group": "dicache",
+         "published": True, "engine": {"first_blocks": 1},
+         "summary": "DiCache (1-block probe, trajectory alignment), threshold swept"},
     ]
-    if probe:
-        out.append({"name": "dicache", "predictor": {"name": "dicache"}, "schedule": dicache, "group": "dicache",
-                    "published": True, "engine": {"first_blocks": 1},
-                    "summary": "DiCache (1-block probe, trajectory alignment), threshold swept"})
-    return out

@@ -80,5 +80,4 @@ def padecache_presets():
 def padecache_bench_families():
     from .bench import families  # plain dicts: loading the plugin imports no benchmark code
 
-    # DiCache's family needs an `engine` section (its 1-block probe), which padecache.bench.Family does not have yet
-    return families()
+    return families()  # DiCache's with an `engine` section: its 1-block probe
