@@ -53,17 +53,27 @@ def decisions(stats) -> list:
 
 
 def main() -> int:
-    family, order, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-    configs = json.loads(sys.argv[4])
+    """``OUT CASES``: CASES a JSON list of ``[family, "before" | "after", configs]``, each written to ``OUT/family/``
+    (one launch for every case: each rank's interpreter imports torch and diffusers once)."""
+    out, cases = Path(sys.argv[1]), json.loads(sys.argv[2])
     dist.init_process_group("gloo")
     torch.accelerator.device_count = lambda: 1  # diffusers' mesh code assumes an accelerator; CPU ranks share one
     torch.set_num_threads(1)
+    padecache.register_plugin(FaultPlugin(), name="shard-fault")
+    for family, order, configs in cases:
+        run_case(family, order, configs, out / family)
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+def run_case(family: str, order: str, configs: list, out: Path) -> None:
+    """Every config of ``family``, padecache applied ``order`` enable_parallelism; ``out/rank{r}.json``."""
     rank = dist.get_rank()
     from diffusers import ContextParallelConfig
 
     import padecache.testing  # noqa: F401
 
-    padecache.register_plugin(FaultPlugin(), name="shard-fault")
     results = []
     for cfg in configs:
         model, scheduler = tiny_transformer(family), make_scheduler(family)
@@ -98,9 +108,6 @@ def main() -> int:
         })
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{rank}.json").write_text(json.dumps(results, default=list))
-    dist.barrier()
-    dist.destroy_process_group()
-    return 0
 
 
 if __name__ == "__main__":

@@ -133,7 +133,7 @@ def test_an_invalid_reference_model_breaks_only_its_plugin():
 
 
 # the command line in a fresh interpreter whose reference plugin is uninstalled ("absent") or fails to import ("broken")
-_HIDE = (
+_HIDE_REFERENCE = (
     "import importlib.metadata as md, sys\n"
     "mode = sys.argv.pop(1)\n"
     "real = md.entry_points\n"
@@ -144,33 +144,58 @@ _HIDE = (
     "    return eps\n"
     "md.entry_points = entry_points\n"
     "sys.modules['padecache_reference'] = None\n"
-) + _WATCH
+)
+_HIDE = _HIDE_REFERENCE + _WATCH
+# ...running several commands one after the other (each interpreter imports torch and diffusers: seconds), printing
+# each one's exit code, stdout and stderr as JSON; an exception that escapes `main` is printed to its stderr
+_SESSION = _HIDE_REFERENCE + (
+    "import contextlib, io, json, traceback\n"
+    "from padecache.cli import main\n"
+    "results = []\n"
+    "for args in json.loads(sys.argv[1]):\n"
+    "    out, err = io.StringIO(), io.StringIO()\n"
+    "    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+    "        try:\n"
+    "            code = main(args)\n"
+    "        except SystemExit as exit:\n"
+    "            code = exit.code\n"
+    "        except BaseException:\n"
+    "            traceback.print_exc()\n"
+    "            code = None\n"
+    "    results.append([code, out.getvalue(), err.getvalue()])\n"
+    "print(json.dumps(results))\n"
+)
 
 
 @pytest.mark.parametrize("mode", ["absent", "broken"])
 def test_without_the_reference_plugin_every_command_works_or_says_what_is_missing(mode, tmp_path):
+    import json
+
     def run(*args):
         return subprocess.run([sys.executable, "-c", _HIDE, mode, *args], capture_output=True, text=True, timeout=120)
 
     for command in ("bench", "generate", "train-reference"):
         result = run(command, "--help")
         assert result.stdout.strip().endswith("torch not imported 0"), result.stderr
-    listing = run("list")
-    assert listing.stdout.strip().endswith(" 0"), listing.stderr
-    models = listing.stdout.split("\nreference models (")[1].split("\nbroken plugins")[0]
+    # `list`, then each command that needs a reference model, in one interpreter (fresh for `list`)
+    commands = [["list"], ["bench", "--quick", "--out", str(tmp_path)], ["generate", "--pipeline", "dit-mnist", "--labels", "1"],
+                ["train-reference", "dit-mnist", "--data", "x.tgz"], ["train-classifier", "--data", "x"]]
+    done = subprocess.run([sys.executable, "-c", _SESSION, mode, json.dumps(commands)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (code, listing, err), *rest = json.loads(done.stdout.strip().splitlines()[-1])
+    assert code == 0, err
+    models = listing.split("\nreference models (")[1].split("\nbroken plugins")[0]
     if mode == "absent":
         assert "none: the reference models live in the separate package padecache-reference" in models
         assert "pip install -e plugins/reference" in models
     else:
-        assert "installed but broken" in models and "reference" in listing.stdout.split("\nbroken plugins")[1]
-    assert "tc-pade" in listing.stdout  # everything else is still there
-    for args in (["bench", "--quick", "--out", str(tmp_path)], ["generate", "--pipeline", "dit-mnist", "--labels", "1"],
-                 ["train-reference", "dit-mnist", "--data", "x.tgz"], ["train-classifier", "--data", "x"]):
-        result = run(*args)
-        assert result.stdout.strip().endswith(" 2"), (args, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr
+        assert "installed but broken" in models and "reference" in listing.split("\nbroken plugins")[1]
+    assert "tc-pade" in listing  # everything else is still there
+    for args, (code, out, err) in zip(commands[1:], rest, strict=True):
+        assert code == 2, (args, code, out, err)
+        assert "Traceback" not in err
         expected = "pip install -e plugins/reference" if mode == "absent" else "installed but broken"
-        assert expected in result.stderr, (args, result.stderr)
+        assert expected in err, (args, err)
 
 
 def test_errors_exit_2_with_a_message(capsys):

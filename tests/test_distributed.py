@@ -33,19 +33,25 @@ def _torchrun() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "torch.distributed.run"]
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
-def ranks(request, tmp_path_factory):
-    family = request.param
-    order, configs = CASES[family]
-    out = tmp_path_factory.mktemp(f"cp-{family}")
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """Every case in one launch of 2 ranks (each rank's interpreter imports torch and diffusers once)."""
+    out = tmp_path_factory.mktemp("cp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [*_torchrun(), "--standalone", "--nproc_per_node=2", str(WORKER), family, order, str(out), json.dumps(configs)]
+    cases = [[family, *CASES[family]] for family in sorted(CASES)]
+    cmd = [*_torchrun(), "--standalone", "--nproc_per_node=2", str(WORKER), str(out), json.dumps(cases)]
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240 * len(cases), env=env)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{family}: the ranks did not finish in 240 s: a rank-inconsistent decision deadlocks attention")
+        pytest.fail(f"the ranks did not finish in {240 * len(cases)} s: a rank-inconsistent decision deadlocks attention")
     assert done.returncode == 0, done.stderr[-3000:]
-    return family, [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return out
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def ranks(request, launched):
+    family = request.param
+    return family, [json.loads((launched / family / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
 def test_every_rank_decides_the_same_at_every_step(ranks):
