@@ -166,3 +166,18 @@ def test_list_shows_the_block_range_families(capsys):
     families = capsys.readouterr().out.split("\nbench families")[1].split("\nbench peers")[0].splitlines()[1:]
     listed = {line.strip().split("  ")[0] for line in families}
     assert {"tc-pade F1B0", "tc-pade F0B1", "dicache", "tc-pade"} <= listed
+
+
+def test_the_cache_dit_peer_meets_the_block_pass_budget_where_it_runs(dit_pipe):
+    from padecache.bench.peers import peer_status
+
+    reason = peer_status("cache-dit")
+    if reason is not None:
+        pytest.skip(f"cache-dit: {reason}")
+    records = bench.compare(dit_pipe, generate, ["cache-dit"], targets=(1.5,), scorers={"mean_abs": mean_abs}, repeats=0,
+                            progress=False)
+    runs = records[1:]
+    assert runs and all(r.status == "ok" for r in runs)
+    for r in runs:  # 10 steps, 1.5x: 7 passes; its first block on every step: 5 full passes + 5 / 3
+        assert sum(r.config["steps_computation_mask"]) == 5
+        assert r.passes == pytest.approx(5 + 5 / BLOCKS, abs=1e-4) and r.passes <= budget(STEPS, 1.5)
