@@ -251,3 +251,13 @@ def test_stats_print_as_a_short_summary():
     assert text.splitlines()[0] == "padecache: 8 steps, 4 full block-stack passes per branch (2.00x fewer), branches: main"
     assert f"main: {''.join('#' if m else '.' for m in mask)}" in text
     assert len(text.splitlines()) <= 5 and "StepRecord" not in text and "StepRecord" not in repr(eng.stats())
+
+
+def test_the_summary_leaves_steps_that_never_ran_blank():
+    """An img2img run starting at step 3 of 8: the summary must not show steps 0-2 as forecasts."""
+    eng = engine({"predictor": "linear", "policy": {"name": "always"}})
+    for step in range(3, STEPS):
+        plan = eng.plan(eng.start(where(step, fresh=step == 3)), torch.ones(3, 3, 4))
+        eng.record(plan, torch.ones(3, 3, 4) + residual(step))
+    text = eng.stats().summary()
+    assert "main:    #####" in text and "blank: not run" in text

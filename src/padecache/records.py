@@ -121,9 +121,12 @@ class CacheStats:
         ]
         split = any(r.rows is not None for r in self.records)
         for branch in self.branches:
-            mask = "".join("#" if m else "." for m in self.mask(branch))
+            ran = {r.step for r in self.records if r.branch == branch}
+            mask = "".join(("#" if m else ".") if i in ran else " " for i, m in enumerate(self.mask(branch)))
             lines.append(f"  {branch:>8}: {mask}" + ("  (row 0; rows went separate ways)" if split else ""))
-        lines.append("  (# computed, . forecast" + (", experts combined" if self.experts else "") + ")")
+        skipped = any(len({r.step for r in self.records if r.branch == b}) < len(self.mask(b)) for b in self.branches)
+        lines.append("  (# computed, . forecast" + (", blank: not run (img2img, another expert)" if skipped else "")
+                     + (", experts combined" if self.experts else "") + ")")
         return "\n".join(lines)
 
     @property
