@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 import torch
 
@@ -273,6 +274,14 @@ def test_every_point_puts_each_target_in_the_headline_and_counts_the_leads():
     assert [(e["target"], e["ours_minus_other"]) for e in points] == [(2.5, 0.5), (4, 2.0)]
     text = headline_markdown(records, "ours", [2.5, 4], every_point=True)
     assert "at least 1 at 1 of 2 points, is ahead at 2; margin from +0.50 to +2.00" in text
+    assert "Per model" not in text  # one model: the total says it all
+
+    other = [attrs.evolve(r, model="n") for r in records]
+    other[-2] = attrs.evolve(other[-2], scores={"psnr": 41.0})  # hicache ahead of ours at 2.5x on model n
+    text = headline_markdown(records + other, "ours", [2.5, 4], every_point=True)
+    assert "at least 1 at 2 of 4 points, is ahead at 3" in text
+    assert ("Per model: m: 1 of 2 points, is ahead at 2; margin from +0.50 to +2.00 (median +2.00); "
+            "n: 1 of 2 points, is ahead at 1; margin from -1.00 to +2.00 (median +2.00).") in text
 
 
 def test_report_reads_stored_results_of_the_previous_format(tmp_path):

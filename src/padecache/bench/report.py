@@ -293,10 +293,19 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
         lines += ["", distributed_note(shown)]
     leads = [e["ours_minus_other"] for e in entries if e.get("ours_minus_other") is not None]
     if every_point and leads:
-        lines += ["", f"Ours leads the best other method by at least 1 at {sum(m >= 1.0 for m in leads)} of {len(leads)} "
-                      f"points, is ahead at {sum(m > 0 for m in leads)}; margin from {min(leads):+.2f} to {max(leads):+.2f} "
-                      f"(median {sorted(leads)[len(leads) // 2]:+.2f})."]
+        lines += ["", f"Ours leads the best other method by at least 1 at {_lead_count(leads)}."]
+        models = list(dict.fromkeys(e["model"] for e in entries))
+        if len(models) > 1:
+            per_model = ([e["ours_minus_other"] for e in entries if e["model"] == m and e.get("ours_minus_other") is not None]
+                         for m in models)
+            lines[-1] += " Per model: " + "; ".join(f"{m}: {_lead_count(ms)}" for m, ms in zip(models, per_model) if ms) + "."
     return "\n".join(lines)
+
+
+def _lead_count(leads: Sequence[float]) -> str:
+    """"N of M points, is ahead at K; margin from a to b (median c)" for margins of ours over the best other."""
+    return (f"{sum(m >= 1.0 for m in leads)} of {len(leads)} points, is ahead at {sum(m > 0 for m in leads)}; "
+            f"margin from {min(leads):+.2f} to {max(leads):+.2f} (median {sorted(leads)[len(leads) // 2]:+.2f})")
 
 
 def _stored_short(config: dict) -> str:
