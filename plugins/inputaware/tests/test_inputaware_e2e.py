@@ -178,5 +178,14 @@ def test_bench_families_expand_to_valid_threshold_ladders():
         assert len(settings) == sizes[method.label], method.label
         thresholds = sorted({s.config["policy"]["threshold"] for s in settings})
         assert len(thresholds) == 9 and thresholds[-1] / thresholds[0] >= 20
+    combos = {m.label: m for m in resolve(["teacache+tc-pade", "easycache+tc-pade"])}  # TC-Padé is installed here
+    for label, schedule in (("teacache+tc-pade", "teacache"), ("easycache+tc-pade", "easycache")):
+        settings = combos[label].settings(20, (2.5, 4))
+        assert len(settings) == sizes[schedule], label  # the schedule's own ladder ...
+        assert {s.config["predictor"]["name"] for s in settings} == {"tc-pade"}  # ... with TC-Padé's forecast
+        assert {s.config["policy"]["name"] for s in settings} == {schedule}
+    from padecache.bench.families import find_family
+
+    assert find_family("teacache+tc-pade")[0].group == "teacache"  # an "other" method in the headline, not ours
     (resil,) = resolve(["resilphase"])
     assert all(s.config["policy"]["name"] == "fixed" for s in resil.settings(20, (2.5, 4)))

@@ -7,6 +7,11 @@ budget, the best run that stayed within it).  The ladders span about 1.3x to 8x 
 models; settings whose fixed warm-up alone exceeds a budget simply do not count there, so the families with a
 warm-up share also run a two-step warm-up.  ResilPhase has a fixed schedule: its own kind (a pass every N steps
 after 2 or 3 warm-up steps, the densest N within the budget) and the equal one.
+
+Where the TC-Padé plugin is installed, two more families combine an input-aware schedule with TC-Padé's forecast
+instead of reuse (``teacache+tc-pade``, ``easycache+tc-pade``): does deciding *when* from the inputs help *what*
+padecache's default predicts?  They count as their schedule's group (TeaCache, EasyCache), so the headline compares
+the default against them as "other" methods.
 """
 
 from __future__ import annotations
@@ -59,6 +64,24 @@ def dicache(steps: int | None, target: float) -> list[dict]:
     return [{"name": "dicache", "threshold": t, "ret_ratio": r} for r in (0.2, 0.0) for t in DICACHE]
 
 
+def _tcpade_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("padecache_tcpade") is not None
+
+
+def combinations() -> list[dict]:
+    """Input-aware schedules with TC-Padé's forecast (``damped``), where the TC-Padé plugin is installed."""
+    if not _tcpade_installed():
+        return []
+    return [
+        {"name": "teacache+tc-pade", "predictor": {"name": "tc-pade"}, "schedule": teacache_flux, "group": "teacache",
+         "summary": "TeaCache's schedule (FLUX polynomial, threshold swept) with TC-Padé's forecast instead of reuse"},
+        {"name": "easycache+tc-pade", "predictor": {"name": "tc-pade"}, "schedule": easycache, "group": "easycache",
+         "summary": "EasyCache's schedule (threshold swept) with TC-Padé's forecast instead of reuse"},
+    ]
+
+
 def families() -> list[dict]:
     """The plugin's families.  DiCache's carries an ``engine`` section: its probe is the first block, run on every
     step, so the benchmark counts each of its forecast steps as ``1 / blocks`` of a pass (its ladder's runs count at
@@ -79,4 +102,5 @@ def families() -> list[dict]:
         {"name": "dicache", "predictor": {"name": "dicache"}, "schedule": dicache, "group": "dicache",
          "published": True, "engine": {"first_blocks": 1},
          "summary": "DiCache (1-block probe, trajectory alignment), threshold swept"},
+        *combinations(),
     ]
