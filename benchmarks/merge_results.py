@@ -6,6 +6,13 @@ in step order and renders ``results.md`` and ``pareto.png`` from the merged reco
 the first part: the grid shows the first step count's images).
 
     python benchmarks/merge_results.py docs/results/emoji-t2i /tmp/sweep/emoji-t2i-20 /tmp/sweep/emoji-t2i-28 ...
+
+``--replace`` brings a committed sweep up to date with methods added or changed since it ran: the first part is the
+old sweep, each later part a ``--methods`` run on the same model, seeds and samples (its full-compute records are
+dropped: full compute is the same computation); a later part's records replace the earlier parts' records of the
+same methods and step counts.
+
+    python benchmarks/merge_results.py docs/results/dit-mnist docs/results/dit-mnist /tmp/sweep/dit-mnist-new --replace
 """
 
 from __future__ import annotations
@@ -25,18 +32,38 @@ def main() -> None:
     parser.add_argument("parts", nargs="+")
     parser.add_argument("--ours", default="tc-pade")
     parser.add_argument("--targets", default="2.5,3.3333,4,5,6")
+    parser.add_argument("--replace", action="store_true",
+                        help="later parts replace the earlier parts' records of their methods (same model and seeds)")
     args = parser.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     records = []
-    for part in args.parts:
-        records += load_records(Path(part) / "results.json")
+    for i, part in enumerate(args.parts):
+        new = load_records(Path(part) / "results.json")
+        if args.replace and i:
+            new = [r for r in new if r.kind != "reference"]
+            _check_same_run(records, new, part)
+            replaced = {(r.method, r.steps) for r in new}
+            records = [r for r in records if (r.method, r.steps) not in replaced]
+        records += new
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dump_records(records, out / "results.json")
     (out / "results.md").write_text(markdown(records, ours=args.ours, targets=targets) + "\n")
     pareto_plot(records, out / "pareto.png", ours=args.ours, targets=targets)
-    shutil.copyfile(Path(args.parts[0]) / "grid.png", out / "grid.png")
+    if Path(args.parts[0]).resolve() != out.resolve():
+        shutil.copyfile(Path(args.parts[0]) / "grid.png", out / "grid.png")
     print(f"wrote {out}: {len(records)} records from {len(args.parts)} runs")
+
+
+def _check_same_run(old, new, part) -> None:
+    """A replacing part must score the same model on the same seeds and samples, or its numbers are not comparable."""
+    def key(r):
+        return r.model, tuple(r.seeds), r.samples
+    before = {key(r) for r in old if r.kind == "reference"}
+    after = {key(r) for r in new}
+    if not after <= before:
+        raise SystemExit(f"{part}: runs {sorted(after - before)} match no full-compute run of the earlier parts "
+                         f"{sorted(before)}: a replacing part must use the same model, seeds and samples")
 
 
 if __name__ == "__main__":
