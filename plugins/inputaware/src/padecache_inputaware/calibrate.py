@@ -142,27 +142,37 @@ def calibrate_teacache(
             generate(pipe, seed)
             stats = padecache.stats(pipe)
             records = list(stats.records)
-            if any(r.indicators.get("tea_fallback") for r in records):
-                raise RuntimeError(f"the engine could not give the {indicator!r} input for this model; "
-                                   "calibrate with indicator='stack_input'")
-            if target == "output" and len(outputs) != len(records):
-                raise RuntimeError(f"{len(outputs)} transformer outputs for {len(records)} step records: the "
-                                   "transformer was called outside the denoising loop; use target='residual'")
-            last: dict[str, tuple[int, torch.Tensor | None]] = {}
-            for i, r in enumerate(records):
-                out = outputs[i] if target == "output" else None
-                prev = last.get(r.branch)
-                if r.step >= skip and "tea_x" in r.indicators:
-                    if target == "residual":
-                        xs.append(float(r.indicators["tea_x"]))
-                        ys.append(float(r.indicators["tea_residual"]))
-                    elif prev is not None and prev[0] == r.step - 1 and prev[1].shape == out.shape:
-                        xs.append(float(r.indicators["tea_x"]))
-                        ys.append(_rel_l1(out, prev[1]))
-                last[r.branch] = (r.step, out)
+            _check_run(records, outputs, indicator, target)
+            _pairs(records, outputs, target, skip, xs, ys)
     finally:
         for h in handles:
             h.remove()
         padecache.remove(pipe)
     coefficients, r2 = fit_polynomial(xs, ys, degree)
     return TeaCacheCalibration(coefficients, tuple(xs), tuple(ys), r2, target, indicator)
+
+
+def _check_run(records, outputs: list, indicator: str, target: str) -> None:
+    """The probe saw the indicator, and (``target="output"``) one transformer output per step record."""
+    if any(r.indicators.get("tea_fallback") for r in records):
+        raise RuntimeError(f"the engine could not give the {indicator!r} input for this model; "
+                           "calibrate with indicator='stack_input'")
+    if target == "output" and len(outputs) != len(records):
+        raise RuntimeError(f"{len(outputs)} transformer outputs for {len(records)} step records: the "
+                           "transformer was called outside the denoising loop; use target='residual'")
+
+
+def _pairs(records, outputs: list, target: str, skip: int, xs: list[float], ys: list[float]) -> None:
+    """Append one generation's (indicator change, output or residual change) pairs, per branch, to ``xs``/``ys``."""
+    last: dict[str, tuple[int, torch.Tensor | None]] = {}
+    for i, r in enumerate(records):
+        out = outputs[i] if target == "output" else None
+        prev = last.get(r.branch)
+        if r.step >= skip and "tea_x" in r.indicators:
+            if target == "residual":
+                xs.append(float(r.indicators["tea_x"]))
+                ys.append(float(r.indicators["tea_residual"]))
+            elif prev is not None and prev[0] == r.step - 1 and prev[1].shape == out.shape:
+                xs.append(float(r.indicators["tea_x"]))
+                ys.append(_rel_l1(out, prev[1]))
+        last[r.branch] = (r.step, out)
