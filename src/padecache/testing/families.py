@@ -273,7 +273,6 @@ def verify(name: str, seed: int = 0) -> dict:
 
 def _verify(name: str, seed: int) -> dict:
     import torch
-    from diffusers.hooks._helpers import TransformerBlockRegistry
 
     spec = family(name)
     model = tiny_transformer(name, seed)
@@ -313,40 +312,7 @@ def _verify(name: str, seed: int) -> dict:
     report["head_input_shape"] = _shape(head_in["x"])
     report["same_shape"] = report["stack_input_shape"] == report["head_input_shape"]
 
-    returns_ok, metadata = {}, {}
-    for ln, i, bound, out, raw_args, raw_kwargs in calls:
-        io = spec.block_io[ln]
-        expect = _passthrough(io, bound)
-        if isinstance(expect, tuple):
-            ok = isinstance(out, tuple) and len(out) == len(expect) and all(
-                o is None or _shape(o) == _shape(e) for o, e in zip(out, expect))
-        else:
-            ok = torch.is_tensor(out) and _shape(out) == _shape(expect)
-        returns_ok[ln] = returns_ok.get(ln, True) and ok
-        cls = type(getattr(model, ln)[i])
-        assert cls.__name__ == io.block_class, (ln, cls.__name__, io.block_class)
-        try:
-            meta = TransformerBlockRegistry.get(cls)
-        except ValueError:
-            metadata[cls.__name__] = {"registered": False, "ok": None}
-            continue
-        try:  # how diffusers' cache hooks read the block's hidden input
-            h_in = meta._get_parameter_from_args_kwargs(meta.hidden_states_argument_name, raw_args, raw_kwargs)
-        except (ValueError, KeyError, IndexError):
-            h_in = None
-        e_in = bound.get(meta.encoder_hidden_states_argument_name)
-        if isinstance(out, tuple):
-            good = h_in is not None and _shape(out[meta.return_hidden_states_index]) == _shape(h_in)
-            if meta.return_encoder_hidden_states_index is not None:
-                enc_out = out[meta.return_encoder_hidden_states_index]
-                good = good and (enc_out is None or _shape(enc_out) == _shape(e_in))
-            elif len(out) > 1:
-                good = False  # a tuple output with no encoder index: caches would drop the second element
-        else:
-            good = meta.return_encoder_hidden_states_index is None and _shape(out) == _shape(h_in)
-        prev = metadata.get(cls.__name__, {"ok": True})["ok"]
-        metadata[cls.__name__] = {"registered": True, "ok": bool(prev and good),
-                                  "hidden_arg_found": h_in is not None}
+    returns_ok, metadata = _block_checks(spec, model, calls)
     report["returns_ok"] = returns_ok
     report["metadata"] = metadata
 
@@ -373,3 +339,48 @@ def _verify(name: str, seed: int) -> dict:
     report["output_nonzero"] = [bool(r.abs().max() > 0) for r in ref]
     report["params"] = count_parameters(model)
     return report
+
+
+def _block_checks(spec, model, calls) -> tuple[dict, dict]:
+    """Per block list: do its blocks return what the stack passes on; per block class: does diffusers' block
+    metadata (what its cache hooks read) find the hidden input and return indices these calls used."""
+    import torch
+    from diffusers.hooks._helpers import TransformerBlockRegistry
+
+    returns_ok, metadata = {}, {}
+    for ln, i, bound, out, raw_args, raw_kwargs in calls:
+        io = spec.block_io[ln]
+        expect = _passthrough(io, bound)
+        if isinstance(expect, tuple):
+            ok = isinstance(out, tuple) and len(out) == len(expect) and all(
+                o is None or _shape(o) == _shape(e) for o, e in zip(out, expect))
+        else:
+            ok = torch.is_tensor(out) and _shape(out) == _shape(expect)
+        returns_ok[ln] = returns_ok.get(ln, True) and ok
+        cls = type(getattr(model, ln)[i])
+        assert cls.__name__ == io.block_class, (ln, cls.__name__, io.block_class)
+        try:
+            meta = TransformerBlockRegistry.get(cls)
+        except ValueError:
+            metadata[cls.__name__] = {"registered": False, "ok": None}
+            continue
+        good, h_in = _metadata_matches(meta, bound, out, raw_args, raw_kwargs)
+        prev = metadata.get(cls.__name__, {"ok": True})["ok"]
+        metadata[cls.__name__] = {"registered": True, "ok": bool(prev and good), "hidden_arg_found": h_in is not None}
+    return returns_ok, metadata
+
+
+def _metadata_matches(meta, bound: dict, out, raw_args, raw_kwargs) -> tuple[bool, Any]:
+    """``(ok, hidden input)``: diffusers' metadata reads this call's hidden input and its outputs' shapes match."""
+    try:  # how diffusers' cache hooks read the block's hidden input
+        h_in = meta._get_parameter_from_args_kwargs(meta.hidden_states_argument_name, raw_args, raw_kwargs)
+    except (ValueError, KeyError, IndexError):
+        h_in = None
+    if not isinstance(out, tuple):
+        return meta.return_encoder_hidden_states_index is None and _shape(out) == _shape(h_in), h_in
+    good = h_in is not None and _shape(out[meta.return_hidden_states_index]) == _shape(h_in)
+    if meta.return_encoder_hidden_states_index is not None:
+        enc_out = out[meta.return_encoder_hidden_states_index]
+        e_in = bound.get(meta.encoder_hidden_states_argument_name)
+        return good and (enc_out is None or _shape(enc_out) == _shape(e_in)), h_in
+    return good and len(out) <= 1, h_in  # a tuple output with no encoder index: caches would drop the second element
