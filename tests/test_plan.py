@@ -253,6 +253,24 @@ def test_stats_print_as_a_short_summary():
     assert len(text.splitlines()) <= 5 and "StepRecord" not in text and "StepRecord" not in repr(eng.stats())
 
 
+def test_the_summary_says_when_the_predictor_made_the_run_exceed_its_plan():
+    """A one-step warm-up before a predictor that needs two computed residuals: step 1 is computed anyway, and
+    the pass the plan did not budget for is named with the knob that plans it."""
+    eng = engine({"predictor": "linear", "policy": {"name": "budget", "full_passes": 2, "warmup": 1}})
+    planned = get_registry().create("policy", "budget", eng.config.policy.options).mask(STEPS)
+    run(eng)
+    stats = eng.stats()
+    assert sum(planned) == 2 and not planned[1] and stats.mask()[1]
+    assert stats.full_passes == 3 and "planned forecasts computed instead: 1 " in stats.summary()
+    assert "instead" not in engine_summary({"predictor": "linear", "policy": {"name": "budget", "full_passes": 3}})
+
+
+def engine_summary(config):
+    eng = engine(config)
+    run(eng)
+    return eng.stats().summary()
+
+
 def test_the_summary_leaves_steps_that_never_ran_blank():
     """An img2img run starting at step 3 of 8: the summary must not show steps 0-2 as forecasts."""
     eng = engine({"predictor": "linear", "policy": {"name": "always"}})

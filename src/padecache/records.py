@@ -119,6 +119,10 @@ class CacheStats:
             f"  calls computed {_fmt(self.computed_steps)}, forecast {_fmt(self.forecast_steps)}; fallbacks "
             f"{self.fallbacks}, restarts {self.restarts}; cache {_bytes(self.cache_bytes)}; generation {self.generations}",
         ]
+        unplanned = sum(r.share for r in self.records if r.computed and r.reason == "warmup")
+        if unplanned:  # the budget the plan promised was exceeded: say so, with the knob that plans them
+            lines.append(f"  planned forecasts computed instead: {_fmt(unplanned)} (the predictor needed more computed "
+                         f"steps first; plan them with a longer policy warm-up)")
         split = any(r.rows is not None for r in self.records)
         for branch in self.branches:
             ran = {r.step for r in self.records if r.branch == branch}
