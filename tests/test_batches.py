@@ -144,5 +144,6 @@ def test_a_new_batch_size_or_resolution_restarts_the_branch(flux_pipe):
         stats = padecache.stats(t)
     assert stats.restarts == 1
     assert [r.reason for r in stats.records][3] == "policy"  # step 3 computes (fixed plan) ...
-    assert [r.reason for r in stats.records][4] == "warmup"  # ... and 4 cannot forecast from one residual of the new batch
+    assert [r.reason for r in stats.records][4] == "forecast"  # ... and 4 reuses the new batch's one residual
+    assert stats.records[4].rows is None and outs[4].shape[0] == 2  # both rows, from their own history
     assert all(torch.isfinite(o).all() for o in outs)

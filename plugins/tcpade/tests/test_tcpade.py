@@ -57,6 +57,14 @@ def test_damped_matches_hand_computation(stage, staged):
     assert p.predict(ctx(10, stage), torch.zeros(1, 1)).item() == pytest.approx(want, rel=1e-6)
 
 
+def test_damped_reuses_its_one_residual_and_the_published_forms_wait_for_three():
+    """A one-step warm-up (budget plans of 4 passes or fewer): damped forecasts from one computed residual by
+    reusing it; the reference and paper forms keep the three residuals their code starts from."""
+    p = make("damped", [1.5], [0])
+    assert p.min_history == 1 and p.predict(ctx(3, Stage.EARLY), torch.zeros(1, 1)).item() == 1.5
+    assert make("reference", [1.5], [0]).min_history == make("paper", [1.5], [0]).min_history == 3
+
+
 def test_damped_is_exact_on_lines_and_conservative_with_two_residuals():
     p = make("damped", [1.0, 3.0], [2, 6])  # two residuals: no stability measure yet, 0.9 * 3 + 0.1 * 1
     assert p.predict(ctx(9, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.8)

@@ -121,7 +121,9 @@ class TCPadePredictor(Predictor):
     # -- history ------------------------------------------------------------------------------------------------
     @property
     def min_history(self) -> int:  # type: ignore[override]
-        return 3 if self.config.variant in ("reference", "paper") else 2
+        # damped: from one computed residual on (reused until a second gives the trend), so a plan may start
+        # with a one-step warm-up; the published forms need the three residuals their code starts from
+        return 3 if self.config.variant in ("reference", "paper") else 1
 
     @property
     def stage_rules(self) -> bool:
@@ -263,6 +265,8 @@ class TCPadePredictor(Predictor):
 
     def _damped(self, ctx: StepContext) -> torch.Tensor:
         c = self.config
+        if self.slope is None:  # one computed residual: no trend yet, it is reused (the early rule with D_n = 0)
+            return self.newest
         xs = self.positions
         h, distance = xs[-1] - xs[-2], ctx.position(c.get("grid")) - xs[-1]
         # the early rule in terms of the state kept: a1 R_n + a2 R_{n-1} = (a1 + a2) R_n - a2 h D_n
