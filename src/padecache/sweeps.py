@@ -14,9 +14,9 @@ A :class:`Family` pairs a predictor with a *schedule*: a function ``(steps, targ
 the policy sections to run at a target pass speedup (several when the method has knobs to search, the
 best of which counts at equal compute).  Three schedule kinds are built in:
 
-* ``"front-loaded"``: padecache's ``budget`` policy as configured by default (2 warm-up steps, passes
-  front-loaded);
-* ``"even"``: the ``budget`` policy with 3 warm-up steps and the other passes evenly spread, the same
+* ``"front-loaded"``: padecache's ``budget`` policy as configured by default (2 warm-up steps, 1 at 4 passes
+  or fewer, passes front-loaded);
+* ``"even"``: the ``budget`` policy with 3 warm-up steps at every budget and the other passes evenly spread, the same
   steps for every predictor, so that differences between predictors on it are the predictors' alone;
 * ``"interval"``: TaylorSeer's own knobs: a pass every N steps after ``first_enhance`` 2 or 3 warm-up
   steps, the densest N within the budget (the ``fixed`` policy).
@@ -107,13 +107,13 @@ def range_passes(steps: int, target: float, share: float) -> int | None:
 
 
 def front_loaded(steps: int | None, target: float) -> list[dict]:
-    """padecache's default budget schedule: 2 warm-up steps, the other passes front-loaded."""
+    """padecache's default budget schedule: 2 warm-up steps (1 at 4 passes or fewer), the other passes front-loaded."""
     return [{"name": "budget", "speedup": round(target, 4)}]
 
 
 def even_budget(steps: int | None, target: float) -> list[dict]:
-    """The equal schedule: 3 warm-up steps (what every predictor needs), the other passes evenly spread."""
-    return [{"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0}]
+    """The equal schedule: 3 warm-up steps (what every predictor needs) at every budget, the other passes evenly spread."""
+    return [{"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0, "lean_passes": 0}]
 
 
 def densest(steps: int, target: float, passes_for: Callable[[int], int], knobs: Iterable[int]) -> int | None:

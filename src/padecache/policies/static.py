@@ -180,7 +180,9 @@ class BudgetPolicy(StaticPolicy):
     The computed steps after the warm-up are spread over the rest of the run, evenly or front-loaded
     (``spacing``), the last one ``tail_gaps`` mean gaps (steps / passes) before the end, or ``tail`` of the
     run when that is given; ``last = true`` forces the final step instead, which measurably wastes the pass
-    (docs/methods.md).
+    (docs/methods.md).  A budget of ``lean_passes`` passes or fewer, above 2x, warms up with one step: a second
+    warm-up step would leave one or two passes for the long rest of the run.  A predictor that needs two computed residuals
+    before it forecasts (``min_history = 2``) then computes the second step anyway, and stats say so.
     """
 
     name = "budget"
@@ -197,6 +199,7 @@ class BudgetPolicy(StaticPolicy):
         tail: float | None = option(None, ge=0.0, lt=1.0, optional=True,
                                     doc="instead of `tail_gaps`: the share of the steps at the end left to the forecast")
         short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
+        lean_passes: int = option(4, "int", ge=0, doc="budgets of this many passes or fewer, above 2x, warm up with one step, not `warmup` (0: never)")
         min_steps: int = option(1, "int", ge=1, doc="runs of fewer steps compute every step, and say so")  # (reach)
 
         def __attrs_post_init__(self):
@@ -217,10 +220,11 @@ class BudgetPolicy(StaticPolicy):
                           RuntimeWarning, stacklevel=2)
             return [True] * num_steps
         passes = self.passes(num_steps)
-        if c.full_passes is None and passes <= min(c.warmup, num_steps - 1):  # (reach) no pass after the warm-up
+        warmup = 1 if passes <= c.lean_passes and num_steps > 2 * passes else c.warmup
+        if c.full_passes is None and passes <= min(warmup, num_steps - 1):  # (reach) no pass after the warm-up
             warnings.warn(f"padecache: a {num_steps}-step run at speedup {c.speedup:.3g} computes {passes} of its "
                           f"steps, all in the warm-up: the others are forecast from the warm-up's residuals alone. Set "
                           f"policy.min_steps = {num_steps + 1} (or more) to compute every step of runs this short, or "
                           f"lower policy.speedup", RuntimeWarning, stacklevel=2)
         tail, tail_gaps = (c.tail, None) if c.tail is not None else (0.0, c.tail_gaps)  # a share replaces the gaps
-        return budget_mask(num_steps, passes, c.warmup, c.last, c.spacing, tail, c.short_first_gap, tail_gaps)
+        return budget_mask(num_steps, passes, warmup, c.last, c.spacing, tail, c.short_first_gap, tail_gaps)
