@@ -19,8 +19,8 @@ def ctx(step, stage):
     return StepContext(step, 20, SCHED.timesteps[step], SCHED.sigmas[step], "main", stage, SCHED)
 
 
-def make(variant, values, positions):
-    p = TCPadePredictor(TCPadePredictor.Config(variant=variant))
+def make(variant, values, positions, **options):
+    p = TCPadePredictor(TCPadePredictor.Config(variant=variant, **options))
     for v, s in zip(values, positions):
         x = torch.zeros(1, 1)
         p.update(ctx(s, Stage.EARLY), torch.full((1, 1), v), x, computed=True)
@@ -65,9 +65,14 @@ def test_damped_reuses_its_one_residual_and_the_published_forms_wait_for_three()
     assert make("reference", [1.5], [0]).min_history == make("paper", [1.5], [0]).min_history == 3
 
 
-def test_damped_is_exact_on_lines_and_conservative_with_two_residuals():
-    p = make("damped", [1.0, 3.0], [2, 6])  # two residuals: no stability measure yet, 0.9 * 3 + 0.1 * 1
+def test_damped_is_exact_on_lines_and_with_two_residuals_conservative_after_adjacent_steps_relaxing_after_a_gap():
+    p = make("damped", [1.0, 3.0], [2, 3])  # two adjacent residuals: the first step's transient, 0.9 * 3 + 0.1 * 1
     assert p.predict(ctx(9, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.8)
+    # a trend over a gap of 4 steps, slope 0.5, persistence unmeasured: sigma = shrink = 0.25 per gap,
+    # lambda = ln(4) / 4 = 0.3465736, 3 + 0.5 * 3 / (1 + lambda * 3 / 2) = 3.9869328
+    p = make("damped", [1.0, 3.0], [2, 6])
+    assert p.predict(ctx(9, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(3.9869328, rel=1e-6)
+    assert make("damped", [1.0, 3.0], [2, 6], stage_rules=True).predict(ctx(9, Stage.EARLY), torch.zeros(1, 1)).item() == pytest.approx(2.8)
     p = make("damped", [1.0, 2.0, 4.0], [0, 2, 6])  # slopes 0.5 and 0.5: rho = 1, sigma = 1
     assert p.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(6.5)
 

@@ -14,8 +14,11 @@
   the share of the previous slope that persisted over the last gap (ρ = <D_n, D_{n−1}>/||D_{n−1}||²),
   shrunk towards 1 (``shrink``); the trend then relaxes exponentially at the rate this implies and the
   forecast is the [1/1] Padé approximant of that relaxation, ``R_n + D d / (1 + λ d / 2)``.  With only
-  two computed residuals stability cannot be measured yet, and the early rule ``α1 R_n + α2 R_{n−1}``
-  is used.
+  two computed residuals stability cannot be measured yet: from two adjacent steps (a two-step warm-up)
+  the slope is mostly the first step's transient and the early rule ``α1 R_n + α2 R_{n−1}`` is used;
+  from two steps further apart (a one-step warm-up, ``lean_passes``) it is the trend over the gap, and it
+  relaxes as if none of it were measured to persist (ρ = 0, σ = ``shrink``) until a third residual measures
+  the decay.
 
 Stage rules (stage from the engine's stage detector): early ``α1 R_n + α2 R_{n−1}``; mid ``core``; late
 ``core + β·trend``, the trend being ``R_n − R_{n−1}`` (``reference``, ``paper``) or ``D·d`` scaled to the
@@ -108,6 +111,8 @@ class TCPadePredictor(Predictor):
         size = c.get("history_size") if c.variant == "reference" else 3
         self.history: deque[torch.Tensor] = deque(maxlen=size)  # reference / paper: newest last
         self.positions: deque[float] = deque(maxlen=3)
+        self.gap_steps = 0  # damped: denoising steps between the two newest computed residuals
+        self._last_step: int | None = None
         self.last_input: torch.Tensor | None = None
         self.current_order = c.get("order") if c.variant == "reference" else 0
         self.stability: torch.Tensor | None = None
@@ -144,6 +149,7 @@ class TCPadePredictor(Predictor):
         self.current_order = self.config.get("order") if self.config.variant == "reference" else 0
         self.stability = None
         self.newest = self.slope = self._rate = self._fit = None
+        self.gap_steps, self._last_step = 0, None
         self._indicators = {}
 
     def state_tensors(self):
@@ -174,7 +180,7 @@ class TCPadePredictor(Predictor):
         """Fit the relaxing trend once per computed step: slope D_n, and from ρ = <D_n, D_{n−1}>/||D_{n−1}||² its rate
         (sums over the sequence-parallel group, so a sharded generation forecasts as an unsharded one)."""
         if self.newest is None:
-            self.newest, self.positions = residual, deque([x], maxlen=3)
+            self.newest, self.positions, self._last_step = residual, deque([x], maxlen=3), ctx.step
             return
         h = x - self.positions[-1]
         if h == 0:  # a second-order scheduler's two calls at one time: the later (corrected) residual replaces
@@ -188,6 +194,11 @@ class TCPadePredictor(Predictor):
             self._fit = (sums, 0.5 * (x - self.positions[-2]))  # the rate is settled when first needed
         self.newest, self.slope = residual, slope
         self.positions.append(x)
+        self.gap_steps, self._last_step = ctx.step - self._last_step, ctx.step
+
+    @property
+    def _prior(self) -> torch.Tensor:
+        return torch.tensor([float(self.config.get("shrink"))], dtype=torch.float64, device=self.newest.device)
 
     @property
     def rate(self) -> torch.Tensor | None:
@@ -270,8 +281,11 @@ class TCPadePredictor(Predictor):
         xs = self.positions
         h, distance = xs[-1] - xs[-2], ctx.position(c.get("grid")) - xs[-1]
         # the early rule in terms of the state kept: a1 R_n + a2 R_{n-1} = (a1 + a2) R_n - a2 h D_n
+        if self.rate is None and self.gap_steps > 1 and not (self.stage_rules and ctx.stage is Stage.EARLY):
+            # a trend over a gap, its persistence not measured yet (ρ = 0): it keeps the prior share σ = shrink per gap
+            return pm.decay_pade_step(self.newest, self.slope, pm.decay_rate(self._prior, h), distance)
         early = self.rate is None or (self.stage_rules and ctx.stage is Stage.EARLY)
-        if early:  # stability cannot be measured from two residuals yet: the paper's conservative rule
+        if early:  # two adjacent residuals, stability not measurable yet: the paper's conservative rule
             a1, a2 = c.alpha
             return torch.add((a1 + a2) * self.newest, self.slope, alpha=-a2 * h)
         pred = pm.decay_pade_step(self.newest, self.slope, self.rate, distance)
