@@ -473,10 +473,11 @@ def test_every_method_name_of_the_results_the_readme_and_list_is_one_apply_takes
     from padecache.cli import main
 
     root = Path(__file__).resolve().parents[1]
-    records = load_records([root / "docs" / "results" / m for m in ("dit-mnist", "flux-mnist")])
+    models = ("emoji-t2i", "dit-mnist", "flux-mnist")
+    records = load_records([root / "docs" / "results" / m for m in models])
     names = {r.method: r.kind for r in records if r.kind != "reference"}
     for line in (root / "README.md").read_text().splitlines():
-        if line.startswith(("| dit-mnist |", "| flux-mnist |")):
+        if line.startswith(tuple(f"| {m} |" for m in models)):
             cells = [c.strip() for c in line.split("|")]
             names.update({c: "peer" if c.startswith(("diffusers-", "cache-dit")) else "padecache" for c in cells[4:14:2]})
     assert main(["list"]) == 0
