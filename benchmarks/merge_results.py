@@ -10,7 +10,7 @@ the first part: the grid shows the first step count's images).
 ``--replace`` brings a committed sweep up to date with methods added or changed since it ran: the first part is the
 old sweep, each later part a ``--methods`` run on the same model, seeds and samples (its full-compute records are
 dropped: full compute is the same computation); a later part's records replace the earlier parts' records of the
-same methods and step counts.
+same methods, step counts and pass targets (a part run with ``--targets`` replaces those targets only).
 
     python benchmarks/merge_results.py docs/results/dit-mnist docs/results/dit-mnist /tmp/sweep/dit-mnist-new --replace
 """
@@ -42,8 +42,8 @@ def main() -> None:
         if args.replace and i:
             new = [r for r in new if r.kind != "reference"]
             _check_same_run(records, new, part)
-            replaced = {(r.method, r.steps) for r in new}
-            records = [r for r in records if (r.method, r.steps) not in replaced]
+            replaced = {(r.method, r.steps, r.target) for r in new}
+            records = [r for r in records if (r.method, r.steps, r.target) not in replaced]
         records += new
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -217,6 +217,27 @@ def test_report_writes_into_a_directory_and_reads_stored_results(tmp_path, capsy
     assert "not a results.json file" in capsys.readouterr().err
 
 
+def test_report_can_leave_methods_out_of_the_comparison(tmp_path, capsys):
+    """--exclude drops an ablation from "best other"; an unknown name or ours is refused, naming what is there."""
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parent / "data" / "results-v0.json"
+    assert main(["report", str(stored), "--scores", "psnr"]) == 0
+    full = capsys.readouterr().out
+    others = [line.split("|")[8].strip() for line in full.splitlines() if line.startswith("| ") and "×) |" in line
+              and not line.startswith("| model")]
+    best = others[0]
+    assert best and best != "–"
+    assert main(["report", str(stored), "--scores", "psnr", "--exclude", best]) == 0
+    kept = capsys.readouterr().out
+    assert f"| {best} |" in full and f"| {best} |" not in kept
+    assert main(["report", str(stored), "--exclude", "no-such-method"]) == 2
+    err = capsys.readouterr().err
+    assert "no method 'no-such-method'" in err and "tc-pade" in err
+    assert main(["report", str(stored), "--exclude", "tc-pade"]) == 2
+    assert "leave it in" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"config": {"predictor": "taylor"}}', "not a results file (a JSON object with keys config)"),
     ("[]", "no records in it"),

@@ -174,6 +174,13 @@ def cmd_report(args) -> int:
     from .bench.report import NO_RUNS, combined_summary
 
     records = load_records(args.results)
+    unknown = sorted(set(args.exclude) - {r.method for r in records})
+    if unknown:
+        raise _Usage(f"--exclude: no method {', '.join(map(repr, unknown))} in {', '.join(args.results)} "
+                     f"(methods: {', '.join(sorted({r.method for r in records}))})")
+    if args.ours in args.exclude:
+        raise _Usage(f"--exclude: {args.ours!r} is the method the report is about (--ours); leave it in")
+    records = [r for r in records if r.method not in args.exclude]
     text = combined_summary(records, ours=args.ours or None, targets=args.targets, scores=args.scores, every_point=args.every_point)
     if text.startswith(NO_RUNS):
         raise _Failed(f"{', '.join(args.results)}: no finished run to report ({len(records)} records, none scored: "
