@@ -7,13 +7,19 @@ against 0.7 mean gaps (``tail_gaps``, steps / passes: 2 steps at 2.5x, 4 at 6x).
 (damped) with both variants at 2.5-6x, on seeds that played no part in choosing the rule (the rules were
 chosen on other seeds), and writes results.json / results.md.  ``--study warmup``: a warm-up of two computed
 steps against one, whose residual TC-Padé reuses until the next pass gives it a trend (the pass saved goes to
-the rest of the run), at every budget: the evidence for ``lean_passes = 4`` (one warm-up step at 4 passes or
-fewer).  The two earlier studies pin the two-step warm-up they ran with.
+the rest of the run), at every budget: the evidence for ``lean_passes`` (one warm-up step at that many passes
+or fewer): 4 with TC-Padé's near-reuse rule for any two residuals (seed 4, ``docs/results/schedule-warmup``), 6
+since two residuals with a gap between them forecast their trend (seeds 6 and 7,
+``docs/results/schedule-warmup-gap``).  The two earlier studies pin the two-step warm-up they ran with.
 
     python benchmarks/schedule_study.py --out docs/results/schedule [--samples 16] [--seed 1]
     python benchmarks/schedule_study.py --study tail --steps 20,28,40,50,100 --seed 3 --out docs/results/schedule-tail
     python benchmarks/schedule_study.py --study warmup --models emoji-t2i,dit-mnist,flux-mnist --steps 20,28,40,50 \
         --seed 4 --out docs/results/schedule-warmup
+    python benchmarks/schedule_study.py --study warmup --models dit-mnist,flux-mnist,emoji-t2i --steps 20,28 \
+        --seed 6 --out docs/results/schedule-warmup-gap/seed6
+    python benchmarks/schedule_study.py --study warmup --models dit-mnist,flux-mnist --steps 24,40 \
+        --seed 7 --out docs/results/schedule-warmup-gap/seed7
 """
 
 from __future__ import annotations

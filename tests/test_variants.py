@@ -117,7 +117,7 @@ def test_a_few_step_plan_that_forecasts_from_the_warmup_alone_says_so(flux_pipe)
 
 
 def test_a_six_step_plan_warms_up_with_one_step_and_spends_the_other_later(flux_pipe):
-    """Two passes in 6 steps: one warm-up step (a budget of 4 passes or fewer, `lean_passes`), the other pass later in
+    """Two passes in 6 steps: one warm-up step (a budget of 6 passes or fewer, `lean_passes`), the other pass later in
     the run, exactly as planned and without a warning."""
     from tiny import run_flux
 

@@ -199,7 +199,7 @@ class BudgetPolicy(StaticPolicy):
         tail: float | None = option(None, ge=0.0, lt=1.0, optional=True,
                                     doc="instead of `tail_gaps`: the share of the steps at the end left to the forecast")
         short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
-        lean_passes: int = option(4, "int", ge=0, doc="budgets of this many passes or fewer, above 2x, warm up with one step, not `warmup` (0: never)")
+        lean_passes: int = option(6, "int", ge=0, doc="budgets of this many passes or fewer, above 2x, warm up with one step, not `warmup` (0: never)")
         min_steps: int = option(1, "int", ge=1, doc="runs of fewer steps compute every step, and say so")  # (reach)
 
         def __attrs_post_init__(self):
