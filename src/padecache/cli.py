@@ -174,10 +174,11 @@ def cmd_report(args) -> int:
     from .bench.report import NO_RUNS, combined_summary
 
     records = load_records(args.results)
-    unknown = sorted(set(args.exclude) - {r.method for r in records})
+    methods = {r.method for r in records}
+    unknown = sorted(set(args.exclude) - methods)
     if unknown:
         raise _Usage(f"--exclude: no method {', '.join(map(repr, unknown))} in {', '.join(args.results)} "
-                     f"(methods: {', '.join(sorted({r.method for r in records}))})")
+                     f"(methods: {', '.join(sorted(methods))})")
     if args.ours in args.exclude:
         raise _Usage(f"--exclude: {args.ours!r} is the method the report is about (--ours); leave it in")
     records = [r for r in records if r.method not in args.exclude]

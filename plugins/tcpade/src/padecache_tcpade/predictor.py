@@ -111,8 +111,8 @@ class TCPadePredictor(Predictor):
         size = c.get("history_size") if c.variant == "reference" else 3
         self.history: deque[torch.Tensor] = deque(maxlen=size)  # reference / paper: newest last
         self.positions: deque[float] = deque(maxlen=3)
-        self.gap_steps = 0  # damped: denoising steps between the two newest computed residuals
-        self._last_step: int | None = None
+        self._last_step: int | None = None  # damped: the step of the newest computed residual
+        self._gap_rate: torch.Tensor | None = None  # damped: the prior decay of a first trend measured over a gap
         self.last_input: torch.Tensor | None = None
         self.current_order = c.get("order") if c.variant == "reference" else 0
         self.stability: torch.Tensor | None = None
@@ -149,12 +149,12 @@ class TCPadePredictor(Predictor):
         self.current_order = self.config.get("order") if self.config.variant == "reference" else 0
         self.stability = None
         self.newest = self.slope = self._rate = self._fit = None
-        self.gap_steps, self._last_step = 0, None
+        self._last_step = self._gap_rate = None
         self._indicators = {}
 
     def state_tensors(self):
         extra = (self.last_input,) if self.config.variant == "reference" and self.last_input is not None else ()
-        damped = tuple(t for t in (self.newest, self.slope, self._rate) if t is not None)
+        damped = tuple(t for t in (self.newest, self.slope, self._rate, self._gap_rate) if t is not None)
         return (*self.history, *extra, *damped)
 
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
@@ -188,17 +188,16 @@ class TCPadePredictor(Predictor):
                 self.slope = self.slope + (residual - self.newest) / (self.positions[-1] - self.positions[-2])
             self.newest = residual
             return
-        slope = (residual - self.newest) / h
+        slope, first_trend = (residual - self.newest) / h, self.slope is None
         if self.slope is not None:
             sums = ctx.reduce(torch.stack([row_dot(slope, self.slope), row_sumsq(self.slope)], 1))
             self._fit = (sums, 0.5 * (x - self.positions[-2]))  # the rate is settled when first needed
         self.newest, self.slope = residual, slope
         self.positions.append(x)
-        self.gap_steps, self._last_step = ctx.step - self._last_step, ctx.step
-
-    @property
-    def _prior(self) -> torch.Tensor:
-        return torch.tensor([float(self.config.get("shrink"))], dtype=torch.float64, device=self.newest.device)
+        gap, self._last_step = ctx.step - self._last_step, ctx.step
+        if first_trend and gap > 1:  # its persistence not measured yet (ρ = 0): it keeps the prior share σ = shrink per gap
+            prior = torch.tensor([float(self.config.get("shrink"))], dtype=torch.float64, device=residual.device)
+            self._gap_rate = pm.decay_rate(prior, h)
 
     @property
     def rate(self) -> torch.Tensor | None:
@@ -281,9 +280,8 @@ class TCPadePredictor(Predictor):
         xs = self.positions
         h, distance = xs[-1] - xs[-2], ctx.position(c.get("grid")) - xs[-1]
         # the early rule in terms of the state kept: a1 R_n + a2 R_{n-1} = (a1 + a2) R_n - a2 h D_n
-        if self.rate is None and self.gap_steps > 1 and not (self.stage_rules and ctx.stage is Stage.EARLY):
-            # a trend over a gap, its persistence not measured yet (ρ = 0): it keeps the prior share σ = shrink per gap
-            return pm.decay_pade_step(self.newest, self.slope, pm.decay_rate(self._prior, h), distance)
+        if self.rate is None and self._gap_rate is not None and not (self.stage_rules and ctx.stage is Stage.EARLY):
+            return pm.decay_pade_step(self.newest, self.slope, self._gap_rate, distance)  # a trend over a gap
         early = self.rate is None or (self.stage_rules and ctx.stage is Stage.EARLY)
         if early:  # two adjacent residuals, stability not measurable yet: the paper's conservative rule
             a1, a2 = c.alpha
