@@ -11,7 +11,7 @@
 # ran (the input-aware plugin, block ranges, cache-dit's Fn = 1 budget) by a --methods run on the same digits
 # and seeds merged with --replace (benchmarks/merge_results.py); this script reruns everything from scratch.
 # The 400-digit run at 2.5x: 10-15 minutes per model.
-# `padecache bench` alone (the key comparison on emoji-t2i) takes about 1.5 minutes, `--quick` about 30 seconds.
+# `padecache bench` alone (the key comparison on emoji-t2i) takes 1-1.5 minutes, `--quick` about 30 seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ours="${OURS:-tc-pade}"
