@@ -584,3 +584,50 @@ def test_nan_in_the_initial_latents_is_not_blamed_on_the_predictor(dit_pipe):
     message = " ".join(str(w.message) for w in caught)
     assert stats.fallbacks > 0 and "non-finite (NaN or Inf)" in message and "check the initial latents" in message
     assert "the predictor is not the cause" in message and "Check the predictor" not in message
+
+
+def test_a_forecast_sees_the_policys_plan_and_an_adaptive_policy_shows_none(flux_pipe):
+    """``ctx.plan`` is the static policy's mask over the steps this model runs (``passes_left``, ``next_pass`` read
+    it); a policy that decides as it goes has no plan to show."""
+
+    class PlanSpy(SpyPredictor):
+        name = "plan-spy"
+        plans: list = []
+
+        def predict(self, ctx, block_input):
+            PlanSpy.plans.append((ctx.step, ctx.plan, ctx.passes_left, ctx.next_pass))
+            return super().predict(ctx, block_input)
+
+    class EveryOther(padecache.CachePolicy):  # decides as it goes: no mask
+        name = "every-other-adaptive"
+
+        def should_compute(self, ctx):
+            return ctx.step < 2 or ctx.step % 2 == 0
+
+    class SpyPlugin:
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            return [PlanSpy]
+
+        @padecache.hookimpl
+        def padecache_policies(self):
+            return [EveryOther]
+
+    plugin = SpyPlugin()
+    padecache.register_plugin(plugin, name="plan-spy")
+    policy = {"name": "fixed", "interval": 3, "warmup": 2}
+    mask = tuple(get_registry().create("policy", "fixed", padecache.load_config({"policy": policy}).policy.options).mask(STEPS))
+    try:
+        with tiny.applied(flux_pipe, {"predictor": "plan-spy", "policy": policy}):
+            tiny.run_flux(flux_pipe, steps=STEPS)
+        seen = list(PlanSpy.plans)
+        PlanSpy.plans.clear()
+        with tiny.applied(flux_pipe, {"predictor": "plan-spy", "policy": "every-other-adaptive"}):
+            tiny.run_flux(flux_pipe, steps=STEPS)
+    finally:
+        padecache.unregister_plugin(plugin)
+    assert mask == (True, True, False, False, True, False, False, True)
+    assert [s for s, *_ in seen] == [2, 3, 5, 6]
+    assert all(plan == mask for _, plan, _, _ in seen)
+    assert [(left, nxt) for _, _, left, nxt in seen] == [(2, 4), (2, 4), (1, 7), (1, 7)]
+    assert [s for s, *_ in PlanSpy.plans] == [3, 5, 7] and all(tuple(p) == (None, None, None) for _, *p in PlanSpy.plans)

@@ -172,6 +172,7 @@ class Engine(Uncopyable):
             self._check_ready(slot, ctx)
             return [Part(slot, ctx, True, "warmup", rows)]
         x_rows = x_in if rows is None else x_in.index_select(0, rows.to(x_in.device))
+        ctx = attrs.evolve(ctx, plan=self._plan_of(slot, ctx))
         prediction = self._call("predictor", "predict", ctx, slot.predictor.predict, ctx, x_rows)
         self._check_prediction(prediction, x_rows, ctx)
         self.recorder.forecast_attempts += slot.size(batch)
@@ -184,6 +185,16 @@ class Engine(Uncopyable):
         keep = torch.arange(len(ok))[ok].to(prediction.device)
         return [Part(good, attrs.evolve(ctx, rows=len(good.rows)), False, "forecast", good.rows, prediction.index_select(0, keep)),
                 Part(bad, attrs.evolve(ctx, rows=len(bad.rows)), True, "fallback", bad.rows)]
+
+    def _plan_of(self, slot: Slot, ctx: StepContext) -> tuple[bool, ...] | None:
+        """The policy's static plan over this model's steps, for the predictor (``None``: it decides as it goes)."""
+        plan = self._call("policy", "mask", ctx, slot.policy.mask, ctx.span_steps)
+        if plan is None:
+            return None
+        if len(plan) != ctx.span_steps:
+            raise ValueError(f"{self.label('policy')} returned a plan of {len(plan)} steps from mask({ctx.span_steps}); "
+                             f"return one entry per step, or None for a policy that decides as it goes")
+        return tuple(bool(on) for on in plan)
 
     def _per_row(self, want: Any, ctx: StepContext) -> bool | torch.Tensor:
         """A policy's answer as one bool, or one bool per row when the rows disagree."""

@@ -158,6 +158,9 @@ class StepContext:
         rows: batch rows this decision is for (a :class:`Predictor`/:class:`CachePolicy` instance holds
             the state of these rows only).
         inputs: for a policy that declares ``inputs``, what it reads (:class:`StepInputs`, these rows); else ``None``.
+        plan: for :meth:`Predictor.predict`, the policy's static plan over this model's steps (its
+            :meth:`CachePolicy.mask`, ``True`` = a pass), so a forecast can see how far the next pass is
+            (:attr:`passes_left`, :attr:`next_pass`); ``None`` for a policy that decides as it goes.
     """
 
     step: int
@@ -172,6 +175,20 @@ class StepContext:
     rows: int = 1
     reducer: Any = attrs.field(default=None, repr=False, eq=False)
     inputs: StepInputs | None = attrs.field(default=None, repr=False, eq=False)
+    plan: tuple[bool, ...] | None = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def passes_left(self) -> int | None:
+        """Passes the policy's plan holds after this step (``None``: no static plan, the policy decides as it goes)."""
+        return None if self.plan is None else sum(self.plan[self.step - self.first_step + 1:])
+
+    @property
+    def next_pass(self) -> int | None:
+        """The step of the next planned pass after this one (``None``: none planned, or no static plan)."""
+        if self.plan is None:
+            return None
+        first = self.first_step
+        return next((first + i for i in range(self.step - first + 1, len(self.plan)) if self.plan[i]), None)
 
     def reduce(self, local: torch.Tensor):
         """The sum of ``local`` over the sequence-parallel group, as a :class:`~padecache.distributed.Deferred`

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import pytest
 import torch
 
@@ -75,6 +76,23 @@ def test_damped_is_exact_on_lines_and_with_two_residuals_conservative_after_adja
     assert make("damped", [1.0, 3.0], [2, 6], stage_rules=True).predict(ctx(9, Stage.EARLY), torch.zeros(1, 1)).item() == pytest.approx(2.8)
     p = make("damped", [1.0, 2.0, 4.0], [0, 2, 6])  # slopes 0.5 and 0.5: rho = 1, sigma = 1
     assert p.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(6.5)
+
+
+def test_damped_reuses_after_a_gap_when_the_plan_holds_no_further_pass():
+    """A two-pass plan: the trend over the run's only gap is not carried to the end of the run; with a pass still
+    planned, or no plan to see (an adaptive policy), the gap rule forecasts as before."""
+    p = make("damped", [1.0, 3.0], [2, 6])
+    plan = tuple(s in (2, 6) for s in range(20))
+    last = attrs.evolve(ctx(9, Stage.MID), plan=plan)
+    assert last.passes_left == 0 and last.next_pass is None
+    assert p.predict(last, torch.zeros(1, 1)).item() == 3.0
+    more = attrs.evolve(ctx(9, Stage.MID), plan=tuple(s in (2, 6, 12) for s in range(20)))
+    assert more.passes_left == 1 and more.next_pass == 12
+    assert p.predict(more, torch.zeros(1, 1)).item() == pytest.approx(3.9869328, rel=1e-6)
+    # three residuals: the decay is measured, and the plan changes nothing
+    p = make("damped", [0.5, 1.0, 1.4], [0, 4, 8])
+    end = attrs.evolve(ctx(10, Stage.MID), plan=tuple(s in (0, 4, 8) for s in range(20)))
+    assert p.predict(end, torch.zeros(1, 1)).item() == pytest.approx(DAMPED[Stage.MID], rel=1e-6)
 
 
 def test_damped_on_a_grid_that_runs_down_is_the_mirror_of_one_that_runs_up():
