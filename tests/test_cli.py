@@ -238,6 +238,21 @@ def test_report_can_leave_methods_out_of_the_comparison(tmp_path, capsys):
     assert "leave it in" in capsys.readouterr().err
 
 
+def test_report_at_pass_budgets_compares_each_step_count_at_that_many_passes(capsys):
+    """--passes 5 on a 20-step sweep is its 4x point (20 / 5): the same headline as --targets 4."""
+    from pathlib import Path
+
+    stored = str(Path(__file__).resolve().parent / "data" / "results-v0.json")
+    assert main(["report", stored, "--scores", "psnr", "--every-point", "--passes", "5"]) == 0
+    by_passes = capsys.readouterr().out
+    assert main(["report", stored, "--scores", "psnr", "--every-point", "--targets", "4"]) == 0
+    assert by_passes == capsys.readouterr().out
+    assert "| dit-mnist | 20 | 5 (4.00×) |" in by_passes
+    with pytest.raises(SystemExit):
+        main(["report", stored, "--passes", "0"])
+    assert "--passes: expected whole numbers >= 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("content, message", [
     ('{"config": {"predictor": "taylor"}}', "not a results file (a JSON object with keys config)"),
     ("[]", "no records in it"),

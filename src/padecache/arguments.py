@@ -234,6 +234,8 @@ def _report_and_train(sub) -> None:
     p.add_argument("--every-point", action="store_true",
                    help="the headline at every one of --targets and step count (default: 2.5x and 3.33x only), with a "
                         "count of the points where ours leads the best other method by >= 1")
+    p.add_argument("--passes", type=ints, default=None,
+                   help="compare at these pass budgets at every step count instead of --targets, e.g. 2 (steps / passes each)")
     p.add_argument("--exclude", type=names, default=(), help="methods left out of the comparison, comma-separated "
                    "(e.g. an ablation such as 'taylor-1 front-loaded', a first-order forecast on ours' plan)")
     p.add_argument("--out", default=None, help="also write the markdown to this file (a directory: DIR/summary.md)")

@@ -182,7 +182,8 @@ def cmd_report(args) -> int:
     if args.ours in args.exclude:
         raise _Usage(f"--exclude: {args.ours!r} is the method the report is about (--ours); leave it in")
     records = [r for r in records if r.method not in args.exclude]
-    text = combined_summary(records, ours=args.ours or None, targets=args.targets, scores=args.scores, every_point=args.every_point)
+    text = combined_summary(records, ours=args.ours or None, targets=args.targets, scores=args.scores,
+                            every_point=args.every_point, passes=args.passes)
     if text.startswith(NO_RUNS):
         raise _Failed(f"{', '.join(args.results)}: no finished run to report ({len(records)} records, none scored: "
                       f"{', '.join(sorted({r.status for r in records})) or 'empty'})")

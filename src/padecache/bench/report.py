@@ -123,11 +123,12 @@ def _keys(records: Sequence[Record]) -> list[tuple[str, int | None]]:
 
 
 def headline(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None,
-             metric: str | None = None, every_point: bool = False) -> list[dict[str, Any]]:
+             metric: str | None = None, every_point: bool = False, passes: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Per (model, steps, target): the best run of ours, TaylorSeer, the best other method, reuse and the published method.
 
     The targets are the headline's (2.5x and 3.33x among ``targets`` or the swept ones) unless ``every_point``:
-    then every one of ``targets``, or every swept target."""
+    then every one of ``targets``, or every swept target.  ``passes`` replaces the targets by pass budgets, the same
+    at every step count (``steps / passes`` each)."""
     records = annotate(records)
     ours = ours_label(records, ours)
     metric = metric or ranking_metric(records)
@@ -136,7 +137,7 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     out = []
     for model, steps in _keys(records):
         recs = [r for r in records if r.model == model]
-        for target in targets:
+        for target in (targets if not passes or steps is None else [steps / p for p in passes]):
             rows = equal_compute([r for r in recs if r.steps == steps], steps, target, metric)
             if not rows:
                 continue
@@ -261,14 +262,14 @@ def _title(name: str) -> str:
 
 
 def headline_markdown(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None,
-                      note: bool = True, every_point: bool = False) -> str:
+                      note: bool = True, every_point: bool = False, passes: Sequence[int] | None = None) -> str:
     """The headline as a markdown table (what ``padecache bench`` prints); groups no run belongs to are left out.
 
     Wall-clock figures of distributed runs are marked † and explained under the table (unless ``note=False``).
     With ``every_point`` it covers every target (see ``headline``) and ends with a count of the points where
     ours leads the best other method by 1 dB (or 1 unit of the score) or more.
     """
-    entries = headline(records, ours, targets, every_point=every_point)
+    entries = headline(records, ours, targets, every_point=every_point, passes=passes)
     if not entries:
         return NO_RUNS
     metric = entries[0]["metric"]
@@ -394,15 +395,16 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
 
 
 def combined_summary(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] = HEADLINE_TARGETS,
-                     scores: Sequence[str] | None = None, every_point: bool = False) -> str:
+                     scores: Sequence[str] | None = None, every_point: bool = False, passes: Sequence[int] | None = None) -> str:
     """The README's results block: the headline, then per target the models side by side (smallest step count).
 
     ``scores`` picks the score columns (default: every score in the records); ``every_point`` puts every
-    one of ``targets`` at every step count into the headline (``headline``).
+    one of ``targets`` at every step count into the headline (``headline``); ``passes`` compares at these pass
+    budgets at every step count instead of at ``targets``.
     """
     records = annotate(records)
     ours = ours_label(records, ours)
-    lines = [headline_markdown(records, ours, targets, note=False, every_point=every_point), ""]
+    lines = [headline_markdown(records, ours, targets, note=False, every_point=every_point, passes=passes), ""]
     if distributed_note(records):
         lines += [distributed_note(records), ""]
     scored = [r for r in records if r.scored]
@@ -412,6 +414,8 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
     models = sorted({r.model for r in scored})
     steps = min((r.steps for r in scored if r.steps is not None), default=None)
     metric = ranking_metric(records)
+    if passes and steps is not None:
+        targets = [steps / p for p in passes]
     for target in targets:
         per_model = {m: equal_compute([r for r in records if r.model == m], steps, target, metric) for m in models}
         methods = sorted({k for rows in per_model.values() for k in rows},
