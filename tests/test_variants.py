@@ -70,16 +70,18 @@ def test_caching_off_on_a_partial_schedule_counts_the_steps_that_run(flux_varian
     assert stats.total_steps == ran and stats.full_passes == ran and stats.pass_speedup == 1.0
 
 
-@pytest.mark.parametrize("kind", ["img2img", "inpaint"])
-def test_a_partial_schedule_spends_the_budget_over_the_steps_that_run(flux_variants, kind):
-    """The plan is the policy's plan for the 12 steps that run, its first step the first one the pipeline runs."""
+@pytest.mark.parametrize("kind, config", [("img2img", "tc-pade-fast"), ("inpaint", "tc-pade-fast"),
+                                          ("img2img", {"predictor": "tc-pade", "policy": "spectrum-window"})])
+def test_a_partial_schedule_spends_the_budget_over_the_steps_that_run(flux_variants, kind, config):
+    """The plan is the policy's plan for the 12 steps that run, its first step the first one the pipeline runs
+    (padecache's static policies and the forecasters plugin's Spectrum window alike)."""
     pipe = flux_variants[kind]
     ran = round(STEPS * 0.6)
-    with applied(pipe, "tc-pade-fast"):
+    with applied(pipe, config):
         _partial(pipe, kind)
         stats = padecache.stats(pipe)
     first = STEPS - ran
-    expected = [first + i for i, c in enumerate(_plan("tc-pade-fast", ran)) if c]
+    expected = [first + i for i, c in enumerate(_plan(config, ran)) if c]
     assert _computed(stats) == expected and expected[0] == first
     assert stats.total_steps == ran
     assert stats.pass_speedup == pytest.approx(ran / len(expected))

@@ -187,4 +187,5 @@ class SpectrumWindowPolicy(CachePolicy):
         return list(self._masks[num_steps])
 
     def should_compute(self, ctx: StepContext) -> bool:
-        return self.mask(ctx.num_steps)[ctx.step]
+        # the plan covers the steps this model runs, as padecache's static policies' do (img2img: the last ones)
+        return self.mask(ctx.span_steps)[ctx.step - ctx.first_step]
