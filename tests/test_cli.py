@@ -45,6 +45,8 @@ def test_list(capsys):
 def test_mask_prints_static_plans(capsys):
     assert main(["mask", "taylorseer", "--steps", "20"]) == 0
     assert "###....#....#....#..  6 passes (3.33x)" in capsys.readouterr().out
+    assert main(["mask", "default", "--steps", "14", "--partial"]) == 0  # img2img's last 14 of 28 steps
+    assert " 14 steps  #.#.#..#.#..#.  6 passes (2.33x)" in capsys.readouterr().out
 
 
 def test_config_prints_resolved_toml(capsys):

@@ -108,3 +108,19 @@ def test_mask_policy_and_step_count_mismatch():
 def test_mask_policy_validation(options, message):
     with pytest.raises(ValueError, match=message):
         policy("mask", **options)
+
+
+def test_budget_spreads_a_run_that_starts_part_way_more_evenly_and_nearer_the_end():
+    """img2img at strength 0.5 of 28 steps runs 14: the same passes, spread more evenly (``partial_spacing``) and
+    nearer the end (``partial_tail_gaps``); fixed plans are the same either way."""
+    from padecache.interfaces import mask_to_str
+    from padecache.policies import BudgetPolicy, FixedPolicy
+
+    budget = BudgetPolicy(BudgetPolicy.Config(speedup=2.5))
+    assert mask_to_str(budget.mask(14)) == "#.#.#.#.#..#.."
+    assert mask_to_str(budget.mask(14, partial=True)) == "#.#.#..#.#..#."
+    assert mask_to_str(budget.mask(22, partial=True)) == "##.#..#.#..#..#..#..#."
+    same = BudgetPolicy(BudgetPolicy.Config(speedup=2.5, partial_spacing=1.25, partial_tail_gaps=0.7))
+    assert same.mask(14, partial=True) == budget.mask(14)
+    fixed = FixedPolicy(FixedPolicy.Config(interval=3, warmup=2))
+    assert fixed.mask(14, partial=True) == fixed.mask(14)

@@ -220,6 +220,8 @@ def _inspect(sub) -> None:
     p = sub.add_parser("mask", help="print a static policy's plan for some step counts", formatter_class=Formatter)
     p.add_argument("config", help="preset or method name, or a TOML file")
     p.add_argument("--steps", type=ints, default=(20, 28, 50), help="comma-separated step counts")
+    p.add_argument("--partial", action="store_true",
+                   help="the plan of a run that starts part-way through its schedule (img2img, inpainting) of that many steps")
 
     p = sub.add_parser("config", help="print a preset, method or config file as resolved TOML", formatter_class=Formatter)
     p.add_argument("config", help="preset or method name, or a TOML file")

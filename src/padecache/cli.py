@@ -108,12 +108,14 @@ def cmd_list(args) -> int:
 
 def cmd_mask(args) -> int:
     from . import get_registry, load_config
-    from .interfaces import mask_to_str
+    from .interfaces import StepContext, mask_to_str
 
     cfg = load_config(args.config)
     policy = get_registry().create("policy", cfg.policy.name, cfg.policy.options)
     for steps in args.steps:
-        mask = policy.mask(steps)
+        # --partial: the plan of a run of `steps` steps that starts part-way through its schedule (img2img)
+        ctx = StepContext(1, steps + 1, 0.0, None, span=(1, steps + 1)) if args.partial else StepContext(0, steps, 0.0, None)
+        mask = policy.plan(ctx)
         if mask is None:
             print(f"policy {cfg.policy.name!r} is adaptive: its mask depends on the run (see padecache.stats(...).mask())")
             return 0

@@ -188,11 +188,11 @@ class Engine(Uncopyable):
 
     def _plan_of(self, slot: Slot, ctx: StepContext) -> tuple[bool, ...] | None:
         """The policy's static plan over this model's steps, for the predictor (``None``: it decides as it goes)."""
-        plan = self._call("policy", "mask", ctx, slot.policy.mask, ctx.span_steps)
+        plan = self._call("policy", "plan", ctx, slot.policy.plan, ctx)
         if plan is None:
             return None
         if len(plan) != ctx.span_steps:
-            raise ValueError(f"{self.label('policy')} returned a plan of {len(plan)} steps from mask({ctx.span_steps}); "
+            raise ValueError(f"{self.label('policy')} returned a plan of {len(plan)} steps for a run of {ctx.span_steps}; "
                              f"return one entry per step, or None for a policy that decides as it goes")
         return tuple(bool(on) for on in plan)
 

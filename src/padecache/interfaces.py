@@ -159,7 +159,7 @@ class StepContext:
             the state of these rows only).
         inputs: for a policy that declares ``inputs``, what it reads (:class:`StepInputs`, these rows); else ``None``.
         plan: for :meth:`Predictor.predict`, the policy's static plan over this model's steps (its
-            :meth:`CachePolicy.mask`, ``True`` = a pass), so a forecast can see how far the next pass is
+            :meth:`CachePolicy.plan`, ``True`` = a pass), so a forecast can see how far the next pass is
             (:attr:`passes_left`, :attr:`next_pass`); ``None`` for a policy that decides as it goes.
     """
 
@@ -343,6 +343,12 @@ class CachePolicy(_Component):
     def mask(self, num_steps: int) -> list[bool] | None:
         """The static plan, ``True`` = compute, or ``None`` for adaptive policies."""
         return None
+
+    def plan(self, ctx: StepContext) -> list[bool] | None:
+        """The static plan of the run ``ctx`` belongs to, over the steps this model runs (``ctx.span_steps``), or
+        ``None`` for adaptive policies; what forecasts see as ``ctx.plan``.  Default: ``mask(ctx.span_steps)``.  A
+        static policy whose plan depends on more than the step count (a run that starts part-way) says so here."""
+        return self.mask(ctx.span_steps)
 
     def indicators(self) -> dict[str, float]:
         """Scalar indicators behind the last decision (e.g. the TSI), reported per step in the stats."""

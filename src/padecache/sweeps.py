@@ -107,13 +107,16 @@ def range_passes(steps: int, target: float, share: float) -> int | None:
 
 
 def front_loaded(steps: int | None, target: float) -> list[dict]:
-    """padecache's default budget schedule: 2 warm-up steps (1 at 4 passes or fewer), the other passes front-loaded."""
+    """padecache's default budget schedule: 2 warm-up steps (1 at 6 passes or fewer), the other passes front-loaded
+    (spread more evenly, nearer the end, in a run that starts part-way)."""
     return [{"name": "budget", "speedup": round(target, 4)}]
 
 
 def even_budget(steps: int | None, target: float) -> list[dict]:
-    """The equal schedule: 3 warm-up steps (what every predictor needs) at every budget, the other passes evenly spread."""
-    return [{"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0, "lean_passes": 0}]
+    """The equal schedule: 3 warm-up steps (what every predictor needs) at every budget, the other passes evenly spread
+    (in a run that starts part-way too)."""
+    return [{"name": "budget", "speedup": round(target, 4), "warmup": 3, "spacing": 1.0, "lean_passes": 0,
+             "partial_spacing": 1.0, "partial_tail_gaps": 0.7}]
 
 
 def densest(steps: int, target: float, passes_for: Callable[[int], int], knobs: Iterable[int]) -> int | None:

@@ -21,22 +21,33 @@ class StaticPolicy(CachePolicy):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self._masks: dict[int, list[bool]] = {}
+        self._masks: dict[tuple[int, bool], list[bool]] = {}
 
     @abstractmethod
     def build_mask(self, num_steps: int) -> list[bool]:
         """``True`` = compute, one entry per step."""
 
-    def mask(self, num_steps: int) -> list[bool]:
+    def build_partial_mask(self, num_steps: int) -> list[bool]:
+        """The plan of a run that starts part-way through its schedule (img2img, inpainting, Wan 2.2's second
+        expert) over the ``num_steps`` steps it runs; default: the same as a whole run's."""
+        return self.build_mask(num_steps)
+
+    def mask(self, num_steps: int, partial: bool = False) -> list[bool]:
+        """The plan for ``num_steps`` steps; ``partial``: of a run that starts part-way (:meth:`build_partial_mask`)."""
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
-        if num_steps not in self._masks:
-            self._masks[num_steps] = self.build_mask(num_steps)
-        return list(self._masks[num_steps])
+        key = (num_steps, bool(partial))
+        if key not in self._masks:
+            self._masks[key] = self.build_partial_mask(num_steps) if partial else self.build_mask(num_steps)
+        return list(self._masks[key])
+
+    def plan(self, ctx: StepContext) -> list[bool]:
+        # the plan covers the steps this model runs (all of them, or the last ones of an img2img run, or one
+        # expert's share for Wan 2.2); a run whose first step is not its schedule's first starts part-way
+        return self.mask(ctx.span_steps, partial=ctx.first_step > 0)
 
     def should_compute(self, ctx: StepContext) -> bool:
-        # the plan covers the steps this model runs (all of them, or one expert's share for Wan 2.2)
-        return self.mask(ctx.span_steps)[ctx.step - ctx.first_step]
+        return self.plan(ctx)[ctx.step - ctx.first_step]
 
 
 class AlwaysPolicy(StaticPolicy):
@@ -182,7 +193,9 @@ class BudgetPolicy(StaticPolicy):
     run when that is given; ``last = true`` forces the final step instead, which measurably wastes the pass
     (docs/methods.md).  A budget of ``lean_passes`` passes or fewer, above 2x, warms up with one step: a second
     warm-up step would leave one or two passes for the long rest of the run.  A predictor that needs two computed residuals
-    before it forecasts (``min_history = 2``) then computes the second step anyway, and stats say so.
+    before it forecasts (``min_history = 2``) then computes the second step anyway, and stats say so.  A run that
+    starts part-way through its schedule (img2img, inpainting, Wan 2.2's second expert) has no steep first steps to
+    front-load for: its passes follow ``partial_spacing`` and ``partial_tail_gaps`` instead.
     """
 
     name = "budget"
@@ -199,6 +212,8 @@ class BudgetPolicy(StaticPolicy):
         tail: float | None = option(None, ge=0.0, lt=1.0, optional=True,
                                     doc="instead of `tail_gaps`: the share of the steps at the end left to the forecast")
         short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
+        partial_spacing: float = option(1.1, ge=0.5, le=3.0, doc="`spacing` of a run that starts part-way (img2img, inpainting, a second expert)")
+        partial_tail_gaps: float = option(0.5, ge=0.0, le=10.0, doc="`tail_gaps` of a run that starts part-way")
         lean_passes: int = option(6, "int", ge=0, doc="budgets of this many passes or fewer, above 2x, warm up with one step, not `warmup` (0: never)")
         min_steps: int = option(1, "int", ge=1, doc="runs of fewer steps compute every step, and say so")  # (reach)
 
@@ -213,6 +228,14 @@ class BudgetPolicy(StaticPolicy):
         return max(1, min(num_steps, round(num_steps / c.speedup)))
 
     def build_mask(self, num_steps: int) -> list[bool]:
+        return self._budget_mask(num_steps, self.config.spacing, self.config.tail_gaps)
+
+    def build_partial_mask(self, num_steps: int) -> list[bool]:
+        # a run that starts part-way has no steep first steps to front-load for, and its last steps still move:
+        # passes spread more evenly, nearer the end (docs/methods.md, "img2img")
+        return self._budget_mask(num_steps, self.config.partial_spacing, self.config.partial_tail_gaps)
+
+    def _budget_mask(self, num_steps: int, spacing: float, tail_gaps: float) -> list[bool]:
         c = self.config
         if num_steps < c.min_steps:  # (reach) a few-step run: every step computes, and the user is told why
             warnings.warn(f"padecache: a {num_steps}-step run is shorter than the budget policy's min_steps = "
@@ -226,5 +249,5 @@ class BudgetPolicy(StaticPolicy):
                           f"steps, all in the warm-up: the others are forecast from the warm-up's residuals alone. Set "
                           f"policy.min_steps = {num_steps + 1} (or more) to compute every step of runs this short, or "
                           f"lower policy.speedup", RuntimeWarning, stacklevel=2)
-        tail, tail_gaps = (c.tail, None) if c.tail is not None else (0.0, c.tail_gaps)  # a share replaces the gaps
-        return budget_mask(num_steps, passes, warmup, c.last, c.spacing, tail, c.short_first_gap, tail_gaps)
+        tail, gaps = (c.tail, None) if c.tail is not None else (0.0, tail_gaps)  # a share replaces the gaps
+        return budget_mask(num_steps, passes, warmup, c.last, spacing, tail, c.short_first_gap, gaps)
