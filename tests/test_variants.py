@@ -21,12 +21,13 @@ STEPS = 20
 def _plan(config, steps: int, partial: bool = False) -> list[bool]:
     """The compute mask a static policy of ``config`` plans for ``steps`` steps (the oracle of a run's decisions);
     ``partial``: of a run that starts part-way through its schedule."""
+    from padecache import StepContext
+
     cfg = padecache.load_config(config)
     policy = get_registry().get("policy", cfg.policy.name).cls(cfg.policy.options)
-    from padecache.policies import StaticPolicy
-
-    # padecache's static policies have a plan for runs that start part-way; a plugin's follows the step count only
-    return policy.mask(steps, partial=True) if partial and isinstance(policy, StaticPolicy) else policy.mask(steps)
+    # the policy's plan for a run of `steps` steps, starting at the schedule's first step or one later
+    first = 1 if partial else 0
+    return policy.plan(StepContext(first, first + steps, 0.0, None, span=(first, first + steps)))
 
 
 def _computed(stats, branch: str | None = None) -> list[int]:
