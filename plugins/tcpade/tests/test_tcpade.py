@@ -78,6 +78,25 @@ def test_damped_is_exact_on_lines_and_with_two_residuals_conservative_after_adja
     assert p.predict(ctx(11, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(6.5)
 
 
+
+def test_damped_forecasts_a_line_one_step_ahead_of_a_trend_measured_against_the_first_steps_transient():
+    """After an adjacent warm-up pair, the decay measured at the third residual is against the first step's steep
+    slope: one step ahead the trend is a line, further ahead it relaxes at the measured rate; from the fourth
+    residual on, and when the first slope spans a gap, every forecast relaxes."""
+    # R = (0, 2, 2.4) at steps (0, 1, 3): slopes 2 and 0.2, rho = 0.1, sigma = 0.325, spacing 1.5,
+    # lambda = -ln(0.325) / 1.5; step 4: 2.4 + 0.2 = 2.6; step 5: 2.4 + 0.2 * 2 / (1 + lambda) = 2.6286646
+    p = make("damped", [0.0, 2.0, 2.4], [0, 1, 3])
+    assert p.predict(ctx(4, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.6)
+    assert p.predict(ctx(5, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.6286646, rel=1e-6)
+    # a fourth residual 2.7 at step 5: slopes 0.2 and 0.15, rho = 0.75, sigma = 0.8125, spacing 2,
+    # lambda = -ln(0.8125) / 2; step 6: 2.7 + 0.15 / (1 + lambda / 2) = 2.8425978
+    p.update(ctx(5, Stage.MID), torch.full((1, 1), 2.7), torch.zeros(1, 1), computed=True)
+    assert p.predict(ctx(6, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.8425978, rel=1e-6)
+    # the first slope over a gap (steps 0, 2, 4): slopes 1 and 0.2, rho = 0.2, sigma = 0.4, spacing 2;
+    # step 5: 2.4 + 0.2 / (1 + lambda / 2) = 2.5627243, not the line's 2.6
+    p = make("damped", [0.0, 2.0, 2.4], [0, 2, 4])
+    assert p.predict(ctx(5, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.5627243, rel=1e-6)
+
 def test_damped_reuses_after_a_gap_when_the_plan_holds_no_further_pass():
     """A two-pass plan: the trend over the run's only gap is not carried to the end of the run; with a pass still
     planned, or no plan to see (an adaptive policy), the gap rule forecasts as before."""

@@ -18,7 +18,11 @@
   the slope is mostly the first step's transient and the early rule ``α1 R_n + α2 R_{n−1}`` is used;
   from two steps further apart (a one-step warm-up, ``lean_passes``) it is the trend over the gap, and it
   relaxes as if none of it were measured to persist (ρ = 0, σ = ``shrink``) until a third residual measures
-  the decay; when the policy's plan holds no further pass (a two-pass run, ``StepContext.passes_left``)
+  the decay.  The decay measured against the first step's transient (the third residual after an adjacent
+  warm-up pair) understates how long the trend that follows persists: one step ahead, that trend is
+  forecast as a line (``R_n + D d``), further ahead it relaxes at the measured rate (chosen on 45 points, one
+  seed: +0.2 to +1.6 dB where passes alternate with forecasts from the start, within ±0.2 dB elsewhere;
+  ``docs/methods.md``).  When the policy's plan holds no further pass (a two-pass run, ``StepContext.passes_left``)
   the newest residual is reused instead: a trend measured over the run's first gap does not hold to its
   end (plain reuse was 1.1-1.3 dB ahead there, ``docs/methods.md``).
 
@@ -115,6 +119,8 @@ class TCPadePredictor(Predictor):
         self.positions: deque[float] = deque(maxlen=3)
         self._last_step: int | None = None  # damped: the step of the newest computed residual
         self._gap_rate: torch.Tensor | None = None  # damped: the prior decay of a first trend measured over a gap
+        self._after_transient = False  # damped: the first slope was an adjacent warm-up pair's (the early rule's)
+        self._transient_fit = False  # damped: the newest decay was measured against that first slope
         self.last_input: torch.Tensor | None = None
         self.current_order = c.get("order") if c.variant == "reference" else 0
         self.stability: torch.Tensor | None = None
@@ -152,6 +158,7 @@ class TCPadePredictor(Predictor):
         self.stability = None
         self.newest = self.slope = self._rate = self._fit = None
         self._last_step = self._gap_rate = None
+        self._after_transient = self._transient_fit = False
         self._indicators = {}
 
     def state_tensors(self):
@@ -194,9 +201,11 @@ class TCPadePredictor(Predictor):
         if self.slope is not None:
             sums = ctx.reduce(torch.stack([row_dot(slope, self.slope), row_sumsq(self.slope)], 1))
             self._fit = (sums, 0.5 * (x - self.positions[-2]))  # the rate is settled when first needed
+        self._transient_fit = self._after_transient
         self.newest, self.slope = residual, slope
         self.positions.append(x)
         gap, self._last_step = ctx.step - self._last_step, ctx.step
+        self._after_transient = first_trend and gap == 1
         if first_trend and gap > 1:  # its persistence not measured yet (ρ = 0): it keeps the prior share σ = shrink per gap
             prior = torch.tensor([float(self.config.get("shrink"))], dtype=torch.float64, device=residual.device)
             self._gap_rate = pm.decay_rate(prior, h)
@@ -290,6 +299,8 @@ class TCPadePredictor(Predictor):
         if early:  # two adjacent residuals, stability not measurable yet: the paper's conservative rule
             a1, a2 = c.alpha
             return torch.add((a1 + a2) * self.newest, self.slope, alpha=-a2 * h)
+        if self._transient_fit and ctx.step - self._last_step == 1:  # one step ahead of a trend measured against the
+            return torch.add(self.newest, self.slope, alpha=distance)  # transient: its persistence is understated
         pred = pm.decay_pade_step(self.newest, self.slope, self.rate, distance)
         if self.stage_rules and ctx.stage is Stage.LATE:
             pred = pred + (c.beta * distance) * self.slope
