@@ -20,7 +20,8 @@ import math
 import attrs
 import torch
 
-from padecache import CachePolicy, Predictor, StepContext, option
+from padecache import Predictor, StepContext, option
+from padecache.policies import StaticPolicy
 
 from ._common import combine, grid_option, grid_unit, push
 
@@ -151,7 +152,7 @@ class SpectrumPredictor(Predictor):
         return pred - block_input.to(pred.dtype) if self.config.target == "output" else pred
 
 
-class SpectrumWindowPolicy(CachePolicy):
+class SpectrumWindowPolicy(StaticPolicy):
     """Spectrum's flexible window: after the warm-up, a gap of floor(window) steps, window growing by flex.
 
     From ``flux_forward.py``: after ``warmup`` computed steps, compute when ``(skipped + 1) % floor(window) == 0``,
@@ -169,23 +170,13 @@ class SpectrumWindowPolicy(CachePolicy):
         window: float = option(2.0, ge=1.0, doc="N, the initial window (code: window_size = 2)")
         flex: float = option(0.75, ge=0.0, doc="alpha, window growth after each computed step (code: flex_window)")
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        self._masks: dict[int, list[bool]] = {}
-
-    def mask(self, num_steps: int) -> list[bool]:
-        if num_steps not in self._masks:
-            c = self.config
-            out, skipped, window = [], 0, c.window
-            for step in range(num_steps):
-                compute = step < c.warmup or (skipped + 1) % math.floor(window) == 0
-                if compute and step >= c.warmup:
-                    window = round(window + c.flex, 3)  # the code rounds against float drift
-                skipped = 0 if compute else skipped + 1
-                out.append(compute)
-            self._masks[num_steps] = out
-        return list(self._masks[num_steps])
-
-    def should_compute(self, ctx: StepContext) -> bool:
-        # the plan covers the steps this model runs, as padecache's static policies' do (img2img: the last ones)
-        return self.mask(ctx.span_steps)[ctx.step - ctx.first_step]
+    def build_mask(self, num_steps: int) -> list[bool]:
+        c = self.config
+        out, skipped, window = [], 0, c.window
+        for step in range(num_steps):
+            compute = step < c.warmup or (skipped + 1) % math.floor(window) == 0
+            if compute and step >= c.warmup:
+                window = round(window + c.flex, 3)  # the code rounds against float drift
+            skipped = 0 if compute else skipped + 1
+            out.append(compute)
+        return out
