@@ -122,6 +122,11 @@ def _keys(records: Sequence[Record]) -> list[tuple[str, int | None]]:
     return sorted(seen, key=lambda k: (k[0], k[1] if k[1] is not None else -1))
 
 
+def _budgets(targets: Sequence[float], steps: int | None, passes: Sequence[int] | None) -> Sequence[float]:
+    """The pass speedups compared at ``steps``: ``targets``, or with ``passes`` those pass budgets (``steps / passes``)."""
+    return targets if not passes or steps is None else [steps / p for p in passes]
+
+
 def headline(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] | None = None,
              metric: str | None = None, every_point: bool = False, passes: Sequence[int] | None = None) -> list[dict[str, Any]]:
     """Per (model, steps, target): the best run of ours, TaylorSeer, the best other method, reuse and the published method.
@@ -137,7 +142,7 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     out = []
     for model, steps in _keys(records):
         recs = [r for r in records if r.model == model]
-        for target in (targets if not passes or steps is None else [steps / p for p in passes]):
+        for target in _budgets(targets, steps, passes):
             rows = equal_compute([r for r in recs if r.steps == steps], steps, target, metric)
             if not rows:
                 continue
@@ -414,9 +419,7 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
     models = sorted({r.model for r in scored})
     steps = min((r.steps for r in scored if r.steps is not None), default=None)
     metric = ranking_metric(records)
-    if passes and steps is not None:
-        targets = [steps / p for p in passes]
-    for target in targets:
+    for target in _budgets(targets, steps, passes):
         per_model = {m: equal_compute([r for r in records if r.model == m], steps, target, metric) for m in models}
         methods = sorted({k for rows in per_model.values() for k in rows},
                          key=lambda k: -max(_value(rows[k], metric) if k in rows else -math.inf for rows in per_model.values()))

@@ -21,9 +21,10 @@
   the decay.  The decay measured against the first step's transient (the third residual after an adjacent
   warm-up pair) understates how long the trend that follows persists: one step ahead, that trend is
   forecast as a line (``R_n + D d``), further ahead it relaxes at the measured rate (chosen on 45 points, one
-  seed: +0.19 to +1.58 dB at every 2x point of 10-20 steps, -0.19 to +0.94 dB at the others; ``docs/methods.md``).  When the policy's plan holds no further pass (a two-pass run, ``StepContext.passes_left``)
-  the newest residual is reused instead: a trend measured over the run's first gap does not hold to its
-  end (plain reuse was 1.1-1.3 dB ahead there, ``docs/methods.md``).
+  seed: +0.19 to +1.58 dB at every 2x point of 10-20 steps, -0.19 to +0.94 dB at the others;
+  ``docs/methods.md``).  When the policy's plan holds no further pass (a two-pass run,
+  ``StepContext.passes_left``) the newest residual is reused instead: a trend measured over the run's first
+  gap does not hold to its end (plain reuse was 1.1-1.3 dB ahead there, ``docs/methods.md``).
 
 Stage rules (stage from the engine's stage detector): early ``α1 R_n + α2 R_{n−1}``; mid ``core``; late
 ``core + β·trend``, the trend being ``R_n − R_{n−1}`` (``reference``, ``paper``) or ``D·d`` scaled to the
