@@ -5,11 +5,16 @@
   per row.
 * With ``engine.first_blocks`` / ``last_blocks`` the first and last blocks run on every step, a forecast equal to
   the middle range's true residual reproduces full compute, and passes are counted block by block.
+* Block 0's input (``first_input``, DiCache's probe residual ``stack_input - first_input``) and the timestep
+  embeddings TeaCache's official code measures on Wan, CogVideoX, ConsisID and HiDream (``time_embedding``,
+  ``time_projection``) are exactly what the model computes (oracle: hooks on the block and the embedder), and a
+  predictor that declares inputs gets them too.
 * A third-party input-aware policy passes ``padecache.testing.PolicyContract``.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import ClassVar
 
 import attrs
@@ -19,8 +24,9 @@ import torch
 import padecache
 import tiny
 from padecache import CachePolicy, Predictor, option
+from padecache.interfaces import INPUTS
 from padecache.plugins import get_registry
-from padecache.testing import PolicyContract
+from padecache.testing import PolicyContract, PredictorContract
 from padecache.testing.families import make_scheduler, run_loop, tiny_transformer
 
 MODULATED = ["flux", "flux2", "wan", "dit", "sd3", "hunyuanvideo", "qwenimage", "chroma", "ltx", "cogvideox"]
@@ -91,21 +97,68 @@ class Tape(Predictor):
         pass
 
 
+class PeekAll(Peek):
+    """Declares every input the engine can give."""
+
+    name = "peek-all-inputs"
+    inputs: ClassVar[frozenset[str]] = INPUTS
+
+
+class Sees(Predictor):
+    """A predictor that reads block 0's input: keeps what the engine handed it at each predict and update."""
+
+    name = "sees-first-input"
+    inputs: ClassVar[frozenset[str]] = frozenset({"first_input"})
+    seen: ClassVar[list] = []
+
+    def update(self, ctx, residual, block_input, computed):
+        Sees.seen.append(("update", ctx.step, ctx.inputs, block_input.clone()))
+        self.last = residual
+
+    def predict(self, ctx, block_input):
+        Sees.seen.append(("predict", ctx.step, ctx.inputs, block_input.clone()))
+        return self.last
+
+    def reset(self):
+        self.last = None
+
+
+class InputShift(Predictor):
+    """Reuse, moved by what the stack input gained since the last computed step over block 0's input (a toy
+    input-aware forecast: R_n + 0.5 ((x - x0) - (x_n - x0_n))); per row, batch-first state."""
+
+    name = "input-shift"
+    inputs: ClassVar[frozenset[str]] = frozenset({"first_input"})
+
+    def reset(self):
+        self.residual, self.probe = None, None
+
+    def update(self, ctx, residual, block_input, computed):
+        if computed:
+            self.residual, self.probe = residual.clone(), block_input - ctx.inputs.first_input
+
+    def predict(self, ctx, block_input):
+        return torch.add(self.residual, (block_input - ctx.inputs.first_input) - self.probe, alpha=0.5)
+
+    def state_tensors(self):
+        return tuple(t for t in (self.residual, self.probe) if t is not None)
+
+
 class Plugin:
     @padecache.hookimpl
     def padecache_policies(self):
-        return [Peek, RelL1]
+        return [Peek, PeekAll, RelL1]
 
     @padecache.hookimpl
     def padecache_predictors(self):
-        return [Tape]
+        return [Tape, Sees, InputShift]
 
 
 @pytest.fixture
 def plugin():
     p = Plugin()
     padecache.register_plugin(p, name="inputs-test")
-    Peek.seen, Tape.steps, Tape.recording = [], {}, True
+    Peek.seen, Tape.steps, Tape.recording, Sees.seen = [], {}, True, []
     yield
     padecache.unregister_plugin(p)
 
@@ -170,6 +223,126 @@ def test_an_input_aware_policy_decides_per_row_and_a_batch_equals_its_samples(pl
         singles = torch.cat([run_flux(flux_pipe, latents[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(batch, singles, rtol=0, atol=2e-5)
     assert stats.forecast_steps > 0 and any(r.rows is not None for r in stats.records)  # the rows went separate ways
+
+
+# -- block 0's input and the timestep embeddings -------------------------------------------------------------------
+
+
+class Calls:
+    """What ``module`` received (``pre``: its arguments by name) or returned, call by call, while open."""
+
+    def __init__(self, module, pre: bool = True):
+        self.seen = []
+        if pre:
+            names = list(inspect.signature(module.forward).parameters)
+            self.handle = module.register_forward_pre_hook(
+                lambda m, args, kwargs: self.seen.append({**dict(zip(names, args)), **kwargs}), with_kwargs=True)
+        else:
+            self.handle = module.register_forward_hook(lambda m, args, output: self.seen.append(output))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def _block(model, k):
+    adapter, _ = get_registry().adapter_for(model)
+    return adapter.blocks(model)[k][2]
+
+
+@pytest.mark.parametrize("family, first", [("dit", 1), ("flux", 1), ("sd3", 1), ("wan", 1), ("dit", 0)])
+def test_first_input_is_block_0s_input_and_the_probe_residual_what_the_first_blocks_added(family, first, plugin):
+    model, scheduler = tiny_transformer(family), make_scheduler(family)
+    with Calls(_block(model, 0)) as block0, Calls(_block(model, first)) as entering:
+        with tiny.applied(model, {"predictor": "noop", "policy": "peek-all-inputs", "engine": {"first_blocks": first}},
+                          scheduler=scheduler):
+            run_loop(family, model, steps=2, scheduler=scheduler, batch=2)
+    for call, (_, _, rows, inputs) in enumerate(Peek.seen):
+        x0, xf = block0.seen[call]["hidden_states"], entering.seen[call]["hidden_states"]
+        assert inputs.first_input.shape == inputs.stack_input.shape and rows == len(inputs.first_input)
+        torch.testing.assert_close(inputs.first_input, x0.to(inputs.first_input.dtype), rtol=0, atol=0)
+        torch.testing.assert_close(inputs.stack_input, xf.to(inputs.stack_input.dtype), rtol=0, atol=0)
+        if first == 0:
+            assert inputs.first_input is inputs.stack_input
+        else:  # the probe residual: what the always-run blocks added, non-zero
+            assert (inputs.stack_input - inputs.first_input).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("family, module, output", [("wan", "condition_embedder", 0), ("hidream", "t_embedder", None),
+                                                     ("cogvideox", None, None), ("consisid", None, None)])
+def test_time_embedding_is_the_one_teacaches_code_measures(family, module, output, plugin):
+    """Wan: the condition embedder's ``temb`` (the code's ``e``); HiDream: the timestep embedder's output; CogVideoX
+    and ConsisID: ``emb``, which their blocks receive as ``temb``.  ``time_projection`` is block 0's ``temb``
+    (Wan: ``timestep_proj``, the code's ``e0``)."""
+    model, scheduler = tiny_transformer(family), make_scheduler(family)
+    embedder = Calls(model.get_submodule(module), pre=False) if module else None
+    try:
+        with Calls(_block(model, 0)) as block0:
+            with tiny.applied(model, {"predictor": "noop", "policy": "peek-all-inputs"}, scheduler=scheduler):
+                run_loop(family, model, steps=2, scheduler=scheduler, batch=2)
+    finally:
+        if embedder:
+            embedder.handle.remove()
+    assert len(Peek.seen) >= 2
+    for call, (_, _, rows, inputs) in enumerate(Peek.seen):
+        temb = block0.seen[call].get("temb")
+        want = temb if module is None else (embedder.seen[call] if output is None else embedder.seen[call][output])
+        assert inputs.time_embedding.shape[0] == rows
+        torch.testing.assert_close(inputs.time_embedding, want.to(inputs.time_embedding.dtype), rtol=0, atol=0)
+        if isinstance(temb, torch.Tensor):
+            torch.testing.assert_close(inputs.time_projection, temb.to(inputs.time_projection.dtype), rtol=0, atol=0)
+    if family == "wan":  # e0 is the projection of e: another quantity, with six modulation rows per sample
+        assert inputs.time_projection.shape[1:2] == (6,) and inputs.time_projection.shape != inputs.time_embedding.shape
+
+
+def test_families_without_a_time_embedding_hand_none_and_nothing_is_hooked(plugin):
+    model, scheduler = tiny_transformer("flux"), make_scheduler("flux")
+    assert get_registry().adapter_for(model)[0].time_embedding is None
+    hooks_before = {name: dict(m._forward_hooks) for name, m in model.named_modules()}
+    with tiny.applied(model, {"predictor": "noop", "policy": "peek-all-inputs"}, scheduler=scheduler):
+        run_loop("flux", model, steps=2, scheduler=scheduler, batch=1)
+    inputs = Peek.seen[0][3]
+    assert inputs.time_embedding is None and inputs.time_projection is not None  # FLUX blocks take a temb
+    wan, wan_scheduler = tiny_transformer("wan"), make_scheduler("wan")
+    embedder = wan.get_submodule("condition_embedder")
+    with tiny.applied(wan, {"predictor": "noop", "policy": "peek-all-inputs"}, scheduler=wan_scheduler):
+        assert len(embedder._forward_hooks) == 1
+    assert len(embedder._forward_hooks) == 0  # removed with padecache
+    with tiny.applied(wan, {"predictor": "noop", "policy": "peek-inputs"}, scheduler=wan_scheduler):
+        assert len(embedder._forward_hooks) == 0  # nobody asked for it
+    assert {name: dict(m._forward_hooks) for name, m in model.named_modules()} == hooks_before
+
+
+def test_a_time_embedding_entry_names_one_place():
+    from padecache.adapters import TimeEmbedding
+
+    assert TimeEmbedding("condition_embedder", output=0).describe() == "`condition_embedder` output[0]"
+    assert TimeEmbedding(argument="temb").describe() == "first block's `temb`"
+    for bad in ({}, {"module": "t_embedder", "argument": "temb"}, {"argument": "temb", "output": 0}):
+        with pytest.raises(ValueError, match="TimeEmbedding"):
+            TimeEmbedding(**bad)
+
+
+def test_a_predictor_that_declares_inputs_gets_them_with_any_policy(plugin):
+    model, scheduler = tiny_transformer("dit"), make_scheduler("dit")
+    cfg = {"predictor": "sees-first-input", "policy": {"name": "budget", "speedup": 2.0}, "engine": {"first_blocks": 1}}
+    with Calls(_block(model, 0)) as block0:
+        with tiny.applied(model, cfg, scheduler=scheduler):
+            engine = model.__dict__["_padecache_engine"].engine
+            assert engine.inputs == {"first_input"}
+            run_loop("dit", model, steps=8, scheduler=scheduler, batch=1)
+            stats = padecache.stats(model)
+    assert stats.forecast_steps > 0
+    assert {kind for kind, *_ in Sees.seen} == {"predict", "update"}
+    by_step = {}
+    for _, step, inputs, _ in Sees.seen:
+        assert inputs.stack_input is None and inputs.modulated is None  # only what was declared
+        by_step.setdefault(step, inputs.first_input)
+        assert inputs.first_input is by_step[step]  # predict and update of a step see the same input
+    for step, x0 in by_step.items():
+        torch.testing.assert_close(x0, block0.seen[step]["hidden_states"].to(x0.dtype), rtol=0, atol=0)
 
 
 # -- partial block ranges ------------------------------------------------------------------------------------------
@@ -244,6 +417,19 @@ class TestAnInputAwarePolicyPassesTheKit(PolicyContract):
     def setup_method(self):
         self._plugin = Plugin()
         padecache.register_plugin(self._plugin, name="inputs-kit")
+
+    def teardown_method(self):
+        padecache.unregister_plugin(self._plugin)
+
+
+class TestAnInputAwarePredictorPassesTheKit(PredictorContract):
+    """The kit hands a predictor that declares ``inputs`` what the engine would, at every call."""
+
+    component = "input-shift"
+
+    def setup_method(self):
+        self._plugin = Plugin()
+        padecache.register_plugin(self._plugin, name="inputs-kit-predictor")
 
     def teardown_method(self):
         padecache.unregister_plugin(self._plugin)

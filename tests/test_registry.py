@@ -233,7 +233,7 @@ def test_unregistered_plugin_disappears(plugin):
     padecache.register_plugin(plugin, name="test-plugin")  # the fixture unregisters it again
 
 
-def test_a_policy_declaring_unknown_inputs_is_listed_as_broken():
+def test_a_component_declaring_unknown_inputs_is_listed_as_broken():
     from padecache.registry import Contribution, Registry
 
     class Peeks(padecache.CachePolicy):
@@ -245,6 +245,24 @@ def test_a_policy_declaring_unknown_inputs_is_listed_as_broken():
         def should_compute(self, ctx):
             return True
 
-    registry = Registry([Contribution("peeker", "1.0", {"padecache_policies": [Peeks]})])
-    assert [b.plugin for b in registry.broken] == ["peeker"]
-    assert "policy 'peeks': `inputs` must be a frozenset of ['model_input', 'modulated', 'stack_input']" in registry.broken[0].error
+    class Squints(padecache.Predictor):
+        """A predictor reading something the engine does not give."""
+
+        name = "squints"
+        inputs = frozenset({"stack_input", "noise"})
+
+        def update(self, ctx, residual, block_input, computed):
+            pass
+
+        def predict(self, ctx, block_input):
+            return block_input
+
+        def reset(self):
+            pass
+
+    registry = Registry([Contribution("peeker", "1.0", {"padecache_policies": [Peeks]}),
+                         Contribution("squinter", "1.0", {"padecache_predictors": [Squints]})])
+    assert [b.plugin for b in registry.broken] == ["peeker", "squinter"]
+    names = "['first_input', 'model_input', 'modulated', 'stack_input', 'time_embedding', 'time_projection']"
+    assert f"policy 'peeks': `inputs` must be a frozenset of {names}, got frozenset({{'latents'}})" in registry.broken[0].error
+    assert f"predictor 'squints': `inputs` must be a frozenset of {names}" in registry.broken[1].error

@@ -4,13 +4,14 @@ streams packed side by side per row, and the shape of what a block returns."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from .adapters import BlockIO
 
-__all__ = ["stream_encoder", "unpack_stream", "take_rows", "put_rows", "structure"]
+__all__ = ["stream_encoder", "pack_streams", "unpack_stream", "take_rows", "put_rows", "structure"]
 
 
 def stream_encoder(io: BlockIO) -> str | None:
@@ -20,6 +21,11 @@ def stream_encoder(io: BlockIO) -> str | None:
                  if r and not r.startswith("zeros:") and r != io.hidden]
         return names[0] if names else None
     return io.encoder if io.encoder_index is not None else None
+
+
+def pack_streams(streams: list, to_history: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """The streams as one batch-first tensor in the history dtype (several: flattened, side by side per row)."""
+    return to_history(streams[0]) if len(streams) == 1 else torch.cat([to_history(t).flatten(1) for t in streams], 1)
 
 
 def unpack_stream(shapes: list, x_rows: torch.Tensor, prediction: torch.Tensor, stream: int) -> torch.Tensor:

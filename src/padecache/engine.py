@@ -21,7 +21,7 @@ import torch
 from .config import CacheConfig
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, prediction_problem
-from .interfaces import StepContext, StepInputs
+from .interfaces import INPUTS, StepContext, StepInputs
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
@@ -43,8 +43,9 @@ class Engine(Uncopyable):
         self.config, self.num_blocks, self.rows_split, self.model_name = config, num_blocks, rows_split, model_name
         self.entries = {kind: registry.get(kind, getattr(config, kind).name) for kind in ("predictor", "policy", "stage")}
         self.detector = self.entries["stage"].cls(config.stage.options)
-        #: what the policy reads before deciding, beside the StepContext (see :class:`~padecache.CachePolicy`)
-        self.inputs: frozenset[str] = frozenset(getattr(self.entries["policy"].cls, "inputs", frozenset()))
+        #: what the policy reads before deciding and the predictor beside its history: their ``inputs``, as the
+        #: configured instances declare them (a TeaCache measuring the time embedding asks for nothing else)
+        self.inputs: frozenset[str] = self._declared_inputs()
         always = config.engine.first_blocks + config.engine.last_blocks
         self.forecast_cost = always / num_blocks if always else None  # share of the stack a forecast step runs
         self.recorder = StatsRecorder(num_blocks)
@@ -52,6 +53,15 @@ class Engine(Uncopyable):
         self.owner = Owner()
         self._open = False
         self._warned: set[str] = set()
+
+    def _declared_inputs(self) -> frozenset[str]:
+        declared = set()
+        for kind, component in zip(("predictor", "policy"), self._new_components()):
+            inputs = getattr(component, "inputs", frozenset())
+            if not isinstance(inputs, (set, frozenset)) or not set(inputs) <= INPUTS:
+                raise ValueError(f"{self.label(kind)}: `inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}")
+            declared |= inputs
+        return frozenset(declared)
 
     def _new_components(self):
         return tuple(self.entries[k].cls(getattr(self.config, k).options) for k in ("predictor", "policy"))

@@ -31,12 +31,13 @@ import torch.nn as nn
 
 from . import compat
 from .adapters import Adapter, BlockIO, ModelCall, control_state, position_of, replace_argument
-from .batching import put_rows, stream_encoder, structure, take_rows, unpack_stream
+from .batching import pack_streams, put_rows, stream_encoder, structure, take_rows, unpack_stream
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
 from .engine import Engine, Plan
 from .errors import ThreadConflictError, Uncopyable
-from .interfaces import Schedule, StepContext, StepInputs
+from .interfaces import Schedule, StepContext
+from .readings import Readings
 from .schedule import Locator
 
 __all__ = ["attach", "detach", "attachment_of", "Attachment", "BlockForward", "HOOK_NAME"]
@@ -60,8 +61,7 @@ class _Call:
     """One transformer call in flight."""
 
     ctx: StepContext
-    model_input: torch.Tensor | None = None
-    modulated: torch.Tensor | None = None
+    readings: Readings  # what the components declared in ``inputs``, gathered as the call runs
     plan: Plan | None = None
     rows: torch.Tensor | None = None  # mixed calls: the rows that run the cached blocks, on the model's device
     shapes: list = attrs.field(factory=list)  # per stream: its shape (several streams are packed into the plan's x_in)
@@ -130,7 +130,8 @@ class Attachment(Uncopyable):
             raise
         try:
             ctx = self.engine.start(self.locator.locate(args, kwargs, context), self._group_reducer())
-            self.call = _Call(ctx, model_input=self._model_input(args, kwargs), model_call=ModelCall(self.model, args, kwargs))
+            self.call = _Call(ctx, Readings(self.engine.inputs, self.engine.to_history), model_call=ModelCall(self.model, args, kwargs))
+            self.call.readings.at_call(args, kwargs)
         except BaseException:
             self.reset()
             raise
@@ -155,12 +156,6 @@ class Attachment(Uncopyable):
                 self.reset()
                 raise
 
-    def _model_input(self, args: tuple, kwargs: dict) -> torch.Tensor | None:
-        if "model_input" not in self.engine.inputs:
-            return None
-        x = kwargs.get("hidden_states", args[0] if args else None)
-        return self.engine.to_history(x) if isinstance(x, torch.Tensor) else None
-
     # -- blocks ----------------------------------------------------------------------------------------------
     def enter(self, block: BlockForward, args: tuple, kwargs: dict) -> tuple[str, tuple, dict]:
         """How ``block`` runs in this call ("compute", "skip" or "mixed"), with its arguments (where the cached
@@ -168,9 +163,9 @@ class Attachment(Uncopyable):
         call, k = self.call, block.position
         if call is None:
             return "compute", args, kwargs
-        if k == 0 and "modulated" in self.engine.inputs and call.modulated is None and self.adapter.modulated is not None:
-            with torch.no_grad():
-                call.modulated = self.engine.to_history(self.adapter.modulated(block.module, block.original, args, kwargs))
+        if k == 0 and call.plan is None and self.engine.inputs:
+            call.readings.at_first_block(self.adapter, block.module, block.original, args, kwargs,
+                                         self._carried[0] if self.first > 0 else None)
         if k == self.first and call.plan is None:
             self._plan(call, block, args, kwargs)
         if call.plan is None or k < self.first:
@@ -180,6 +175,11 @@ class Attachment(Uncopyable):
                 args, kwargs = self._range_end(call, block, args, kwargs)
             return "compute", args, kwargs
         return call.plan.mode, args, kwargs
+
+    def embedder_output(self, output: Any) -> None:
+        """The output of the module the adapter names for the timestep embedding (its forward hook calls this)."""
+        if self.call is not None and self.call.plan is None:
+            self.call.readings.from_embedder(self.adapter.time_embedding, output)
 
     @functools.cached_property
     def _carried(self) -> tuple[list[str], list[str]]:
@@ -197,15 +197,10 @@ class Attachment(Uncopyable):
 
     def _plan(self, call: _Call, block: BlockForward, args: tuple, kwargs: dict) -> None:
         io = BlockIO()
-        streams = [io.argument(block.original, args, kwargs, name) for name in self._carried[0]]
-        if self.stop == len(self.blocks):  # (reach) the range ends at the heads: keep each stream as its head gets it
-            streams = [s.head_input.stack_rows(t, call.model_call) if s.head_input else t
-                       for s, t in zip(self._streams, streams)]
+        streams = self._as_heads_get_them(call, [io.argument(block.original, args, kwargs, name) for name in self._carried[0]])
         call.shapes = [tuple(t.shape) for t in streams]
-        h = self.engine.to_history
-        x_in = h(streams[0]) if len(streams) == 1 else torch.cat([h(t).flatten(1) for t in streams], 1)
-        wanted = self.engine.inputs
-        inputs = StepInputs(x_in if "stack_input" in wanted else None, call.modulated, call.model_input) if wanted else None
+        x_in = pack_streams(streams, self.engine.to_history)
+        inputs = call.readings.step_inputs(x_in, call.shapes, self.first == 0, lambda first: self._as_heads_get_them(call, first))
         signature = (len(x_in), *(s[1:] for s in call.shapes),  # (reach) a ControlNet switching on or off restarts
                      *(control_state(call.model_call[a]) for a in self.adapter.control_inputs))
         call.plan = plan = self.engine.plan(call.ctx, x_in, signature, inputs)
@@ -213,8 +208,12 @@ class Attachment(Uncopyable):
             call.rows = plan.compute_rows.to(streams[0].device)
         if plan.forecasts:
             self._check_grad(call.ctx)
-        if plan.forecasts:
-            self._check_grad(call.ctx)
+
+    def _as_heads_get_them(self, call: _Call, streams: list) -> list:
+        if self.stop == len(self.blocks):  # (reach) the range ends at the heads: keep each stream as its head gets it
+            streams = [s.head_input.stack_rows(t, call.model_call) if s.head_input else t
+                       for s, t in zip(self._streams, streams)]
+        return streams
 
     def run_other(self, block: BlockForward, mode: str, args: tuple, kwargs: dict) -> Any:
         """A skipped block returns its inputs; in a mixed call it runs on the computing rows alone."""
@@ -431,6 +430,9 @@ def attach(model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any 
     if owner.stop == len(owner.blocks):  # the cached range ends at the heads (else at a block: see Attachment.enter)
         for stream, head in enumerate(heads):
             owner.undo.append(head.register_forward_pre_hook(_head_pre_hook(owner, stream), with_kwargs=True).remove)
+    if adapter.time_embedding and adapter.time_embedding.module and "time_embedding" in owner.engine.inputs:
+        watch = _eager(lambda module, args, output: owner.embedder_output(output))  # the family's timestep embedding
+        owner.undo.append(model.get_submodule(adapter.time_embedding.module).register_forward_hook(watch).remove)
     owner.undo.append(compat.mark_cache_enabled(model))  # diffusers' is_cache_enabled / enable_cache see padecache
     model.__dict__[_ATTR] = owner
     owner.undo.append(functools.partial(model.__dict__.pop, _ATTR, None))

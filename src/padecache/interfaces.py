@@ -110,8 +110,8 @@ def _rows_of(t: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor 
 
 @attrs.frozen
 class StepInputs:
-    """What an input-aware :class:`CachePolicy` reads before deciding (those named in its ``inputs``; the others
-    are ``None``), restricted to the rows of the decision, batch first.
+    """What an input-aware component reads (those named in its ``inputs``; the others are ``None``), restricted to
+    the rows of the decision, batch first.
 
     Attributes:
         stack_input: the input of the cached block range (after the always-run ``engine.first_blocks``), in the
@@ -120,21 +120,34 @@ class StepInputs:
             (:attr:`padecache.adapters.Adapter.modulated`); ``None`` where the family has no such entry: the policy
             must then fall back (to ``stack_input``, say) and say so in its indicators.
         model_input: the transformer call's hidden-state argument (the latents), these rows.
+        first_input: the input of block 0, packed as ``stack_input`` is (several streams side by side per row), in
+            the history dtype: with ``engine.first_blocks`` > 0, ``stack_input - first_input`` is what those
+            always-run blocks added (DiCache's probe residual); equal to ``stack_input`` without them.  ``None``
+            where block 0's streams do not have the cached range's shapes.
+        time_embedding: the family's timestep embedding, before any per-block projection, where the family's
+            adapter says where to read it (:attr:`padecache.adapters.Adapter.time_embedding`; Wan: the condition
+            embedder's ``temb``, TeaCache's ``e``; CogVideoX and ConsisID: ``emb``; HiDream: the timestep
+            embedder's output); ``None`` elsewhere.
+        time_projection: the timestep conditioning the first block receives, its ``temb`` argument (Wan: the
+            projected ``timestep_proj``, TeaCache's ``e0``); ``None`` where the first block takes no ``temb``.
     """
 
     stack_input: torch.Tensor | None = None
     modulated: torch.Tensor | None = None
     model_input: torch.Tensor | None = None
+    first_input: torch.Tensor | None = None
+    time_embedding: torch.Tensor | None = None
+    time_projection: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor | None) -> StepInputs:
         """These inputs for batch ``rows`` only (``None``: all of them)."""
         if rows is None:
             return self
-        return StepInputs(*(_rows_of(getattr(self, f), rows) for f in ("stack_input", "modulated", "model_input")))
+        return StepInputs(**{f.name: _rows_of(getattr(self, f.name), rows) for f in attrs.fields(StepInputs)})
 
 
-#: the inputs a policy may declare in ``CachePolicy.inputs``
-INPUTS = frozenset({"stack_input", "modulated", "model_input"})
+#: the inputs a component may declare in ``CachePolicy.inputs`` / ``Predictor.inputs``
+INPUTS = frozenset(f.name for f in attrs.fields(StepInputs))
 
 
 @attrs.frozen
@@ -157,7 +170,8 @@ class StepContext:
             pipelines that hand steps to several models (Wan 2.2's high- and low-noise experts).
         rows: batch rows this decision is for (a :class:`Predictor`/:class:`CachePolicy` instance holds
             the state of these rows only).
-        inputs: for a policy that declares ``inputs``, what it reads (:class:`StepInputs`, these rows); else ``None``.
+        inputs: when the policy or the predictor declares ``inputs``, what they read (:class:`StepInputs`, these
+            rows, each declared field where the engine can give it); else ``None``.
         plan: for :meth:`Predictor.predict`, the policy's static plan over this model's steps (its
             :meth:`CachePolicy.plan`, ``True`` = a pass), so a forecast can see how far the next pass is
             (:attr:`passes_left`, :attr:`next_pass`); ``None`` for a policy that decides as it goes.
@@ -271,6 +285,9 @@ class Predictor(_Component):
 
     #: computed residuals needed before :meth:`predict` may be called
     min_history: ClassVar[int] = 1
+    #: what the predictor reads beside its history (names of :class:`StepInputs` fields); the engine then gives them
+    #: in ``ctx.inputs`` to :meth:`predict` and :meth:`update`, as it does for an input-aware policy's
+    inputs: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def update(self, ctx: StepContext, residual: torch.Tensor, block_input: torch.Tensor, computed: bool) -> None:
@@ -326,8 +343,9 @@ class CachePolicy(_Component):
     so every rank decides alike, and keep per-row state batch-first so :meth:`select` works.
     """
 
-    #: what the policy reads before deciding, beside the StepContext: any of ``"stack_input"``, ``"modulated"``,
-    #: ``"model_input"`` (see :class:`StepInputs`); empty: nothing, and the engine computes nothing extra
+    #: what the policy reads before deciding, beside the StepContext: names of :class:`StepInputs` fields
+    #: (``"stack_input"``, ``"modulated"``, ``"model_input"``, ``"first_input"``, ``"time_embedding"``,
+    #: ``"time_projection"``); empty: nothing, and the engine computes nothing extra
     inputs: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod

@@ -124,12 +124,12 @@ def validate_component(kind: str, cls: Any) -> None:
     for method in ("update", "predict", "reset") if kind == "predictor" else ("should_compute",) if kind == "policy" else ("stage",):
         if not callable(getattr(cls, method, None)):
             raise ValueError(f"{human} {name!r}: `{method}` must be a method")
-    if kind == "policy":
+    if kind in ("policy", "predictor"):
         from .interfaces import INPUTS
 
         inputs = getattr(cls, "inputs", frozenset())
         if not isinstance(inputs, (set, frozenset)) or not set(inputs) <= INPUTS:
-            raise ValueError(f"policy {name!r}: `inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}")
+            raise ValueError(f"{kind} {name!r}: `inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}")
 
 
 class Registry:

@@ -72,6 +72,56 @@ def test_dicache_pays_for_its_probe(pipes):
     assert stats.full_passes == pytest.approx(stats.computed_steps + stats.forecast_steps / blocks)
 
 
+@pytest.mark.parametrize("family", ["dit", "flux"])
+def test_dicache_runs_the_codes_exact_form_and_delta_minus(family, pipes, monkeypatch):
+    """The engine gives block 0's input, so the predictor moves the residual of the whole stack as the code does
+    (probe residuals ``y - x``), and the policy's ``delta_minus`` error can be measured."""
+    from padecache_inputaware.dicache import DiCachePredictor
+
+    forms = []
+    predict = DiCachePredictor.predict
+    monkeypatch.setattr(DiCachePredictor, "predict", lambda self, ctx, x: (forms.append(
+        (self.exact, self._probe(ctx, x)[1], len(self.probes))), predict(self, ctx, x))[1])
+    pipe, _ = pipes(family)
+    for error, threshold in (("delta_y", 0.2), ("delta_minus", 0.05)):
+        cfg = {**DICACHE, "policy": {"name": "dicache", "threshold": threshold, "error": error}}
+        with tiny.applied(pipe, cfg):
+            assert pipe.transformer.__dict__["_padecache_engine"].engine.inputs == {"stack_input", "first_input"}
+            out = RUN[family](pipe, steps=STEPS)
+            stats = padecache.stats(pipe)
+        assert torch.isfinite(out).all() and stats.forecast_steps > 0 and stats.fallbacks == 0
+        assert any(float(r.indicators.get("dicache_acc", 0)) > 0 for r in stats.records)
+    assert forms and all(exact and now for exact, now, _ in forms)  # every forecast in the code's exact form
+    assert any(n == 2 for *_, n in forms)  # with two computed steps: the alignment factor gamma
+
+
+@pytest.mark.parametrize("model, module", [("wan2.1-t2v-1.3b", "condition_embedder"), ("wan2.1-t2v-1.3b-ret", None)])
+def test_teacache_on_wan_measures_the_embedding_the_code_measures(model, module, pipes):
+    """Wan's polynomials were fitted on the timestep embedding ``e`` (the condition embedder's ``temb``), or with
+    ``--use_ret_steps`` on its projection ``e0`` (what the blocks receive): the policy measures exactly that, with
+    no fallback (oracle: the relative L1 change of the hooked tensor between the first two steps of a branch)."""
+    pipe, _ = pipes("wan")
+    transformer = pipe.transformer
+    seen = []
+    if module:
+        handle = transformer.get_submodule(module).register_forward_hook(lambda m, a, out: seen.append(out[0].detach()))
+    else:
+        handle = transformer.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(a[2].detach()))
+    try:
+        with tiny.applied(pipe, {"predictor": "noop", "policy": {"name": "teacache", "model": model, "warmup": 1}}):
+            RUN["wan"](pipe, steps=STEPS)
+            stats = padecache.stats(pipe)
+    finally:
+        handle.remove()
+    records = [r for r in stats.records if "tea_fallback" in r.indicators]
+    assert records and all(float(r.indicators["tea_fallback"]) == 0.0 for r in records)
+    first = next(r for r in stats.records if "tea_rel_l1" in r.indicators)
+    calls = [k for k, r in enumerate(stats.records) if r.branch == first.branch]
+    e0, e1 = seen[calls[0]].double(), seen[calls[1]].double()
+    want = ((e1 - e0).abs().mean() / e0.abs().mean()).item()
+    assert float(first.indicators["tea_rel_l1"]) == pytest.approx(want, rel=1e-4)
+
+
 @pytest.mark.parametrize("preset", ["teacache", "easycache", "seacache", "resilphase", "resilphase-dit", "dicache"])
 def test_presets_load_and_run(preset, pipes):
     pipe, _ = pipes("flux")

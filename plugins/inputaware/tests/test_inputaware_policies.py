@@ -54,7 +54,7 @@ def test_teacache_options():
     p = TeaCachePolicy(TeaCachePolicy.Config(model="custom", coefficients=(2.0, 0.0), threshold=0.5))
     assert p.coefficients == (2.0, 0.0) and p.threshold == 0.5
     p = TeaCachePolicy(TeaCachePolicy.Config(model="wan2.1-t2v-1.3b-ret"))
-    assert p.indicator == "time_embedding" and p.warmup == 5 and not p.last
+    assert p.indicator == "time_projection" and p.warmup == 5 and not p.last  # e0, the projected embedding
     assert TeaCachePolicy().threshold == 0.6 and TeaCachePolicy().coefficients == TEACACHE_MODELS["flux"].coefficients
 
 

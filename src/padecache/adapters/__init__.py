@@ -28,12 +28,14 @@ from typing import Any
 import attrs
 import torch.nn as nn
 
+from .embedding import TimeEmbedding
 from .head_input import HeadInput, ModelCall, control_state
 
 __all__ = [
     "Adapter",
     "BlockIO",
     "TimeSpec",
+    "TimeEmbedding",
     "Stream",
     "HeadInput",
     "ModelCall",
@@ -233,6 +235,9 @@ class Adapter:
             input (FLUX: ``block.norm1(hidden, emb=temb)[0]``), what input-aware policies such as TeaCache read
             (:class:`~padecache.interfaces.StepInputs`); computed only when a policy asks for it.  ``None``: the
             family has none (such policies fall back to the stack input).
+        time_embedding: where the family's timestep embedding is read (:class:`TimeEmbedding`), for components that
+            declare ``"time_embedding"`` (TeaCache's indicator on Wan, CogVideoX, ConsisID and HiDream, as its
+            official code measures it); ``None``: not given.
         io: per block list, a :class:`BlockIO` where diffusers' block metadata is missing or wrong.
         passthrough: per block list, a function ``(args, kwargs) -> output`` for a skipped block, for
             adapters written before :class:`BlockIO` (``hidden_passthrough``, ``dual_stream_passthrough``).
@@ -252,6 +257,7 @@ class Adapter:
     control_inputs: tuple[str, ...] = ()  # (reach) arguments bringing per-step inputs into the stack (ControlNet)
     rows_split: bool = True
     modulated: Callable[[nn.Module, Callable, tuple, dict], Any] | None = None
+    time_embedding: TimeEmbedding | None = None
     io: Mapping[str, BlockIO] = attrs.field(factory=dict)
     passthrough: Mapping[str, Callable[[tuple, dict], Any]] = attrs.field(factory=dict)
     timestep_scale: float | None = None

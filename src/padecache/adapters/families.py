@@ -12,7 +12,7 @@ Adding a family is one entry here (or in a plugin's ``padecache_adapters`` hook)
 
 from __future__ import annotations
 
-from . import Adapter, BlockIO, GenericAdapter, Stream, TimeSpec
+from . import Adapter, BlockIO, GenericAdapter, Stream, TimeEmbedding, TimeSpec
 from . import modulation as M  # (core) each family's first-block modulated input, for input-aware policies
 from .head_input import HeadInput, ModelCall
 
@@ -105,7 +105,7 @@ FAMILIES: tuple[Adapter, ...] = (
             always_run=("pos_embed", "time_text_embed", "context_embedder", "norm_out", "proj_out"),
             notes="SD3.5's last block returns no encoder stream; skip-layer guidance adds a third call"),
     Adapter("hidream", ("HiDreamImageTransformer2DModel",), ("double_stream_blocks", "single_stream_blocks"),
-            head="final_layer", time=TimeSpec("timesteps"), cfg="batched",
+            head="final_layer", time=TimeSpec("timesteps"), cfg="batched", time_embedding=TimeEmbedding("t_embedder"),
             io={"double_stream_blocks": _io(HID_ENC), "single_stream_blocks": HIDDEN},
             always_run=("x_embedder", "t_embedder", "p_embedder", "caption_projection", "final_layer"),
             notes="a Llama layer is concatenated into the text stream before each block, outside the blocks"),
@@ -191,6 +191,7 @@ FAMILIES: tuple[Adapter, ...] = (
     # -- video --------------------------------------------------------------------------------------------------
     Adapter("wan", ("WanTransformer3DModel",), ("blocks",),
             modulated=M.wan, cfg="separate (cache_context with step_index)",
+            time_embedding=TimeEmbedding("condition_embedder", output=0),
             always_run=("patch_embedding", "condition_embedder", "rope", "norm_out", "proj_out"),
             notes="Wan 2.2: transformer and transformer_2 (the experts) each keep their own state and budget"),
     Adapter("wan_vace", ("WanVACETransformer3DModel",), ("vace_blocks", "blocks"), cfg="separate (cache_context)",
@@ -213,7 +214,7 @@ FAMILIES: tuple[Adapter, ...] = (
             cfg="separate through the guider (cache_context pred_cond / pred_uncond)",
             io={"transformer_blocks": _io(HID_ENC)}, always_run=("x_embedder", "context_embedder", "time_embed", "rope", "norm_out")),
     Adapter("cogvideox", ("CogVideoXTransformer3DModel",), ("transformer_blocks",),
-            modulated=M.cogvideox, head="norm_final",
+            modulated=M.cogvideox, head="norm_final", time_embedding=TimeEmbedding(argument="temb"),
             cfg="batched (cache_context cond_uncond)",
             always_run=("patch_embed", "time_embedding", "norm_final", "norm_out", "proj_out")),
     Adapter("ltx", ("LTXVideoTransformer3DModel",), ("transformer_blocks",),
@@ -242,6 +243,7 @@ FAMILIES: tuple[Adapter, ...] = (
             cfg="separate through the guider (cache_context pred_cond / pred_uncond)"),
     # -- heads that receive the stack's stream changed (a HeadInput says how) ---------------------------------------
     Adapter("consisid", ("ConsisIDTransformer3DModel",), ("transformer_blocks",), head="norm_final", cfg="batched",
+            time_embedding=TimeEmbedding(argument="temb"),
             io={"transformer_blocks": _io(HID_ENC)}, head_input=HeadInput.after_leading("encoder_hidden_states"),
             always_run=("patch_embed", "time_embedding", "local_facial_extractor", "norm_final", "norm_out"),
             notes="the head receives [text, image]; the identity adapter between blocks is skipped with them"),

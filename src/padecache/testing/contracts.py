@@ -32,7 +32,7 @@ import pytest
 import torch
 
 import padecache
-from padecache.interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
+from padecache.interfaces import INPUTS, CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
 
 from .adapter_contract import AdapterContract
 from .loops import STEPS, ComponentFailed, calling, error, full_compute, provenance, psnr, sampling_loop, zero_forecast
@@ -84,17 +84,27 @@ def trajectory(step: int, rows: int = 3, shape: Sequence[int] = (6, 8), dtype=to
     return out.to(dtype)
 
 
-def step_inputs(policy: CachePolicy, step: int, rows: int = 3, kind: str = "smooth",
-                row: int | None = None) -> StepInputs | None:
-    """(core) What the engine hands an input-aware policy at ``step``: the inputs it declares in ``inputs``, as smooth
-    per-row trajectories (or the degenerate ones of ``kind``), all ``rows`` of them or ``row`` alone; ``None`` for a
-    policy that declares none."""
-    wanted = getattr(policy, "inputs", frozenset())
+def _fields_of(inputs: StepInputs) -> dict[str, Any]:
+    """The fields of a :class:`StepInputs`, by name."""
+    return {name: getattr(inputs, name) for name in sorted(INPUTS)}
+
+
+def step_inputs(component: CachePolicy | Predictor, step: int, rows: int = 3, kind: str = "smooth",
+                row: int | None = None, dtype: torch.dtype = torch.float32) -> StepInputs | None:
+    """(core) What the engine hands an input-aware policy or predictor at ``step``: the inputs it declares in
+    ``inputs``, as smooth per-row trajectories (or the degenerate ones of ``kind``), all ``rows`` of them or ``row``
+    alone, in ``dtype`` (the engine gives them in the history dtype); ``None`` for a component that declares none.  ``first_input`` has the stack input's shape (what the
+    always-run first blocks received), the timestep embeddings are ``(rows, 16)`` and ``(rows, 6, 16)``."""
+    wanted = getattr(component, "inputs", frozenset())
     if not wanted:
         return None
     base, latents = trajectory(step, rows, kind=kind), trajectory(step + 1, rows, (4, 12), kind=kind)
-    values = {"stack_input": base, "modulated": 1.0 + 0.5 * base, "model_input": latents}
-    return StepInputs(**{name: (v if row is None else v[row : row + 1]) if name in wanted else None for name, v in values.items()})
+    embedding = trajectory(step, rows, (16,), kind=kind)
+    values = {"stack_input": base, "modulated": 1.0 + 0.5 * base, "model_input": latents,
+              "first_input": 0.8 * base - 0.1 * trajectory(step + 2, rows, kind=kind),
+              "time_embedding": embedding, "time_projection": torch.stack([(i + 1) * embedding for i in range(6)], 1)}
+    return StepInputs(**{name: (v if row is None else v[row : row + 1]).to(dtype) if name in wanted else None
+                         for name, v in values.items()})
 
 
 def _registry():
@@ -166,7 +176,7 @@ class PredictorContract(_ComponentContract):
         history, n = 0, rows if row is None else 1
         x_in = torch.zeros(n, *shape, dtype=dtype)
         for step in range(until):
-            ctx = context(step, history=history, rows=n)
+            ctx = context(step, history=history, rows=n, inputs=step_inputs(predictor, step, rows, kind, row, dtype))
             if step in self.computed or not self.call(predictor, "ready", ctx):
                 residual = trajectory(step, rows, shape, dtype, kind)
                 self.call(predictor, "update", ctx, residual if row is None else residual[row : row + 1], x_in, computed=True)
@@ -174,7 +184,7 @@ class PredictorContract(_ComponentContract):
             else:
                 pred = self.call(predictor, "predict", ctx, x_in)
                 self.call(predictor, "update", ctx, pred, x_in, computed=False)
-        ctx = context(until, history=history, rows=n)
+        ctx = context(until, history=history, rows=n, inputs=step_inputs(predictor, until, rows, kind, row, dtype))
         assert self.call(predictor, "ready", ctx), f"{self.named()} is not ready after {history} computed residuals"
         return self.call(predictor, "predict", ctx, x_in), ctx
 
@@ -200,12 +210,17 @@ class PredictorContract(_ComponentContract):
         batch, ctx = self.run_history(predictor, rows=3)
         rows = torch.tensor([0, 2])
         part = predictor.select(rows, 3)
-        got = part.predict(context(13, history=ctx.history, rows=2), torch.zeros(2, 6, 8))
+
+        def at(step, history):  # what the engine hands the two rows at ``step``
+            inputs = step_inputs(predictor, step, 3)
+            return context(step, history=history, rows=2, inputs=None if inputs is None else inputs.select(rows))
+
+        got = part.predict(at(13, ctx.history), torch.zeros(2, 6, 8))
         torch.testing.assert_close(got, batch[rows], rtol=1e-5, atol=1e-6,
                                    msg=lambda m: f"{self.component!r}: after select(rows=[0, 2]) the forecast differs: {m}")
         # and it keeps working on its two rows
-        part.update(context(13, history=ctx.history, rows=2), trajectory(13, 3)[rows], torch.zeros(2, 6, 8), computed=True)
-        assert part.predict(context(15, history=ctx.history + 1, rows=2), torch.zeros(2, 6, 8)).shape == (2, 6, 8)
+        part.update(at(13, ctx.history), trajectory(13, 3)[rows], torch.zeros(2, 6, 8), computed=True)
+        assert part.predict(at(15, ctx.history + 1), torch.zeros(2, 6, 8)).shape == (2, 6, 8)
 
     def test_reset_forgets(self, options):
         used, fresh = self.make(options), self.make(options)
@@ -218,7 +233,8 @@ class PredictorContract(_ComponentContract):
         predictor = self.make(options)
         history, x_in = 0, torch.randn(3, 6, 8, generator=torch.Generator().manual_seed(0))
         for step in range(12):
-            ctx = context(step, history=history, rows=3)
+            ctx = context(step, history=history, rows=3, inputs=step_inputs(predictor, step, 3))
+            given = {} if ctx.inputs is None else {k: v.clone() for k, v in _fields_of(ctx.inputs).items() if v is not None}
             x_copy = x_in.clone()
             if step in self.computed or not self.call(predictor, "ready", ctx):
                 residual = trajectory(step)
@@ -230,6 +246,8 @@ class PredictorContract(_ComponentContract):
                 pred = self.call(predictor, "predict", ctx, x_in)
                 self.call(predictor, "update", ctx, pred, x_in, computed=False)
             assert torch.equal(x_in, x_copy), f"{self.component!r} changed the block-stack input at step {step}"
+            for name, before in given.items():
+                assert torch.equal(getattr(ctx.inputs, name), before), f"{self.component!r} changed ctx.inputs.{name} at step {step}"
 
     @pytest.mark.parametrize("kind", ["constant", "zero", "alternating", "tiny"])
     def test_finite_on_degenerate_histories(self, options, kind):
@@ -241,8 +259,9 @@ class PredictorContract(_ComponentContract):
         assert not predictor.ready(context(0, history=0)), "no forecast is possible before any computed residual"
         need = getattr(predictor, "min_history", 1)
         for step in range(need):
-            predictor.update(context(step, history=step), trajectory(step), torch.zeros(3, 6, 8), computed=True)
-        assert predictor.ready(context(need + 1, history=need)), (
+            predictor.update(context(step, history=step, rows=3, inputs=step_inputs(predictor, step, 3)), trajectory(step),
+                             torch.zeros(3, 6, 8), computed=True)
+        assert predictor.ready(context(need + 1, history=need, rows=3, inputs=step_inputs(predictor, need + 1, 3))), (
             f"{self.component!r} is not ready after min_history = {need} computed residuals: the engine would never forecast"
         )
 

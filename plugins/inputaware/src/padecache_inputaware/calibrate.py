@@ -98,7 +98,7 @@ def calibrate_teacache(
             70 prompts).
         seeds: one generation per seed.
         indicator: what ``x`` measures (``"modulated"``, the default and the authors' choice; ``"stack_input"``,
-            ``"model_input"``, ``"time_embedding"``).
+            ``"model_input"``, ``"time_embedding"``, ``"time_projection"``).
         target: ``"output"`` (the transformer's output, as the authors fit) or ``"residual"`` (the block-stack
             residual).
         degree: polynomial degree (the authors use 4).

@@ -39,7 +39,7 @@ class DiCachePolicy(CachePolicy):
     """DiCache's online probe profiling: accumulated relative change of the shallow probe blocks' output."""
 
     name = "dicache"
-    inputs: ClassVar[frozenset[str]] = frozenset({"stack_input"})
+    inputs: ClassVar[frozenset[str]] = frozenset({"stack_input", "first_input"})
 
     @attrs.frozen
     class Config:
@@ -55,6 +55,7 @@ class DiCachePolicy(CachePolicy):
 
     def __init__(self, config=None):
         super().__init__(config)
+        self.inputs = frozenset({"stack_input"} | ({"first_input"} if self.config.error == "delta_minus" else set()))
         self.reset()
 
     def reset(self) -> None:
@@ -79,7 +80,8 @@ class DiCachePolicy(CachePolicy):
         x = _first_input(ctx)
         if c.error == "delta_minus" and x is None:
             raise MissingInput("policy 'dicache' with error = 'delta_minus' needs the input of block 0 "
-                               "(`inputs.first_input`), which this engine does not give; use error = 'delta_y'")
+                               "(`inputs.first_input`), which the engine gives only where block 0 takes the streams "
+                               "the cached range does (same shapes); use error = 'delta_y' for this model")
         rows = probe.shape[0]
         if self.acc is None or self.acc.shape[0] != rows:
             self.acc = torch.zeros(rows, dtype=torch.float64, device=probe.device)
@@ -114,6 +116,7 @@ class DiCachePredictor(Predictor):
 
     name = "dicache"
     min_history = 1
+    inputs: ClassVar[frozenset[str]] = frozenset({"first_input"})  # the probe residual y - x (the code's exact form)
 
     @attrs.frozen
     class Config:

@@ -30,7 +30,8 @@ class TeaCacheModel:
     """The published TeaCache setting of one model family, as its official script runs it.
 
     ``indicator``: what the official code measures (``modulated``: the first block's timestep-modulated input;
-    ``time_embedding``: the timestep embedding alone).  ``warmup``/``warmup_share``: steps always computed at the
+    ``time_embedding``: the timestep embedding alone, Wan's ``e``, CogVideoX's ``emb``; ``time_projection``: the
+    projected embedding the blocks receive, Wan's ``e0`` with ``--use_ret_steps``).  ``warmup``/``warmup_share``: steps always computed at the
     start (``max(warmup, ceil(warmup_share * steps))``); ``last``: the final step is always computed.
     ``threshold``: the script's default; ``speedups``: the thresholds and speedups its comments quote.
     """
@@ -94,22 +95,22 @@ TEACACHE_MODELS: dict[str, TeaCacheModel] = {
     "wan2.1-t2v-1.3b": TeaCacheModel((2.39676752e03, -1.31110545e03, 2.01331979e02, -8.29855975e00, 1.37887774e-01),
                                      _WAN_REPO, indicator="time_embedding", speedups="0.1: 2.0x, 0.2: 3.0x"),
     "wan2.1-t2v-1.3b-ret": TeaCacheModel((-5.21862437e04, 9.23041404e03, -5.28275948e02, 1.36987616e01,
-                                          -4.99875664e-02), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_embedding",
+                                          -4.99875664e-02), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_projection",
                                          warmup=5, last=False),
     "wan2.1-t2v-14b": TeaCacheModel((-5784.54975374, 5449.50911966, -1811.16591783, 256.27178429, -13.02252404),
                                     _WAN_REPO, indicator="time_embedding"),
     "wan2.1-t2v-14b-ret": TeaCacheModel((-3.03318725e05, 4.90537029e04, -2.65530556e03, 5.87365115e01,
-                                         -3.15583525e-01), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_embedding",
+                                         -3.15583525e-01), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_projection",
                                         warmup=5, last=False),
     "wan2.1-i2v-480p": TeaCacheModel((-3.02331670e02, 2.23948934e02, -5.25463970e01, 5.87348440e00, -2.01973289e-01),
                                      _WAN_REPO, indicator="time_embedding"),
     "wan2.1-i2v-480p-ret": TeaCacheModel((2.57151496e05, -3.54229917e04, 1.40286849e03, -1.35890334e01,
-                                          1.32517977e-01), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_embedding",
+                                          1.32517977e-01), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_projection",
                                          warmup=5, last=False),
     "wan2.1-i2v-720p": TeaCacheModel((-114.36346466, 65.26524496, -18.82220707, 4.91518089, -0.23412683),
                                      _WAN_REPO, indicator="time_embedding"),
     "wan2.1-i2v-720p-ret": TeaCacheModel((8.10705460e03, 2.13393892e03, -3.72934672e02, 1.66203073e01,
-                                          -4.17769401e-02), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_embedding",
+                                          -4.17769401e-02), f"{_WAN_REPO} ({_WAN_RET})", indicator="time_projection",
                                          warmup=5, last=False),
     "latte": TeaCacheModel((-2.46434137e03, 3.08044764e02, 8.07447667e01, -4.11385132e00, 1.11001402e-01),
                            "eval/teacache/experiments/latte.py", threshold=0.1, speedups="0.1 and 0.2 evaluated"),
@@ -122,18 +123,20 @@ TEACACHE_MODELS: dict[str, TeaCacheModel] = {
     "identity": TeaCacheModel((1.0, 0.0), "no polynomial: f(d) = d", threshold=0.1),
 }
 
-_INDICATORS = ("auto", "modulated", "time_embedding", "stack_input", "model_input")
+_INDICATORS = ("auto", "modulated", "time_embedding", "time_projection", "stack_input", "model_input")
 #: what to read when the chosen indicator is not available, in order (the spec: modulated falls back to stack_input)
 _FALLBACKS = {
     "modulated": ("modulated", "stack_input"),
     "time_embedding": ("time_embedding", "modulated", "stack_input"),
+    "time_projection": ("time_projection", "modulated", "stack_input"),
     "stack_input": ("stack_input",),
     "model_input": ("model_input", "stack_input"),
 }
-#: what the engine is asked to compute for each indicator (``time_embedding`` is read where the engine offers it)
+#: what the engine is asked to compute for each indicator, fallbacks included
 _DECLARE = {
     "modulated": frozenset({"modulated", "stack_input"}),
-    "time_embedding": frozenset({"modulated", "stack_input"}),
+    "time_embedding": frozenset({"time_embedding", "modulated", "stack_input"}),
+    "time_projection": frozenset({"time_projection", "modulated", "stack_input"}),
     "stack_input": frozenset({"stack_input"}),
     "model_input": frozenset({"model_input", "stack_input"}),
 }
@@ -161,7 +164,7 @@ class TeaCachePolicy(CachePolicy):
     """TeaCache: accumulated polynomial-rescaled relative L1 change of the first block's modulated input."""
 
     name = "teacache"
-    inputs: ClassVar[frozenset[str]] = frozenset({"modulated", "stack_input", "model_input"})
+    inputs: ClassVar[frozenset[str]] = frozenset().union(*_DECLARE.values())
 
     @attrs.frozen
     class Config:
@@ -176,7 +179,8 @@ class TeaCachePolicy(CachePolicy):
                                              "model's published value, FLUX 0.6)")
         indicator: str = option("auto", "str", choices=_INDICATORS,
                                 doc="what is measured: the model's own ('auto'), the first block's modulated input, "
-                                    "the timestep embedding, the block-stack input or the latents")
+                                    "the timestep embedding, its per-block projection, the block-stack input or the "
+                                    "latents")
         warmup: int | None = option(None, "int", ge=0, optional=True,
                                     doc="steps always computed at the start (default: the model's, 1)")
         last: bool | None = option(None, "bool", optional=True,
@@ -249,7 +253,7 @@ class TeaCacheProbe(CachePolicy):
     """
 
     name = "teacache-probe"
-    inputs: ClassVar[frozenset[str]] = frozenset({"modulated", "stack_input", "model_input"})
+    inputs: ClassVar[frozenset[str]] = frozenset().union(*_DECLARE.values())
 
     @attrs.frozen
     class Config:
