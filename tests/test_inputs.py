@@ -401,6 +401,22 @@ def test_partial_ranges_run_the_outer_blocks_always_and_count_block_passes(dit_p
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("family", ["flux2", "hidream"])
+def test_a_range_starting_where_the_model_reshapes_the_stream_is_refused_by_name(family):
+    """FLUX.2 and HiDream concatenate [text, image] before their single-stream blocks and slice the image back out
+    before the head: a range starting there cannot be forecast.  The first call says so, naming the fix, and the
+    model stays usable."""
+    model, scheduler = tiny_transformer(family), make_scheduler(family)
+    with pytest.raises(TypeError, match=r"engine.first_blocks = 1: the cached range starts at single_(transformer|stream)"
+                                        r"_blocks\[0\] .* \(engine.first_blocks = 0\)"):
+        with tiny.applied(model, {"predictor": "linear", "policy": "always", "engine": {"first_blocks": 1}}, scheduler=scheduler):
+            run_loop(family, model, steps=2, scheduler=scheduler, batch=1)
+    assert not padecache.is_applied(model)
+    with tiny.applied(model, {"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}}, scheduler=scheduler):
+        out = run_loop(family, model, steps=8, scheduler=scheduler, batch=1)
+    assert all(torch.isfinite(t).all() for t in (out.values() if isinstance(out, dict) else [out]))
+
+
 def test_a_range_with_no_block_left_is_refused(dit_pipe):
     with pytest.raises(ValueError, match=r"first_blocks \+ engine.last_blocks = 3 leave no block .* 3 to cache"):
         padecache.apply(dit_pipe, "default", engine={"first_blocks": 2, "last_blocks": 1})

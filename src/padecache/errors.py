@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "COPY_MESSAGE", "Uncopyable"]
+__all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "head_shape_error", "COPY_MESSAGE",
+           "Uncopyable"]
 
 COPY_MESSAGE = (
     "this {name} has padecache applied and cannot be {what} with it: padecache.remove(model) first, then apply "
@@ -67,6 +68,22 @@ def prediction_problem(prediction: Any, x_in: Any) -> str | None:
     if prediction.device != x_in.device:
         return f"returned a tensor on {prediction.device}, the block-stack input is on {x_in.device}"
     return None
+
+
+def head_shape_error(adapter: str, model: str, head: str, got: tuple, expected: tuple, blocks: list, first: int) -> TypeError:
+    """The head receives another shape than the cached range started with: with ``engine.first_blocks`` the range
+    may start in a block list whose stream the model reshapes before the head (FLUX.2, Chroma, HiDream, AuraFlow:
+    the single-stream blocks carry [text, image]); otherwise the adapter names the wrong head."""
+    if first > 0:
+        start_list, start_index, _ = blocks[first]
+        before = next(k for k, (name, _, _) in enumerate(blocks) if name == start_list)
+        advice = f"engine.first_blocks = {before - 1} or fewer" if before > 1 else "engine.first_blocks = 0"
+        return TypeError(
+            f"engine.first_blocks = {first}: the cached range starts at {start_list}[{start_index}] of {model}, whose "
+            f"stream has shape {expected}, but the head `{head}` receives shape {got}: the model changes the stream "
+            f"between those blocks and the head.  Start the range where the head's stream is carried ({advice})")
+    return TypeError(f"adapter {adapter!r}: the head `{head}` of {model} receives shape {got}, but the block stack's "
+                     f"input has shape {expected}; the adapter's `head` must be the module that takes the block-stack output")
 
 
 class Uncopyable:

@@ -35,7 +35,7 @@ from .batching import pack_streams, put_rows, stream_encoder, structure, take_ro
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
 from .engine import Engine, Plan
-from .errors import ThreadConflictError, Uncopyable
+from .errors import ThreadConflictError, Uncopyable, head_shape_error
 from .interfaces import Schedule, StepContext
 from .readings import Readings
 from .schedule import Locator
@@ -260,12 +260,8 @@ class Attachment(Uncopyable):
             return hidden
         expected = call.shapes[stream]
         if tuple(hidden.shape) != expected:
-            head = self.adapter.stream_specs(self.model)[stream].head
-            raise TypeError(
-                f"adapter {self.adapter.name!r}: the head `{head}` of {type(self.model).__name__} receives shape "
-                f"{tuple(hidden.shape)}, but the block stack's input has shape {expected}; the adapter's `head` must "
-                f"be the module that takes the block-stack output"
-            )
+            raise head_shape_error(self.adapter.name, type(self.model).__name__, self._streams[stream].head,
+                                   tuple(hidden.shape), expected, self.blocks, self.first)
         self.checked_head = True
         call.outputs.append(hidden)
         out, plan = hidden, call.plan
