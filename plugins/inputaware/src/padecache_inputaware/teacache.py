@@ -31,8 +31,9 @@ class TeaCacheModel:
 
     ``indicator``: what the official code measures (``modulated``: the first block's timestep-modulated input;
     ``time_embedding``: the timestep embedding alone, Wan's ``e``, CogVideoX's ``emb``; ``time_projection``: the
-    projected embedding the blocks receive, Wan's ``e0`` with ``--use_ret_steps``).  ``warmup``/``warmup_share``: steps always computed at the
-    start (``max(warmup, ceil(warmup_share * steps))``); ``last``: the final step is always computed.
+    projected embedding the blocks receive, Wan's ``e0`` with ``--use_ret_steps``).  ``warmup``/``warmup_share``:
+    steps always computed at the start (``max(warmup, ceil(warmup_share * steps))``); ``last``: the final step is
+    always computed.
     ``threshold``: the script's default; ``speedups``: the thresholds and speedups its comments quote.
     """
 
