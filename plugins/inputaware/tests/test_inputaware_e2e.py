@@ -162,6 +162,25 @@ def test_calibrate_teacache_fits_the_authors_columns(pipes):
     assert torch.isfinite(out).all()
 
 
+def test_calibrate_teacache_on_wans_time_embedding(pipes):
+    """For a family whose published polynomial rescales the timestep embedding, calibration measures that too (the
+    x column is the embedding's relative L1 change, the same for every row of a step), and the fit runs."""
+    from padecache_inputaware import calibrate_teacache
+
+    pipe, _ = pipes("wan")
+    fit = calibrate_teacache(pipe, lambda p, seed: RUN["wan"](p, steps=8, seed=seed), seeds=range(2), degree=2,
+                             indicator="time_embedding")
+    assert fit.indicator == "time_embedding" and len(fit.coefficients) == 3 and fit.x
+    assert all(x > 0 for x in fit.x)
+    by_seed = [fit.x[: len(fit.x) // 2], fit.x[len(fit.x) // 2:]]
+    assert by_seed[0] == pytest.approx(by_seed[1], rel=1e-5)  # the timestep embedding does not depend on the seed
+    with tiny.applied(pipe, {"predictor": {"name": "noop"}, "policy": fit.config(threshold=0.2)}):
+        out = RUN["wan"](pipe, steps=STEPS)
+        stats = padecache.stats(pipe)
+    assert torch.isfinite(out).all()
+    assert all(float(r.indicators["tea_fallback"]) == 0.0 for r in stats.records if "tea_fallback" in r.indicators)
+
+
 # -- the trained reference model -----------------------------------------------------------------------------------
 def _load_reference():
     monorepo = Path(__file__).resolve().parents[2] / "reference" / "src"
