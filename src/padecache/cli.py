@@ -58,7 +58,19 @@ def _print_components(registry, verbose: bool) -> int:
             if verbose and kind in ("predictor", "policy", "stage"):
                 for f in attrs.fields(registry.get(kind, r["name"]).cls.Config):
                     print(f"      {f.name} = {f.default!r}  {f.metadata.get('doc', '')}")
+            if verbose and kind == "adapter":
+                print(f"      inputs beyond the stack's: {_family_inputs(registry, r['name'])}")
     return width
+
+
+def _family_inputs(registry, name: str) -> str:
+    """What a family gives input-aware components beside the stack input, the latents and block 0's input."""
+    adapter = next(a for a, _, _ in registry.adapters if a.name == name)
+    given = ["modulated (the first block's modulated input)"] if getattr(adapter, "modulated", None) else []
+    spec = getattr(adapter, "time_embedding", None)
+    if spec is not None:
+        given.append(f"time_embedding ({spec.describe()})")
+    return ", ".join(given) or "none (TeaCache-style policies measure the stack input and say so)"
 
 
 def _print_methods(width: int) -> None:
