@@ -21,7 +21,7 @@ import torch
 from .config import CacheConfig
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, prediction_problem
-from .interfaces import INPUTS, StepContext, StepInputs
+from .interfaces import StepContext, StepInputs, inputs_problem
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
@@ -58,8 +58,9 @@ class Engine(Uncopyable):
         declared = set()
         for kind, component in zip(("predictor", "policy"), self._new_components()):
             inputs = getattr(component, "inputs", frozenset())
-            if not isinstance(inputs, (set, frozenset)) or not set(inputs) <= INPUTS:
-                raise ValueError(f"{self.label(kind)}: `inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}")
+            problem = inputs_problem(inputs)
+            if problem:
+                raise ValueError(f"{self.label(kind)}: {problem}")
             declared |= inputs
         return frozenset(declared)
 

@@ -150,6 +150,13 @@ class StepInputs:
 INPUTS = frozenset(f.name for f in attrs.fields(StepInputs))
 
 
+def inputs_problem(inputs: object) -> str | None:
+    """What is wrong with a component's ``inputs`` declaration, or ``None``."""
+    if isinstance(inputs, (set, frozenset)) and set(inputs) <= INPUTS:
+        return None
+    return f"`inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}"
+
+
 @attrs.frozen
 class StepContext:
     """Where sampling is when the engine asks a component something.

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 import torch
 
-from .adapters import Adapter, BlockIO, TimeEmbedding, argument, position_of
+from .adapters import Adapter, TimeEmbedding, argument, position_of
 from .batching import pack_streams
 from .interfaces import StepInputs
 
@@ -45,13 +45,17 @@ class Readings:
         """Block 0 is about to run: its modulated input, the ``streams`` it takes (``None``: the cached range starts
         here), its timestep conditioning, and the family's timestep embedding where it is a block argument."""
         wanted = self.wanted
+
+        def arg(name: str) -> Any:  # TypeError where block 0 takes no such argument
+            return argument(args, kwargs, name, position_of(forward, name))
+
         with torch.no_grad():
             if "modulated" in wanted and self.modulated is None and adapter.modulated is not None:
                 self.modulated = self.to_history(adapter.modulated(module, forward, args, kwargs))
             if "first_input" in wanted and streams is not None:
                 try:
-                    self.first_streams = [BlockIO().argument(forward, args, kwargs, name) for name in streams]
-                except (TypeError, KeyError, IndexError):  # block 0 does not take the cached range's streams
+                    self.first_streams = [arg(name) for name in streams]
+                except TypeError:  # block 0 does not take the cached range's streams
                     self.first_streams = None
             spec = adapter.time_embedding
             fields = [("time_projection", "temb")]
@@ -60,7 +64,7 @@ class Readings:
             for field, name in fields:
                 if field in wanted and getattr(self, field) is None:
                     try:
-                        value = argument(args, kwargs, name, position_of(forward, name))
+                        value = arg(name)
                     except TypeError:  # the first block takes no such argument: the field stays None
                         continue
                     if isinstance(value, torch.Tensor):

@@ -125,11 +125,11 @@ def validate_component(kind: str, cls: Any) -> None:
         if not callable(getattr(cls, method, None)):
             raise ValueError(f"{human} {name!r}: `{method}` must be a method")
     if kind in ("policy", "predictor"):
-        from .interfaces import INPUTS
+        from .interfaces import inputs_problem
 
-        inputs = getattr(cls, "inputs", frozenset())
-        if not isinstance(inputs, (set, frozenset)) or not set(inputs) <= INPUTS:
-            raise ValueError(f"{kind} {name!r}: `inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}")
+        problem = inputs_problem(getattr(cls, "inputs", frozenset()))
+        if problem:
+            raise ValueError(f"{kind} {name!r}: {problem}")
 
 
 class Registry:

@@ -28,11 +28,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import attrs
 import pytest
 import torch
 
 import padecache
-from padecache.interfaces import INPUTS, CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
+from padecache.interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
 
 from .adapter_contract import AdapterContract
 from .loops import STEPS, ComponentFailed, calling, error, full_compute, provenance, psnr, sampling_loop, zero_forecast
@@ -84,17 +85,13 @@ def trajectory(step: int, rows: int = 3, shape: Sequence[int] = (6, 8), dtype=to
     return out.to(dtype)
 
 
-def _fields_of(inputs: StepInputs) -> dict[str, Any]:
-    """The fields of a :class:`StepInputs`, by name."""
-    return {name: getattr(inputs, name) for name in sorted(INPUTS)}
-
-
 def step_inputs(component: CachePolicy | Predictor, step: int, rows: int = 3, kind: str = "smooth",
                 row: int | None = None, dtype: torch.dtype = torch.float32) -> StepInputs | None:
     """(core) What the engine hands an input-aware policy or predictor at ``step``: the inputs it declares in
     ``inputs``, as smooth per-row trajectories (or the degenerate ones of ``kind``), all ``rows`` of them or ``row``
-    alone, in ``dtype`` (the engine gives them in the history dtype); ``None`` for a component that declares none.  ``first_input`` has the stack input's shape (what the
-    always-run first blocks received), the timestep embeddings are ``(rows, 16)`` and ``(rows, 6, 16)``."""
+    alone, in ``dtype`` (the engine gives them in the history dtype); ``None`` for a component that declares none.
+    ``first_input`` has the stack input's shape (what the always-run first blocks received), the timestep
+    embeddings are ``(rows, 16)`` and ``(rows, 6, 16)``."""
     wanted = getattr(component, "inputs", frozenset())
     if not wanted:
         return None
@@ -234,7 +231,7 @@ class PredictorContract(_ComponentContract):
         history, x_in = 0, torch.randn(3, 6, 8, generator=torch.Generator().manual_seed(0))
         for step in range(12):
             ctx = context(step, history=history, rows=3, inputs=step_inputs(predictor, step, 3))
-            given = {} if ctx.inputs is None else {k: v.clone() for k, v in _fields_of(ctx.inputs).items() if v is not None}
+            given = {} if ctx.inputs is None else {k: v.clone() for k, v in attrs.asdict(ctx.inputs, recurse=False).items() if v is not None}
             x_copy = x_in.clone()
             if step in self.computed or not self.call(predictor, "ready", ctx):
                 residual = trajectory(step)
