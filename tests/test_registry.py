@@ -200,6 +200,42 @@ def test_a_broken_plugin_is_skipped_and_listed_with_its_error(defect, capsys):
         padecache.unregister_plugin(broken)
 
 
+def test_a_new_plugin_object_at_a_freed_plugins_address_gets_its_own_registry(monkeypatch):
+    """The registry cache once keyed plugins by id(): a new plugin object that CPython placed at the address of a
+    freed one (same name) was served the old plugin's registry.  Force the address clash with a fake id."""
+    import padecache.plugins as plugins
+
+    class Gives:
+        def __init__(self, cls):
+            self.cls = cls
+
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            return [self.cls]
+
+    class Other(HalfPredictor):
+        name = "other-half"
+
+    # pretend every plugin object sits at one address, as a new object can sit where a freed one did:
+    # a cache key made of ids cannot tell the two plugins below apart
+    monkeypatch.setattr(plugins, "id", lambda obj: 0, raising=False)
+    first = Gives(HalfPredictor)
+    padecache.register_plugin(first, name="same-name")
+    try:
+        assert padecache.get_registry().get("predictor", "half").cls is HalfPredictor
+    finally:
+        padecache.unregister_plugin(first)
+    second = Gives(Other)
+    padecache.register_plugin(second, name="same-name")
+    try:
+        registry = padecache.get_registry()
+        assert registry.get("predictor", "other-half").cls is Other
+        with pytest.raises(ValueError, match="unknown predictor 'half'"):
+            registry.get("predictor", "half")
+    finally:
+        padecache.unregister_plugin(second)
+
+
 def test_a_plugin_that_fails_to_import_is_listed_not_fatal(monkeypatch):
     import importlib.metadata as md
 

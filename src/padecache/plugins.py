@@ -176,12 +176,18 @@ def _contributions(pm: pluggy.PluginManager) -> tuple[list[Contribution], list[B
     return out, broken
 
 
+def _same_plugins(old: tuple, new: tuple) -> bool:
+    return len(old) == len(new) and all(a[0] == b[0] and a[1] is b[1] for a, b in zip(old, new))
+
+
 def get_registry() -> Registry:
     """The registry for the plugins registered right now (rebuilt when plugins change)."""
     global _registry
     pm = get_plugin_manager()
-    key = tuple((name, id(plugin)) for name, plugin in pm.list_name_plugin())
-    if _registry is None or _registry[0] != key:
+    # The key holds the plugin objects themselves, compared by identity: an id() alone can be reused by a new
+    # plugin object once an unregistered one is freed, and the stale registry would then be served for it.
+    key = tuple(pm.list_name_plugin())
+    if _registry is None or not _same_plugins(_registry[0], key):
         contributions, broken = _contributions(pm)
         _registry = (key, Registry(contributions, broken))
     return _registry[1]
