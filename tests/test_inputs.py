@@ -212,7 +212,7 @@ def test_only_declared_inputs_are_computed(plugin):
 
 
 def test_an_input_aware_policy_decides_per_row_and_a_batch_equals_its_samples(plugin, flux_pipe):
-    from test_batches import flux_latents, run_flux
+    from test_batches import assert_matches, flux_latents, run_flux
 
     latents = flux_latents(3)
     latents[1] *= 3.0  # a row whose inputs move differently
@@ -221,7 +221,7 @@ def test_an_input_aware_policy_decides_per_row_and_a_batch_equals_its_samples(pl
         batch = run_flux(flux_pipe, latents)
         stats = padecache.stats(flux_pipe)
         singles = torch.cat([run_flux(flux_pipe, latents[i : i + 1]) for i in range(3)])
-    torch.testing.assert_close(batch, singles, rtol=0, atol=2e-5)
+    assert_matches(batch, singles, flux_pipe, run_flux, latents)
     assert stats.forecast_steps > 0 and any(r.rows is not None for r in stats.records)  # the rows went separate ways
 
 
