@@ -3,6 +3,8 @@ fires for one row; a batch-size or resolution change restarts the branch instead
 
 from __future__ import annotations
 
+import weakref
+
 import attrs
 import pytest
 import torch
@@ -52,9 +54,17 @@ def batch_and_singles(pipe, run, latents, config):
     return batch, torch.cat(singles), stats
 
 
+_UNCACHED = weakref.WeakKeyDictionary()  # pipe -> {(run, latents): (batch, singles) at full compute}
+
+
 def assert_matches(batch, singles, pipe, run, latents, atol=2e-5):
-    """``batch`` equals ``singles`` up to the uncached model's own batch-versus-singles rounding on this CPU."""
-    tiny.assert_batch_matches_singles(batch, singles, lambda: batch_and_singles(pipe, run, latents, "none")[:2], atol=atol)
+    """``batch`` equals ``singles`` up to the uncached model's own batch-versus-singles rounding on this CPU (measured
+    once per pipeline, run and latents: twenty presets share one measurement)."""
+    key = (run, latents.numpy().tobytes())
+    runs = _UNCACHED.setdefault(pipe, {})
+    if key not in runs:
+        runs[key] = batch_and_singles(pipe, run, latents, "none")[:2]
+    tiny.assert_batch_matches_singles(batch, singles, runs[key], atol=atol)
 
 
 @pytest.mark.parametrize("preset", PRESETS)

@@ -18,17 +18,16 @@ from padecache.testing.pipelines import (  # noqa: F401
 )
 
 
-def assert_batch_matches_singles(batch, singles, run_full, atol=2e-5, factor=4.0):
+def assert_batch_matches_singles(batch, singles, full, atol=2e-5, rtol=0.0, factor=4.0):
     """A batch gives what its samples give alone, up to what the model itself gives at full compute.
 
     A CPU's matrix kernels may round a batch of 3 differently from a batch of 1 (an AMD EPYC does, by up to 3e-5 on
     the tiny PixArt; the machine these tests were written on did not), so the allowance grows with the
-    batch-versus-singles difference of the uncached model, ``run_full()`` -> (batch, singles), measured on this
-    machine: ``atol + factor * that``.  A row that borrowed another row's history would be off by far more.
+    batch-versus-singles difference of the uncached model, ``full`` = (batch, singles), measured on this machine:
+    ``atol + factor * that`` (and ``rtol``).  A row that borrowed another row's history would be off by far more.
     """
-    full_batch, full_singles = run_full()
-    noise = (full_batch - full_singles).abs().max().item()
-    torch.testing.assert_close(batch, singles, rtol=0, atol=atol + factor * noise)
+    noise = (full[0] - full[1]).abs().max().item()
+    torch.testing.assert_close(batch, singles, rtol=rtol, atol=atol + factor * noise)
 
 
 # -- the pipeline variants of tests/test_variants.py --------------------------------------------------------------------
