@@ -92,7 +92,7 @@ class PadecacheSpec:
 _pm: pluggy.PluginManager | None = None
 _load_errors: list[Broken] = []
 _registry: tuple[tuple, Registry] | None = None
-_dists: dict[int, tuple[str, str]] = {}  # id(plugin object) -> (distribution, version)
+_dists: dict[int, tuple[object, str, str]] = {}  # id(plugin) -> (plugin, distribution, version): the object is kept, so its id is never reused
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -109,7 +109,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         except Exception as err:  # noqa: BLE001 - shown by `padecache list`, never fatal
             _load_errors.append(Broken(ep.name, version, f"{type(err).__name__} while loading {label} ({ep.value}): {err}", label))
             continue
-        _dists[id(plugin)] = (label, version)
+        _dists[id(plugin)] = (plugin, label, version)
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -162,7 +162,7 @@ def _contributions(pm: pluggy.PluginManager) -> tuple[list[Contribution], list[B
         if name == PROJECT:
             package, version = PROJECT, _package_version()
         else:
-            package, version = _dists.get(id(plugin), (name, str(getattr(plugin, "__version__", "unknown"))))
+            _, package, version = _dists.get(id(plugin), (plugin, name, str(getattr(plugin, "__version__", "unknown"))))
         hooks: dict[str, Any] = {}
         try:
             for hook_name in HOOKS:
