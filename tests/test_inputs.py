@@ -201,6 +201,25 @@ def test_families_without_modulated_hand_none_and_the_rest_still(plugin):
     assert inputs.modulated is None and inputs.stack_input is not None
 
 
+def test_every_input_has_one_row_per_stack_row_where_the_blocks_see_frames_as_rows(plugin):
+    """Latte's blocks see each (sample, frame) as a row: the latents (one row per sample) are repeated for each
+    sample's frames, so a per-row decision from them has as many rows as the stack (it once had one per sample,
+    and EasyCache's default indicator failed at step 0)."""
+    model, scheduler = tiny_transformer("latte"), make_scheduler("latte")
+    with tiny.applied(model, {"predictor": "noop", "policy": "peek-all-inputs"}, scheduler=scheduler):
+        run_loop("latte", model, steps=2, scheduler=scheduler, batch=2)
+    step, _, rows, inputs = Peek.seen[0]
+    latents = inputs.model_input
+    assert rows == inputs.stack_input.shape[0] == latents.shape[0] and rows % 4 == 0  # (2 samples x CFG) x frames
+    frames = rows // 4
+    for sample in range(4):  # each sample's rows are its latents, repeated
+        block = latents[sample * frames:(sample + 1) * frames]
+        assert torch.equal(block, block[:1].expand_as(block))
+    assert not torch.equal(latents[0], latents[frames])  # and the samples differ
+    with tiny.applied(model, {"predictor": "noop", "policy": "easycache"}, scheduler=scheduler):
+        run_loop("latte", model, steps=4, scheduler=scheduler, batch=2)
+
+
 def test_only_declared_inputs_are_computed(plugin):
     model, scheduler = tiny_transformer("flux"), make_scheduler("flux")
     with tiny.applied(model, {"predictor": "noop", "policy": {"name": "rel-l1", "threshold": 0.5}}, scheduler=scheduler):

@@ -4,7 +4,7 @@ streams packed side by side per row, and the shape of what a block returns."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -37,8 +37,12 @@ def unpack_stream(shapes: list, x_rows: torch.Tensor, prediction: torch.Tensor, 
     return (x_rows[:, start:start + size] + prediction[:, start:start + size]).reshape(len(x_rows), *shapes[stream][1:])
 
 
-def take_rows(value: Any, rows: torch.Tensor, batch: int) -> Any:
-    """The rows ``rows`` of every batch-first tensor in ``value`` (arguments of a block call)."""
+def take_rows(value: Any, rows: torch.Tensor, batch: int, shared: Collection[str] = ()) -> Any:
+    """The rows ``rows`` of every batch-first tensor in ``value`` (arguments of a block call); the keyword
+    arguments named in ``shared`` hold no batch axis (rotary embeddings whose first size may equal the batch by
+    coincidence) and are passed as they are."""
+    if shared and isinstance(value, dict):
+        return {k: v if k in shared else take_rows(v, rows, batch) for k, v in value.items()}
     if isinstance(value, torch.Tensor):
         return value.index_select(0, rows.to(value.device)) if value.dim() >= 1 and value.shape[0] == batch else value
     if isinstance(value, tuple):

@@ -220,8 +220,11 @@ class Attachment(Uncopyable):
         skipped = self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
         if mode == "skip":
             return skipped
-        rows, batch = self.call.rows, self.call.plan.batch
-        return put_rows(skipped, block.original(*take_rows(args, rows, batch), **take_rows(kwargs, rows, batch)), rows, batch)
+        rows, batch, shared = self.call.rows, self.call.plan.batch, self.adapter.shared_arguments
+        if shared:  # (reliability) passed by position, they are moved to keywords so that they are never sliced
+            args, kwargs = _shared_as_keywords(block.original, args, kwargs, shared)
+        return put_rows(skipped, block.original(*take_rows(args, rows, batch), **take_rows(kwargs, rows, batch, shared)),
+                        rows, batch)
 
     def check_block_output(self, block: BlockForward, out: Any, args: tuple, kwargs: dict) -> None:
         """Until the first head check: a skipped block must return what the real block returns (structure, shapes)."""
@@ -442,3 +445,15 @@ def detach(model: nn.Module) -> None:
     while owner.undo:
         owner.undo.pop()()
     owner.reset()
+
+
+def _shared_as_keywords(forward: Any, args: tuple, kwargs: dict, shared: tuple[str, ...]) -> tuple[tuple, dict]:
+    """``args`` and ``kwargs`` with the arguments named in ``shared`` passed by keyword (and every positional
+    argument after the first of them, so that the call keeps its meaning)."""
+    positions = [p for p in (position_of(forward, name) for name in shared) if p is not None and p < len(args)]
+    if not positions:
+        return args, kwargs
+    cut = min(positions)
+    params = inspect.signature(forward).parameters.values()  # as position_of counts them
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return args[:cut], {**dict(zip(names[cut:], args[cut:])), **kwargs}

@@ -89,6 +89,25 @@ class Readings:
             if [tuple(t.shape) for t in streams] == shapes:
                 first_input = pack_streams(streams, self.to_history)
             self.first_streams = None
-        return StepInputs(stack_input=x_in if "stack_input" in self.wanted else None, modulated=self.modulated,
-                          model_input=self.model_input, first_input=first_input, time_embedding=self.time_embedding,
-                          time_projection=self.time_projection)
+        rows = x_in.shape[0]
+        return StepInputs(stack_input=x_in if "stack_input" in self.wanted else None,
+                          modulated=_per_stack_row(self.modulated, rows), model_input=_per_stack_row(self.model_input, rows),
+                          first_input=first_input, time_embedding=_per_stack_row(self.time_embedding, rows),
+                          time_projection=_per_stack_row(self.time_projection, rows))
+
+
+def _per_stack_row(value: torch.Tensor | None, rows: int) -> torch.Tensor | None:
+    """``value`` with one row per block-stack row, as every field of :class:`StepInputs` is.
+
+    Video families whose blocks see each frame as a row (Latte: ``(sample, frame)`` rows, sample-major, as
+    ``reshape(batch * frames, ...)`` lays them out) get each sample's reading repeated for its frames; a reading
+    with no batch axis, or one that does not divide into the stack's rows, is not given (``None``), so that a
+    policy falls back to what it can read instead of deciding for the wrong rows."""
+    if value is None or value.dim() == 0:
+        return None if value is not None and rows != 1 else value
+    n = value.shape[0]
+    if n == rows:
+        return value
+    if n and rows % n == 0:
+        return value.repeat_interleave(rows // n, dim=0)
+    return None

@@ -230,7 +230,11 @@ class Adapter:
             generation to the one that matches the scheduler), or a function of the model giving either
             (Sana scales time by its config's ``timestep_scale``).
         rows_split: whether a block can run on some rows of the batch alone (every batch-first argument sliced);
-            ``False`` makes every row compute when rows disagree.
+            ``False`` makes every row compute when rows disagree: where an argument mixes the batch with another
+            axis (PriorTransformer's ``(batch * heads, N, N)`` attention mask, Latte's temporal blocks whose rows
+            are ``(sample, token)`` pairs).
+        shared_arguments: block arguments that hold no batch axis and are never sliced by row (rotary embeddings,
+            whose first size can equal the batch by coincidence).
         modulated: ``(first block, its forward, args, kwargs) -> tensor``: the first block's timestep-modulated
             input (FLUX: ``block.norm1(hidden, emb=temb)[0]``), what input-aware policies such as TeaCache read
             (:class:`~padecache.interfaces.StepInputs`); computed only when a policy asks for it.  ``None``: the
@@ -256,6 +260,7 @@ class Adapter:
     head_input: HeadInput | None = None  # (reach) how the head of the single stream receives it, when not as it is
     control_inputs: tuple[str, ...] = ()  # (reach) arguments bringing per-step inputs into the stack (ControlNet)
     rows_split: bool = True
+    shared_arguments: tuple[str, ...] = ()
     modulated: Callable[[nn.Module, Callable, tuple, dict], Any] | None = None
     time_embedding: TimeEmbedding | None = None
     io: Mapping[str, BlockIO] = attrs.field(factory=dict)

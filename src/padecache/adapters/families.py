@@ -231,9 +231,11 @@ FAMILIES: tuple[Adapter, ...] = (
             control_inputs=("block_controlnet_hidden_states",),
             io={"transformer_blocks": HIDDEN}, notes="EDM time: the scheduler's timesteps are 0.25 log sigma"),
     Adapter("allegro", ("AllegroTransformer3DModel",), ("transformer_blocks",), cfg="batched",
-            io={"transformer_blocks": HIDDEN}),
+            io={"transformer_blocks": HIDDEN}, shared_arguments=("image_rotary_emb",)),
     Adapter("latte", ("LatteTransformer3DModel",), ("transformer_blocks", "temporal_transformer_blocks"), cfg="batched",
-            notes="spatial and temporal blocks alternate (reshaped in between); the stack is all of them"),
+            rows_split=False,  # the temporal blocks' rows are (sample, token) pairs, the stack's (sample, frame)
+            notes="spatial and temporal blocks alternate (reshaped in between); the stack is all of them; its rows are "
+                  "(sample, frame) pairs, so rows that disagree all compute"),
     Adapter("sana_video", ("SanaVideoTransformer3DModel",), ("transformer_blocks",), cfg="batched",
             control_inputs=("controlnet_block_samples",),
             io={"transformer_blocks": HIDDEN}),
@@ -285,6 +287,7 @@ FAMILIES: tuple[Adapter, ...] = (
             always_run=("time_embeddings", "visual_embeddings", "out_layer"),
             notes="the head receives the token grid; the stack runs on it in 8x8 spatial groups"),
     Adapter("prior", ("PriorTransformer",), ("transformer_blocks",), cfg="batched",
+            rows_split=False,  # its attention mask is (batch * heads, N, N)
             always_run=("time_embedding", "proj_in", "embedding_proj", "encoder_hidden_states_proj", "norm_out"),
             notes="denoises a CLIP image embedding (Kandinsky 2.x, unCLIP, Shap-E priors); pipelines hold it as "
                   "`prior`: padecache.apply(pipe.prior, ..., scheduler=pipe.scheduler)"),
@@ -300,6 +303,7 @@ FAMILIES: tuple[Adapter, ...] = (
             always_run=("preprocess_conv", "proj_in", "to_cond_embed", "to_global_embed", "proj_out"),
             notes="memory tokens ride through the stack in front of the audio; the audio tokens are forecast"),
     Adapter("ace_step", ("AceStepTransformer1DModel",), ("layers",), cfg="batched (cond first)",
+            shared_arguments=("position_embeddings",),
             always_run=("proj_in_conv", "time_embed", "time_embed_r", "condition_embedder", "norm_out"),
             notes="outside the pipeline's cfg_interval a call has half the rows: padecache restarts the history then"),
     Adapter("longcat_audio_dit", ("LongCatAudioDiTTransformer",), ("blocks",), time=T1000, cfg="separate",
