@@ -46,12 +46,14 @@ class TestFraction(StageDetectorContract):
 
 # -- a third-party predictor through the kit: a correct one passes, broken ones fail by name ---------------------
 
+from typing import ClassVar  # noqa: E402
+
 import attrs  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import padecache  # noqa: E402
-from padecache import Predictor, option  # noqa: E402
+from padecache import CachePolicy, Predictor, option  # noqa: E402
 from padecache.testing import ComponentFailed  # noqa: E402
 
 
@@ -115,12 +117,31 @@ class Raising(AdamsBashforth2):
         return super().predict(ctx, block_input)
 
 
+class EveryOtherPerRow(CachePolicy):
+    """Static (every other step and the last), answering with one bool per row, as the interface allows: a tensor
+    whose rows agree is one decision to the engine, and the kit once compared it with the mask as a list."""
+
+    name = "every-other-per-row"
+    inputs: ClassVar[frozenset[str]] = frozenset({"stack_input"})
+
+    def mask(self, num_steps):
+        return [i % 2 == 0 or i == num_steps - 1 for i in range(num_steps)]
+
+    def should_compute(self, ctx):
+        want = self.mask(ctx.span_steps)[ctx.step - ctx.first_step]
+        return torch.full((ctx.inputs.stack_input.shape[0],), want, dtype=torch.bool)
+
+
 class ThirdParty:
     __version__ = "1.0"
 
     @padecache.hookimpl
     def padecache_predictors(self):
         return [AdamsBashforth2, SignFlipped, Exploding, Raising]
+
+    @padecache.hookimpl
+    def padecache_policies(self):
+        return [EveryOtherPerRow]
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +150,12 @@ def _third_party():
     padecache.register_plugin(plugin, name="third-party")
     yield
     padecache.unregister_plugin(plugin)
+
+
+class TestEveryOtherPerRow(PolicyContract):
+    """A correct static policy that answers per row passes the kit."""
+
+    component = "every-other-per-row"
 
 
 class TestAdamsBashforth2(PredictorContract):

@@ -28,7 +28,19 @@ from .records import StatsRecorder, StepRecord
 from .schedule import Where
 from .state import BranchState, Owner, Part, Plan, Slot
 
-__all__ = ["Engine", "Part", "Plan"]
+__all__ = ["Engine", "Part", "Plan", "per_row_decision"]
+
+
+def per_row_decision(want: Any, ctx: StepContext, who: str = "the policy") -> bool | torch.Tensor:
+    """A policy's answer at ``ctx`` as one bool, or one bool per row when the rows disagree (a tensor of one
+    decision per row that is unanimous is that one bool).  The engine and the contract kit both read answers so."""
+    if not (isinstance(want, torch.Tensor) and want.dim() > 0):
+        return bool(want)
+    want = want.detach().to("cpu", torch.bool).flatten()
+    if len(want) != ctx.rows:
+        raise ValueError(f"{who} returned {len(want)} decisions for {ctx.rows} batch rows at step {ctx.step}; return "
+                         f"a bool, or one bool per row")
+    return want if bool(want.all()) != bool(want.any()) else bool(want[0])
 
 
 class Engine(Uncopyable):
@@ -208,14 +220,7 @@ class Engine(Uncopyable):
         return tuple(bool(on) for on in plan)
 
     def _per_row(self, want: Any, ctx: StepContext) -> bool | torch.Tensor:
-        """A policy's answer as one bool, or one bool per row when the rows disagree."""
-        if not (isinstance(want, torch.Tensor) and want.dim() > 0):
-            return bool(want)
-        want = want.detach().to("cpu", torch.bool).flatten()
-        if len(want) != ctx.rows:
-            raise ValueError(f"{self.label('policy')} returned {len(want)} decisions for {ctx.rows} batch rows at step "
-                             f"{ctx.step}; return a bool, or one bool per row")
-        return want if bool(want.all()) != bool(want.any()) else bool(want[0])
+        return per_row_decision(want, ctx, self.label("policy"))
 
     def _check_ready(self, slot: Slot, ctx: StepContext) -> None:
         need = max(1, getattr(slot.predictor, "min_history", 1))

@@ -33,6 +33,7 @@ import pytest
 import torch
 
 import padecache
+from padecache.engine import per_row_decision
 from padecache.interfaces import CachePolicy, Predictor, Schedule, Stage, StageDetector, StepContext, StepInputs
 
 from .adapter_contract import AdapterContract
@@ -311,11 +312,10 @@ class PolicyContract(_ComponentContract):
                           inputs=step_inputs(policy, step, rows, kind))  # (core) what an input-aware policy reads
             want = self.call(policy, "should_compute", ctx)
             if isinstance(want, torch.Tensor) and want.dim() > 0:
-                assert tuple(want.shape) == (rows,), f"{self.component!r} returned {tuple(want.shape)} decisions for {rows} rows"
-                assert want.dtype == torch.bool, f"{self.component!r} returned {want.dtype} decisions; use bools"
-                want = want.tolist()
-            else:
-                want = bool(want)
+                assert not (want.dtype.is_floating_point or want.dtype.is_complex), (
+                    f"{self.component!r} returned {want.dtype} decisions at step {step}; return bools (one per row)")
+            want = per_row_decision(want, ctx, repr(self.component))  # read as the engine reads it
+            want = want.tolist() if isinstance(want, torch.Tensor) else want
             out.append(want)
             computed = step == 0 or (all(want) if isinstance(want, list) else want)
             self.call(policy, "observe", ctx, trajectory(step, rows, kind=kind), computed=computed)
@@ -331,7 +331,10 @@ class PolicyContract(_ComponentContract):
         assert mask[0], f"{self.component!r} does not compute the first step, where no forecast is possible"
         if getattr(self.selection(options).options, "last", False):
             assert mask[-1], f"{self.component!r} has last = true but does not compute the last step"
-        assert self.decide(self.make(options), steps) == mask
+        decided = self.decide(self.make(options), steps)
+        differ = [step for step, (want, planned) in enumerate(zip(decided, mask)) if want != planned]
+        assert not differ, (f"{self.component!r}: should_compute disagrees with its mask({steps}) at steps {differ} "
+                            f"(decided {[decided[s] for s in differ]}, mask {[mask[s] for s in differ]})")
 
     def test_no_state_across_generations(self, options):
         used, fresh = self.make(options), self.make(options)
