@@ -47,12 +47,15 @@ class Engine(Uncopyable):
     """Decisions and state of one transformer: branches of the current generation, stats, the owning thread.
 
     ``num_blocks`` is the number of blocks in the stack (for block-pass accounting), ``rows_split`` whether some
-    rows of a batch can run the stack alone (else every row computes when rows disagree).
+    rows of a batch can run the stack alone (else every row computes when rows disagree), ``family`` the adapter's
+    name (:attr:`StepContext.family`).
     """
 
-    def __init__(self, config: CacheConfig, num_blocks: int = 1, rows_split: bool = True, model_name: str = "transformer"):
+    def __init__(self, config: CacheConfig, num_blocks: int = 1, rows_split: bool = True, model_name: str = "transformer",
+                 family: str | None = None):
         registry = get_registry()
         self.config, self.num_blocks, self.rows_split, self.model_name = config, num_blocks, rows_split, model_name
+        self.family = family
         self.entries = {kind: registry.get(kind, getattr(config, kind).name) for kind in ("predictor", "policy", "stage")}
         self.detector = self.entries["stage"].cls(config.stage.options)
         #: what the policy reads before deciding and the predictor beside its history: their ``inputs``, as the
@@ -107,7 +110,7 @@ class Engine(Uncopyable):
         if where.branch not in self.branches:
             self.branches[where.branch] = BranchState(where.branch, self._new_components)
         ctx = StepContext(where.step, where.num_steps, where.timestep, where.sigma, where.branch, None, where.schedule,
-                          span=where.span, reducer=reducer)
+                          span=where.span, reducer=reducer, family=self.family)
         ctx = attrs.evolve(ctx, stage=self._call("stage", "stage", ctx, self.detector.stage, ctx))
         self.owner.where = f"step {where.step} of {where.num_steps}, branch {where.branch!r}"
         return ctx

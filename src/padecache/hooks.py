@@ -83,7 +83,7 @@ class Attachment(Uncopyable):
             raise ValueError(f"engine.first_blocks + engine.last_blocks = {e.first_blocks + e.last_blocks} leave no block of "
                              f"this {name}'s {n} to cache; keep their sum below {n}")
         self.first, self.stop = e.first_blocks, n - e.last_blocks  # the cached range of blocks: [first, stop)
-        self.engine = Engine(config, n, adapter.rows_split, name)
+        self.engine = Engine(config, n, adapter.rows_split, name, adapter.name)
         self.locator = Locator(adapter.time_specs(model), type(model).forward, source, span, name)
         self.applied_source = source
         self.sequence_group: Any = None  # named by the user; otherwise diffusers' context-parallel group, if any

@@ -182,6 +182,9 @@ class StepContext:
         plan: for :meth:`Predictor.predict`, the policy's static plan over this model's steps (its
             :meth:`CachePolicy.plan`, ``True`` = a pass), so a forecast can see how far the next pass is
             (:attr:`passes_left`, :attr:`next_pass`); ``None`` for a policy that decides as it goes.
+        family: the model's family, the name of the adapter padecache hooked it with (``"flux"``, ``"wan"``, ...),
+            for components whose published settings differ per model (TeaCache's polynomials); ``None`` where no
+            model is hooked (the contract kit's synthetic loops).
     """
 
     step: int
@@ -197,6 +200,7 @@ class StepContext:
     reducer: Any = attrs.field(default=None, repr=False, eq=False)
     inputs: StepInputs | None = attrs.field(default=None, repr=False, eq=False)
     plan: tuple[bool, ...] | None = attrs.field(default=None, repr=False, eq=False)
+    family: str | None = None
 
     @property
     def passes_left(self) -> int | None:

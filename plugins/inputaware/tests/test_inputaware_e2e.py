@@ -23,7 +23,7 @@ DICACHE = {"predictor": {"name": "dicache"}, "policy": {"name": "dicache", "thre
            "engine": {"first_blocks": 1}}
 METHODS = {
     "teacache": {"predictor": {"name": "noop"}, "policy": {"name": "teacache", "model": "identity", "threshold": 0.1}},
-    "teacache-flux": {"predictor": {"name": "noop"}, "policy": {"name": "teacache", "threshold": 0.6}},
+    "teacache-flux": {"predictor": {"name": "noop"}, "policy": {"name": "teacache", "model": "flux", "threshold": 0.6}},
     "easycache": {"predictor": {"name": "noop"}, "policy": {"name": "easycache", "threshold": 0.1, "warmup": 3}},
     "seacache": {"predictor": {"name": "noop"}, "policy": {"name": "seacache", "threshold": 0.2}},
     "seacache-latents": {"predictor": {"name": "noop"},

@@ -55,7 +55,50 @@ def test_teacache_options():
     assert p.coefficients == (2.0, 0.0) and p.threshold == 0.5
     p = TeaCachePolicy(TeaCachePolicy.Config(model="wan2.1-t2v-1.3b-ret"))
     assert p.indicator == "time_projection" and p.warmup == 5 and not p.last  # e0, the projected embedding
-    assert TeaCachePolicy().threshold == 0.6 and TeaCachePolicy().coefficients == TEACACHE_MODELS["flux"].coefficients
+    p = TeaCachePolicy(TeaCachePolicy.Config(model="flux"))
+    assert p.threshold == 0.6 and p.coefficients == TEACACHE_MODELS["flux"].coefficients
+    assert TeaCachePolicy().model is None  # 'auto': chosen at the first step, from the hooked model's family
+
+
+@pytest.mark.parametrize("family, model, warns", [
+    ("flux", "flux", None), ("hunyuanvideo", "hunyuanvideo", None), ("latte", "latte", None),
+    ("wan", "wan2.1-t2v-1.3b", "one of"),  # several published: the first, and the user is told to choose
+    ("pixart", "flux", "no TeaCache polynomial is published"), (None, "flux", "no TeaCache polynomial"),
+])
+def test_teacache_auto_uses_the_family_s_published_polynomial(family, model, warns):
+    import warnings
+
+    import attrs
+
+    feats = [torch.full((1, 4, 2), 1.1**t) for t in range(3)]
+    policy = TeaCachePolicy()
+    ctx = attrs.evolve(ctx_at(Schedule.uniform(3), 0, inputs=Inputs(modulated=feats[0], stack_input=feats[0],
+                                                                     time_embedding=feats[0][:, 0])), family=family)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy.should_compute(ctx)
+    ref = TEACACHE_MODELS[model]
+    assert policy.model == model and policy.coefficients == ref.coefficients and policy.threshold == ref.threshold
+    assert policy.indicator == ref.indicator
+    messages = [str(w.message) for w in caught]
+    assert (not messages) if warns is None else any(warns in m for m in messages), messages
+
+
+def test_teacache_says_when_its_polynomial_s_indicator_is_missing():
+    """FLUX's polynomial was fitted on the modulated input; a family without one measures the stack input, and the
+    user is told (once) that the polynomial does not apply there."""
+    import warnings
+
+    feats = [torch.full((1, 4, 2), 1.1**t) for t in range(4)]
+    policy = TeaCachePolicy(TeaCachePolicy.Config(model="flux"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_policy(policy, feats, key="stack_input")
+    assert sum("does not apply" in str(w.message) for w in caught) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_policy(TeaCachePolicy(TeaCachePolicy.Config(model="identity", threshold=0.25)), feats, key="stack_input")
+    assert not caught  # the raw distance is meant for any input
 
 
 def test_teacache_first_and_last_steps_and_accumulation():
@@ -225,6 +268,18 @@ def test_dicache_forced_steps():
     with pytest.raises(MissingInput, match="first_input"):
         DiCachePolicy(DiCachePolicy.Config(error="delta_minus")).should_compute(
             ctx_at(schedule, 0, inputs=Inputs(stack_input=torch.ones(1, 2))))
+
+
+def test_dicache_says_when_no_probe_ran():
+    """Without engine.first_blocks, block 0's input is the stack input: DiCache has no shallow probe, and says so."""
+    import warnings
+
+    schedule, x = Schedule.uniform(4), torch.ones(1, 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        DiCachePolicy().should_compute(ctx_at(schedule, 0, inputs=Inputs(stack_input=x, first_input=x)))
+        DiCachePolicy().should_compute(ctx_at(schedule, 0, inputs=Inputs(stack_input=x + 1, first_input=x)))
+    assert [("first_blocks" in str(w.message)) for w in caught] == [True]  # the second one had a probe
 
 
 def test_dicache_alignment_is_exact_when_residual_and_probe_move_together():

@@ -1,6 +1,7 @@
 """padecache-inputaware: the input-aware caches serving engines ship, as padecache components.
 
-Policies ``teacache`` (with every polynomial the official code publishes, :data:`TEACACHE_MODELS`, and
+Policies ``teacache`` (with every polynomial the official code publishes, :data:`TEACACHE_MODELS`, chosen per
+family by default (:data:`FAMILY_MODELS`), and
 :func:`calibrate_teacache` for the others), ``easycache``, ``seacache`` and ``dicache``; predictors ``dicache``
 (trajectory alignment) and ``resilphase`` (barycentric Lagrange on a phase axis).  See docs/methods.md.
 """
@@ -16,6 +17,7 @@ _EXPORTS = {
     "TeaCacheCalibration": "calibrate",
     "fit_polynomial": "calibrate",
     "TEACACHE_MODELS": "teacache",
+    "FAMILY_MODELS": "teacache",
     "TeaCacheModel": "teacache",
     "TeaCachePolicy": "teacache",
     "EasyCachePolicy": "easycache",
@@ -42,4 +44,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .easycache import EasyCachePolicy
     from .resilphase import ResilPhasePredictor
     from .seacache import SeaCachePolicy
-    from .teacache import TEACACHE_MODELS, TeaCacheModel, TeaCachePolicy
+    from .teacache import FAMILY_MODELS, TEACACHE_MODELS, TeaCacheModel, TeaCachePolicy

@@ -16,6 +16,7 @@ last one is reused.  Per batch row; sums over the sequence-parallel group.
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 import attrs
@@ -55,7 +56,8 @@ class DiCachePolicy(CachePolicy):
 
     def __init__(self, config=None):
         super().__init__(config)
-        self.inputs = frozenset({"stack_input"} | ({"first_input"} if self.config.error == "delta_minus" else set()))
+        self.inputs = frozenset({"stack_input", "first_input"})  # block 0's input: also to see that a probe ran
+        self._checked_probe = False
         self.reset()
 
     def reset(self) -> None:
@@ -82,6 +84,13 @@ class DiCachePolicy(CachePolicy):
             raise MissingInput("policy 'dicache' with error = 'delta_minus' needs the input of block 0 "
                                "(`inputs.first_input`), which the engine gives only where block 0 takes the streams "
                                "the cached range does (same shapes); use error = 'delta_y' for this model")
+        if not self._checked_probe:
+            self._checked_probe = True
+            if x is not None and (x is probe or torch.equal(x, probe)):
+                warnings.warn("padecache: policy 'dicache' runs without a probe: engine.first_blocks is 0, so it "
+                              "measures the block-stack input itself, not the output of shallow blocks as DiCache "
+                              "does. Set engine.first_blocks = 1 (the 'dicache' preset does)", RuntimeWarning,
+                              stacklevel=2)
         rows = probe.shape[0]
         if self.acc is None or self.acc.shape[0] != rows:
             self.acc = torch.zeros(rows, dtype=torch.float64, device=probe.device)

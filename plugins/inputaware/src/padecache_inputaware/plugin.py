@@ -36,10 +36,11 @@ def padecache_policies():
 def padecache_presets():
     presets = {
         "teacache": {
-            "summary": "TeaCache (CVPR 2025) as published for FLUX: polynomial-rescaled relative L1 of the first block's "
-                       "modulated input, threshold 0.6 (the code's 2x), reusing the last residual",
+            "summary": "TeaCache (CVPR 2025) as published for the model's family (FLUX: polynomial-rescaled relative "
+                       "L1 of the first block's modulated input, threshold 0.6, the code's 2x; FLUX's with a warning "
+                       "where none is published), reusing the last residual",
             "predictor": {"name": "noop"},
-            "policy": {"name": "teacache", "model": "flux"},
+            "policy": {"name": "teacache"},
         },
         "easycache": {
             "summary": "EasyCache: runtime transformation rate, threshold 0.05 and 10 warm-up steps (the Wan 2.1 code), "

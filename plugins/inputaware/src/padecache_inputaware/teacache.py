@@ -12,6 +12,7 @@ batch row and summed over the sequence-parallel group, so rows decide independen
 from __future__ import annotations
 
 import math
+import warnings
 from typing import ClassVar
 
 import attrs
@@ -22,7 +23,7 @@ from padecache import CachePolicy, OptionError, StepContext, option
 from ._inputs import read_input
 from ._math import polyval, rel_l1, rel_l1_sums
 
-__all__ = ["TeaCacheModel", "TEACACHE_MODELS", "TeaCachePolicy", "TeaCacheProbe"]
+__all__ = ["TeaCacheModel", "TEACACHE_MODELS", "FAMILY_MODELS", "TeaCachePolicy", "TeaCacheProbe"]
 
 
 @attrs.frozen
@@ -124,6 +125,18 @@ TEACACHE_MODELS: dict[str, TeaCacheModel] = {
     "identity": TeaCacheModel((1.0, 0.0), "no polynomial: f(d) = d", threshold=0.1),
 }
 
+#: The published setting ``model = "auto"`` uses on each padecache family (StepContext.family), and the others
+#: published for it; a family with several (Wan's sizes and tasks, CogVideoX's versions) gets the first, and a warning
+#: naming the rest.
+FAMILY_MODELS: dict[str, tuple[str, ...]] = {
+    "flux": ("flux",), "hunyuanvideo": ("hunyuanvideo",), "ltx": ("ltx",), "mochi": ("mochi",),
+    "lumina_next": ("lumina_next",), "lumina2": ("lumina2", "lumina2-v2"), "cosmos": ("cosmos",),
+    "hidream": ("hidream",), "latte": ("latte",), "consisid": ("consisid",),
+    "cogvideox": ("cogvideox-5b", "cogvideox-2b", "cogvideox-5b-i2v", "cogvideox1.5-5b", "cogvideox1.5-5b-i2v"),
+    "wan": ("wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.1-i2v-480p", "wan2.1-i2v-720p", "wan2.1-t2v-1.3b-ret",
+            "wan2.1-t2v-14b-ret", "wan2.1-i2v-480p-ret", "wan2.1-i2v-720p-ret"),
+}
+
 _INDICATORS = ("auto", "modulated", "time_embedding", "time_projection", "stack_input", "model_input")
 #: what to read when the chosen indicator is not available, in order (the spec: modulated falls back to stack_input)
 _FALLBACKS = {
@@ -169,9 +182,11 @@ class TeaCachePolicy(CachePolicy):
 
     @attrs.frozen
     class Config:
-        model: str = option("flux", "str", choices=(*TEACACHE_MODELS, "custom"),
+        model: str = option("auto", "str", choices=("auto", *TEACACHE_MODELS, "custom"),
                             doc="family whose published polynomial, indicator and first/last-step rules to use "
-                                "(padecache_inputaware.TEACACHE_MODELS); 'custom' with `coefficients`")
+                                "(padecache_inputaware.TEACACHE_MODELS); 'auto': the hooked model's family's "
+                                "(FAMILY_MODELS), FLUX's with a warning where none is published; 'custom' with "
+                                "`coefficients`")
         coefficients: tuple[float, ...] | None = option(None, "floats", optional=True,
                                                         doc="polynomial, highest power first (numpy.poly1d order); "
                                                             "needs model = 'custom' (e.g. from calibrate_teacache)")
@@ -198,15 +213,41 @@ class TeaCachePolicy(CachePolicy):
     def __init__(self, config=None):
         super().__init__(config)
         c = self.config
-        ref = TEACACHE_MODELS.get(c.model, TEACACHE_MODELS["identity"])
-        self.coefficients = tuple(c.coefficients) if c.model == "custom" else ref.coefficients
+        self.model: str | None = None  # the published setting in use; found at the first step with model = 'auto'
+        if c.model != "auto":
+            self._use(c.model)
+        # what the engine computes is declared now: with 'auto', what any family's published setting reads
+        self.inputs = _DECLARE[c.indicator] if c.indicator != "auto" else (
+            frozenset().union(*(_DECLARE[m.indicator] for m in TEACACHE_MODELS.values())) if self.model is None
+            else _DECLARE[self.indicator])
+        self._warned_fallback = False
+        self.reset()
+
+    def _use(self, model: str) -> None:
+        c = self.config
+        ref = TEACACHE_MODELS.get(model, TEACACHE_MODELS["identity"])
+        self.model = model
+        self.coefficients = tuple(c.coefficients) if model == "custom" else ref.coefficients
         self.threshold = c.threshold if c.threshold is not None else ref.threshold
         self.indicator = ref.indicator if c.indicator == "auto" else c.indicator
         self.warmup = ref.warmup if c.warmup is None else c.warmup
         self.warmup_share = ref.warmup_share if c.warmup is None else 0.0
         self.last = ref.last if c.last is None else c.last
-        self.inputs = _DECLARE[self.indicator]
-        self.reset()
+
+    def _resolve(self, family: str | None) -> None:
+        """model = 'auto': the published setting of ``family``, or FLUX's, saying so where it is a guess."""
+        published = FAMILY_MODELS.get(family or "", ())
+        self._use(published[0] if published else "flux")
+        if len(published) > 1:
+            warnings.warn(f"padecache: teacache on a {family!r} model uses the published {published[0]!r} polynomial; "
+                          f"TeaCache publishes one per model size and task, so set policy.model to the one for this "
+                          f"model (one of {list(published)})", RuntimeWarning, stacklevel=3)
+        elif not published:
+            warnings.warn(f"padecache: no TeaCache polynomial is published for {family or 'this'!r} models, so teacache "
+                          f"uses FLUX's, fitted on another model: its thresholds will not mean what they mean on FLUX. "
+                          f"Fit this model's with padecache_inputaware.calibrate_teacache and set policy.model = "
+                          f"'custom' and policy.coefficients, or set policy.model = 'identity' (the raw distance)",
+                          RuntimeWarning, stacklevel=3)
 
     def reset(self) -> None:
         self.previous: torch.Tensor | None = None  # (rows, ...) indicator of the previous step
@@ -217,7 +258,16 @@ class TeaCachePolicy(CachePolicy):
         return tuple(t for t in (self.previous, self.acc) if t is not None)
 
     def should_compute(self, ctx: StepContext) -> bool | torch.Tensor:
+        if self.model is None:
+            self._resolve(ctx.family)
         value, used = read_input(ctx, _FALLBACKS[self.indicator], "policy 'teacache'")
+        if used != self.indicator and not self._warned_fallback and self.model not in ("identity", "custom"):
+            self._warned_fallback = True
+            warnings.warn(f"padecache: teacache's {self.model!r} polynomial was fitted on the {self.indicator} "
+                          f"indicator, which this {ctx.family or 'model'!r} family does not give; it measures {used} "
+                          f"instead, where the polynomial does not apply (records: tea_fallback = 1). Fit one on this "
+                          f"indicator with padecache_inputaware.calibrate_teacache (policy.model = 'custom'), or set "
+                          f"policy.model = 'identity'", RuntimeWarning, stacklevel=2)
         rows = value.shape[0]
         forced = _ForcedSteps.forced(ctx, self.warmup, self.warmup_share, self.last)
         if self.acc is None or self.acc.shape[0] != rows:
