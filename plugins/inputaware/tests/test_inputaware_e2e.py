@@ -160,6 +160,11 @@ def test_calibrate_teacache_fits_the_authors_columns(pipes):
     with tiny.applied(pipe, {"predictor": {"name": "noop"}, "policy": fit.config(threshold=0.2)}):
         out = RUN["flux"](pipe, steps=STEPS)
     assert torch.isfinite(out).all()
+    runs = []  # an indicator this family does not give fails at the first step, naming the one it does give
+    with pytest.raises(Exception, match="step 0 .*calibrate with indicator='modulated'"):
+        calibrate_teacache(pipe, lambda p, seed: runs.append(seed) or RUN["flux"](p, steps=8, seed=seed), seeds=range(3),
+                           indicator="time_embedding")
+    assert runs == [0] and not padecache.is_applied(pipe)
 
 
 def test_calibrate_teacache_on_wans_time_embedding(pipes):

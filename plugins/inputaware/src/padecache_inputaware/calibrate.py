@@ -134,7 +134,7 @@ def calibrate_teacache(
 
     xs: list[float] = []
     ys: list[float] = []
-    padecache.apply(pipe, {"predictor": {"name": "noop"}, "policy": {"name": "teacache-probe", "indicator": indicator}})
+    padecache.apply(pipe, {"predictor": {"name": "noop"}, "policy": {"name": "teacache-probe", "indicator": indicator, "strict": True}})
     handles = [transformers[0].register_forward_hook(keep)] if target == "output" else []
     try:
         for seed in seeds:

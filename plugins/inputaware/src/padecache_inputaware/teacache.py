@@ -20,7 +20,7 @@ import torch
 
 from padecache import CachePolicy, OptionError, StepContext, option
 
-from ._inputs import read_input
+from ._inputs import MissingInput, read_input
 from ._math import polyval, rel_l1, rel_l1_sums
 
 __all__ = ["TeaCacheModel", "TEACACHE_MODELS", "FAMILY_MODELS", "TeaCachePolicy", "TeaCacheProbe"]
@@ -309,6 +309,8 @@ class TeaCacheProbe(CachePolicy):
     @attrs.frozen
     class Config:
         indicator: str = option("modulated", "str", choices=_INDICATORS[1:], doc="what is measured (as `teacache`)")
+        strict: bool = option(False, "bool", doc="fail at the first step when the model does not give `indicator` "
+                              "(calibrate_teacache), instead of measuring a fallback")
 
     def __init__(self, config=None):
         super().__init__(config)
@@ -323,6 +325,9 @@ class TeaCacheProbe(CachePolicy):
 
     def should_compute(self, ctx: StepContext) -> bool:
         value, used = read_input(ctx, _FALLBACKS[self.config.indicator], "policy 'teacache-probe'")
+        if self.config.strict and used != self.config.indicator:
+            raise MissingInput(f"this {ctx.family or 'model'!r} model does not give the {self.config.indicator!r} "
+                               f"indicator (it gives {used!r}): calibrate with indicator={used!r}")
         self._x = None
         if self.previous is not None and self.previous.shape == value.shape:
             self._x = rel_l1(ctx.reduce(rel_l1_sums(value, self.previous).sum(0, keepdim=True)).value)[0]
