@@ -3,15 +3,16 @@ streams packed side by side per row, and the shape of what a block returns."""
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
 
-from .adapters import BlockIO
+from .adapters import BlockIO, position_of
 
-__all__ = ["stream_encoder", "pack_streams", "unpack_stream", "take_rows", "put_rows", "structure"]
+__all__ = ["stream_encoder", "pack_streams", "unpack_stream", "take_rows", "block_rows", "put_rows", "structure"]
 
 
 def stream_encoder(io: BlockIO) -> str | None:
@@ -53,6 +54,20 @@ def take_rows(value: Any, rows: torch.Tensor, batch: int, shared: Collection[str
     if isinstance(value, dict):
         return {k: take_rows(v, rows, batch) for k, v in value.items()}
     return value
+
+
+def block_rows(forward: Callable, args: tuple, kwargs: dict, rows: torch.Tensor, batch: int,
+               shared: tuple[str, ...] = ()) -> tuple[tuple, dict]:
+    """The arguments of a block call ``forward(*args, **kwargs)`` for batch ``rows`` alone; the arguments named in
+    ``shared`` (:attr:`~padecache.adapters.Adapter.shared_arguments`) are passed whole, by keyword where they came
+    by position (with every positional argument after the first of them, so that the call keeps its meaning)."""
+    positions = [p for p in (position_of(forward, name) for name in shared) if p is not None and p < len(args)]
+    if positions:
+        cut = min(positions)
+        params = inspect.signature(forward).parameters.values()  # counted as position_of counts them
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        args, kwargs = args[:cut], {**dict(zip(names[cut:], args[cut:])), **kwargs}
+    return take_rows(args, rows, batch), take_rows(kwargs, rows, batch, shared)
 
 
 def put_rows(full: Any, part: Any, rows: torch.Tensor, batch: int) -> Any:

@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from . import compat
 from .adapters import Adapter, BlockIO, ModelCall, control_state, position_of, replace_argument
-from .batching import pack_streams, put_rows, stream_encoder, structure, take_rows, unpack_stream
+from .batching import block_rows, pack_streams, put_rows, stream_encoder, structure, unpack_stream
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
 from .engine import Engine, Plan
@@ -220,11 +220,9 @@ class Attachment(Uncopyable):
         skipped = self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
         if mode == "skip":
             return skipped
-        rows, batch, shared = self.call.rows, self.call.plan.batch, self.adapter.shared_arguments
-        if shared:  # (reliability) passed by position, they are moved to keywords so that they are never sliced
-            args, kwargs = _shared_as_keywords(block.original, args, kwargs, shared)
-        return put_rows(skipped, block.original(*take_rows(args, rows, batch), **take_rows(kwargs, rows, batch, shared)),
-                        rows, batch)
+        rows, batch = self.call.rows, self.call.plan.batch
+        args, kwargs = block_rows(block.original, args, kwargs, rows, batch, self.adapter.shared_arguments)
+        return put_rows(skipped, block.original(*args, **kwargs), rows, batch)
 
     def check_block_output(self, block: BlockForward, out: Any, args: tuple, kwargs: dict) -> None:
         """Until the first head check: a skipped block must return what the real block returns (structure, shapes)."""
@@ -445,15 +443,3 @@ def detach(model: nn.Module) -> None:
     while owner.undo:
         owner.undo.pop()()
     owner.reset()
-
-
-def _shared_as_keywords(forward: Any, args: tuple, kwargs: dict, shared: tuple[str, ...]) -> tuple[tuple, dict]:
-    """``args`` and ``kwargs`` with the arguments named in ``shared`` passed by keyword (and every positional
-    argument after the first of them, so that the call keeps its meaning)."""
-    positions = [p for p in (position_of(forward, name) for name in shared) if p is not None and p < len(args)]
-    if not positions:
-        return args, kwargs
-    cut = min(positions)
-    params = inspect.signature(forward).parameters.values()  # as position_of counts them
-    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return args[:cut], {**dict(zip(names[cut:], args[cut:])), **kwargs}
