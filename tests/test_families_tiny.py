@@ -6,8 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-import padecache
-from padecache.plugins import get_registry
 from padecache.testing import families as F
 
 NAMES = F.family_names()
@@ -111,88 +109,3 @@ def test_call_pattern_matches_the_pipeline(name):
 def test_ltx2_audio_stream_needs_its_own_head():
     report = F.verify("ltx2")
     assert report["skip_reproduces"] == [True, False]
-
-
-class _Alternate(padecache.CachePolicy):
-    """Row i computes at steps where i + step is even (every row at step 0): every later call is mixed."""
-
-    name = "test-alternate-rows"
-
-    def should_compute(self, ctx):
-        return True if ctx.step == 0 else torch.tensor([(i + ctx.step) % 2 == 0 for i in range(ctx.rows)])
-
-
-class _Tape(padecache.Predictor):
-    """Replays the residuals recorded in a run that computed every step: a perfect forecast."""
-
-    name = "test-tape"
-    tape: dict = {}
-    recording = True
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.rows = None
-
-    def update(self, ctx, residual, block_input, computed):
-        if _Tape.recording:
-            _Tape.tape[(ctx.branch, ctx.step)] = residual.clone()
-
-    def predict(self, ctx, block_input):
-        full = _Tape.tape[(ctx.branch, ctx.step)]
-        return (full if self.rows is None else full[self.rows]).to(block_input.dtype)
-
-    def select(self, rows, batch):
-        new = super().select(rows, batch)
-        new.rows = (torch.arange(batch) if self.rows is None else self.rows)[rows]
-        return new
-
-    def reset(self):
-        self.rows = None
-
-
-class _SplitPlugin:
-    @padecache.hookimpl
-    def padecache_policies(self):
-        return [_Alternate]
-
-    @padecache.hookimpl
-    def padecache_predictors(self):
-        return [_Tape]
-
-
-@pytest.fixture(scope="module")
-def split_plugin():
-    plugin = _SplitPlugin()
-    padecache.register_plugin(plugin, name="test-split-rows")
-    yield
-    padecache.unregister_plugin(plugin)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_rows_that_disagree_run_apart_exactly(name, split_plugin):
-    """A call where some rows compute and the others are forecast runs the blocks on the computing rows alone
-    (or, where the family's adapter says its blocks cannot, on every row): with a perfect forecast the result is
-    full compute, for every family (arguments that mix the batch with another axis, or whose first size equals
-    the batch by coincidence, once crashed or mixed rows here)."""
-    model, scheduler = F.tiny_transformer(name, seed=0), F.make_scheduler(name)
-    _Tape.tape, _Tape.recording = {}, True
-    padecache.apply(model, {"predictor": "test-tape", "policy": "always"}, scheduler=scheduler)
-    try:
-        full = F.run_loop(name, model, steps=4, batch=2, scheduler=scheduler)
-    finally:
-        padecache.remove(model)
-    _Tape.recording = False
-    padecache.apply(model, {"predictor": "test-tape", "policy": "test-alternate-rows"}, scheduler=scheduler)
-    try:
-        out = F.run_loop(name, model, steps=4, batch=2, scheduler=scheduler)
-        stats = padecache.stats(model)
-    finally:
-        padecache.remove(model)
-    adapter, _ = get_registry().adapter_for(model)
-    calls: dict = {}
-    for record in stats.records:
-        calls.setdefault((record.step, record.branch), set()).add(record.reason == "forecast")
-    mixed = sum(kinds == {True, False} for kinds in calls.values())
-    # the calls were mixed, or the adapter says its blocks cannot run on some rows alone and every row computed
-    assert mixed > 0 if adapter.rows_split else mixed == 0
-    torch.testing.assert_close(out, full, rtol=1e-4, atol=1e-5 * float(full.abs().max()))

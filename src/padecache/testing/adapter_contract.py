@@ -13,10 +13,11 @@ import functools
 import inspect
 from typing import Any, ClassVar
 
+import pytest
 import torch
 
 import padecache
-from padecache.interfaces import Predictor
+from padecache.interfaces import CachePolicy, Predictor
 
 from .loops import STEPS
 from .pipelines import applied
@@ -26,27 +27,51 @@ __all__ = ["AdapterContract"]
 
 
 class _Tape(Predictor):
-    """Records the real residual of every step (policy ``always``), then replays it as a perfect forecast."""
+    """Records the real residual of every step (policy ``always``), then replays it as a perfect forecast, for the
+    rows this instance holds (a call whose rows disagree splits it, :meth:`select`)."""
 
     name = "contract-tape"
     steps: ClassVar[dict] = {}
     recording: ClassVar[bool] = True
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.rows: torch.Tensor | None = None
 
     def update(self, ctx, residual, block_input, computed):
         if _Tape.recording:
             _Tape.steps[(ctx.branch, ctx.step)] = residual.clone()
 
     def predict(self, ctx, block_input):
-        return _Tape.steps[(ctx.branch, ctx.step)].to(block_input.dtype)
+        full = _Tape.steps[(ctx.branch, ctx.step)]
+        return (full if self.rows is None else full.index_select(0, self.rows)).to(block_input.dtype)
+
+    def select(self, rows, batch):
+        new = super().select(rows, batch)
+        new.rows = (torch.arange(batch) if self.rows is None else self.rows)[rows.cpu()]
+        return new
 
     def reset(self):
-        pass
+        self.rows = None
+
+
+class _AlternateRows(CachePolicy):
+    """Row i computes where i + step is even (every row at step 0): every later call with several rows is mixed."""
+
+    name = "contract-alternate-rows"
+
+    def should_compute(self, ctx):
+        return True if ctx.step == 0 else torch.tensor([(i + ctx.step) % 2 == 0 for i in range(ctx.rows)])
 
 
 class _TapePlugin:
     @padecache.hookimpl
     def padecache_predictors(self):
         return [_Tape]
+
+    @padecache.hookimpl
+    def padecache_policies(self):
+        return [_AlternateRows]
 
 
 class AdapterContract:
@@ -73,13 +98,21 @@ class AdapterContract:
 
         return make_scheduler(self.family)
 
-    def run(self, model, scheduler, steps: int) -> torch.Tensor:
-        """The final latents of a sampling loop, every stream flattened per row (LTX-2: video and audio)."""
+    def run(self, model, scheduler, steps: int, batch: int = 1) -> torch.Tensor:
+        """The final latents of a sampling loop of ``batch`` samples, every stream flattened per row (LTX-2: video
+        and audio).  A model of your own: one row per sample; ``batch`` may be ignored if your loop has several."""
         from .families import run_loop
 
-        out = run_loop(self.family, model, steps=steps, scheduler=scheduler, return_all=True)
+        out = run_loop(self.family, model, steps=steps, scheduler=scheduler, return_all=True, batch=batch)
         parts = out if isinstance(out, (tuple, list)) else (out,)
         return torch.cat([p.reshape(p.shape[0], -1).float() for p in parts], 1)
+
+    def _run_rows(self, model, scheduler) -> torch.Tensor:
+        """A short loop with two samples where :meth:`run` takes ``batch`` (a ``run`` of your own without it runs
+        as it is)."""
+        if "batch" in inspect.signature(self.run).parameters:
+            return self.run(model, scheduler, 4, batch=2)
+        return self.run(model, scheduler, 4)
 
     @functools.cached_property
     def _model(self):
@@ -143,6 +176,40 @@ class AdapterContract:
         assert err <= 1e-4 * scale, (
             f"a forecast equal to the true residual changed the output by {err:.3g}: the adapter's skip path (what a skipped "
             f"block returns, the head, the streams) does not match {type(model).__name__}"
+        )
+
+    def test_rows_that_disagree_run_apart_exactly(self):
+        """A call where some rows compute and the others are forecast runs the blocks on the computing rows alone
+        (every argument with the batch first sliced, ``shared_arguments`` passed whole), or on every row where the
+        adapter says its blocks cannot (``rows_split = False``): with a perfect forecast, full compute's output."""
+        model, scheduler = self._model, self.make_scheduler()
+        adapter, _ = padecache.get_registry().adapter_for(model)
+        plugin = _TapePlugin()
+        padecache.register_plugin(plugin, name="padecache-testing-tape")
+        try:
+            _Tape.steps, _Tape.recording = {}, True
+            with applied(model, {"predictor": "contract-tape", "policy": "always"}, scheduler=scheduler):
+                full = self._run_rows(model, scheduler)
+            _Tape.recording = False
+            with applied(model, {"predictor": "contract-tape", "policy": "contract-alternate-rows"}, scheduler=scheduler):
+                split = self._run_rows(model, scheduler)
+                stats = padecache.stats(model)
+        finally:
+            _Tape.steps = {}
+            padecache.unregister_plugin(plugin)
+        calls: dict = {}
+        for record in stats.records:
+            calls.setdefault((record.step, record.branch), set()).add(record.reason == "forecast")
+        mixed = sum(kinds == {True, False} for kinds in calls.values())
+        if adapter.rows_split and not mixed:
+            pytest.skip(f"{type(model).__name__}: no call of this loop had two rows that could disagree")
+        assert adapter.rows_split or not mixed, "rows_split = False, yet some rows computed while others were forecast"
+        scale = max(1.0, full.abs().max().item())
+        err = (split - full).abs().max().item()
+        assert err <= 1e-4 * scale, (
+            f"with some rows computing and the others forecast exactly, the output changed by {err:.3g}: a block "
+            f"argument of {type(model).__name__} is not batch-first (set rows_split = False on the adapter), or holds "
+            f"no batch axis but has the batch's size first (name it in shared_arguments)"
         )
 
 
