@@ -158,3 +158,19 @@ def test_a_stored_config_is_data_read_without_the_registry(monkeypatch):
     monkeypatch.undo()
     with pytest.raises(ConfigError, match="unknown predictor 'some-plugin:gone'"):
         padecache.load_config(data)  # turned back into components: validated now
+
+
+def test_an_optional_option_set_to_none_round_trips_where_its_default_is_not_none():
+    """budget's `speedup` defaults to 2.5 and may be None (with full_passes): the dict keeps the None, and TOML,
+    which has no null, writes "none", which the option reads back as None."""
+    import json
+
+    import tomllib
+
+    cfg = padecache.load_config({"policy": {"name": "budget", "full_passes": 6, "speedup": None}})
+    assert cfg.to_dict()["policy"]["speedup"] is None and 'speedup = "none"' in cfg.to_toml()
+    for back in (cfg.to_dict(), json.loads(cfg.to_json()), tomllib.loads(cfg.to_toml())):
+        assert padecache.CacheConfig.from_dict(back) == cfg
+    assert padecache.load_config({"policy": {"name": "budget", "speedup": "None", "full_passes": 6}}) == cfg
+    with pytest.raises(padecache.ConfigError, match="warmup"):  # not for an option that may not be None
+        padecache.load_config({"policy": {"name": "budget", "warmup": "none"}})

@@ -132,6 +132,36 @@ class EveryOtherPerRow(CachePolicy):
         return torch.full((ctx.inputs.stack_input.shape[0],), want, dtype=torch.bool)
 
 
+class BatchMean(CachePolicy):
+    """A bug: decides once from the whole batch's relative change, so one sample's decision depends on the others'."""
+
+    name = "batch-mean"
+
+    def __init__(self, config=None):
+        super().__init__(config)
+        self.reset()
+
+    def should_compute(self, ctx):
+        return bool(self.change > 0.08)
+
+    def observe(self, ctx, residual, computed):
+        if self.previous is not None and self.previous.shape == residual.shape:
+            self.change = float((residual - self.previous).norm() / self.previous.norm())
+        self.previous = residual.clone()
+
+    def reset(self):
+        self.previous, self.change = None, 1.0
+
+
+class ListAnswer(EveryOtherPerRow):
+    """A bug: answers per row with a Python list, which is always true."""
+
+    name = "list-answer"
+
+    def should_compute(self, ctx):
+        return super().should_compute(ctx).tolist()
+
+
 class ThirdParty:
     __version__ = "1.0"
 
@@ -141,7 +171,7 @@ class ThirdParty:
 
     @padecache.hookimpl
     def padecache_policies(self):
-        return [EveryOtherPerRow]
+        return [EveryOtherPerRow, BatchMean, ListAnswer]
 
 
 @pytest.fixture(autouse=True)
@@ -196,3 +226,17 @@ def test_an_exception_in_plugin_code_is_named_with_plugin_component_step_and_bra
                                          "at step 5, branch 'main': history index out of range")
     assert isinstance(failure.value.__cause__, ValueError)
     assert torch.isfinite(contract.run_history(contract.make({}), until=4)[0]).all()  # before step 5 it works
+
+
+def test_a_policy_that_mixes_the_rows_of_a_batch_fails_the_kit():
+    """The kit's rows move at different paces (as samples do), and rows that disagree split the policy as in the
+    engine, so a decision from the batch as a whole differs from a row's alone."""
+    contract = type("TestBatchMean", (PolicyContract,), {"component": "batch-mean"})()
+    with pytest.raises(AssertionError, match="one sample's decision depends on the others'"):
+        contract.test_batch_rows_are_independent({})
+
+
+def test_a_list_for_an_answer_is_refused_by_name():
+    contract = type("TestListAnswer", (PolicyContract,), {"component": "list-answer"})()
+    with pytest.raises(TypeError, match="'list-answer' returned a list at step 0; return a bool, or a bool tensor"):
+        contract.decide(contract.make({}))

@@ -40,7 +40,7 @@ from typing import Any
 import attrs
 from attrs import AttrsInstance
 
-from .options import ConfigError, NoOptions, OptionError, build_options, option, options_dict, suggest
+from .options import NONE, ConfigError, NoOptions, OptionError, build_options, option, options_dict, suggest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -162,7 +162,7 @@ class CacheConfig:
     def to_toml(self) -> str:
         import tomli_w
 
-        return tomli_w.dumps(self.to_dict())
+        return tomli_w.dumps(_toml_nulls(self.to_dict()))
 
     def evolve(self, **sections: Mapping[str, Any] | str) -> CacheConfig:
         """A copy with some sections replaced (``predictor="linear"`` or ``policy={"name": ..., ...}``)."""
@@ -330,3 +330,10 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
         raise TypeError(f"config must be a preset name, a .toml path, a dict or a CacheConfig, not {type(config).__name__}")
     sections = {k: v for k, v in sections.items() if v is not None}
     return base.evolve(**sections) if sections else base
+
+
+def _toml_nulls(value: Any) -> Any:
+    """``value`` with ``None`` written as ``"none"`` (TOML has no null; an optional option reads it back as ``None``)."""
+    if isinstance(value, dict):
+        return {k: _toml_nulls(v) for k, v in value.items()}
+    return NONE if value is None else value

@@ -21,26 +21,14 @@ import torch
 from .config import CacheConfig
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, prediction_problem
-from .interfaces import StepContext, StepInputs, inputs_problem
+from .interfaces import StepContext, StepInputs, inputs_problem, per_row_decision
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
 from .schedule import Where
 from .state import BranchState, Owner, Part, Plan, Slot
 
-__all__ = ["Engine", "Part", "Plan", "per_row_decision"]
-
-
-def per_row_decision(want: Any, ctx: StepContext, who: str = "the policy") -> bool | torch.Tensor:
-    """A policy's answer at ``ctx`` as one bool, or one bool per row when the rows disagree (a tensor of one
-    decision per row that is unanimous is that one bool).  The engine and the contract kit both read answers so."""
-    if not (isinstance(want, torch.Tensor) and want.dim() > 0):
-        return bool(want)
-    want = want.detach().to("cpu", torch.bool).flatten()
-    if len(want) != ctx.rows:
-        raise ValueError(f"{who} returned {len(want)} decisions for {ctx.rows} batch rows at step {ctx.step}; return "
-                         f"a bool, or one bool per row")
-    return want if bool(want.all()) != bool(want.any()) else bool(want[0])
+__all__ = ["Engine", "Part", "Plan"]
 
 
 class Engine(Uncopyable):

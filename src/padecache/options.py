@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["option", "OptionError", "ConfigError", "suggest", "options_dict", "build_options", "NoOptions"]
+__all__ = ["option", "OptionError", "ConfigError", "suggest", "options_dict", "build_options", "NoOptions", "NONE"]
 
 
 class OptionError(ValueError):
@@ -104,8 +104,14 @@ _CONVERTERS = {"bool": _to_bool, "str": _to_str, "int": _to_int, "float": _to_fl
                "ints": _to_list(_to_int), "floats": _to_list(_to_float)}
 
 
-def _convert(kind: _Kind, key: str, value):
-    return None if value is None else _CONVERTERS[kind](key, value)
+#: how TOML, which has no null, writes ``None`` for an optional option whose default is not ``None``
+NONE = "none"
+
+
+def _convert(kind: _Kind, key: str, value, optional: bool = False):
+    if value is None or (optional and kind != "str" and isinstance(value, str) and value.lower() == NONE):
+        return None
+    return _CONVERTERS[kind](key, value)
 
 
 def option(
@@ -123,7 +129,8 @@ def option(
     """An attrs field for a component option, converted to ``kind`` and checked.
 
     ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a list); ``choices`` restricts the value;
-    ``optional`` allows ``None``.  ``doc`` is shown by ``padecache list --verbose``.
+    ``optional`` allows ``None`` (written ``"none"`` in TOML, which has no null, for options that are not strings).
+    ``doc`` is shown by ``padecache list --verbose``.
     """
 
     bounds = [(b, op, word) for b, op, word in (
@@ -150,7 +157,8 @@ def option(
 
     return attrs.field(
         default=default,
-        converter=attrs.Converter(lambda v, _self, field: _convert(kind, field.name, v), takes_self=True, takes_field=True),
+        converter=attrs.Converter(lambda v, _self, field: _convert(kind, field.name, v, optional), takes_self=True,
+                                  takes_field=True),
         validator=check,
         metadata={"doc": doc, "kind": kind},
     )
@@ -169,11 +177,12 @@ class NoOptions:
 
 
 def options_dict(options) -> dict[str, Any]:
-    """An options instance as a plain dict (tuples -> lists, ``None`` left out)."""
+    """An options instance as a plain dict (tuples -> lists; ``None`` left out where it is the default, kept where
+    it is not, so that the dict builds the same options)."""
     out = {}
     for f in attrs.fields(type(options)):
         v = getattr(options, f.name)
-        if v is None:
+        if v is None and (f.default is None or f.default is attrs.NOTHING):
             continue
         out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
