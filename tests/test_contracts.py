@@ -240,3 +240,12 @@ def test_a_list_for_an_answer_is_refused_by_name():
     contract = type("TestListAnswer", (PolicyContract,), {"component": "list-answer"})()
     with pytest.raises(TypeError, match="'list-answer' returned a list at step 0; return a bool, or a bool tensor"):
         contract.decide(contract.make({}))
+
+
+def test_a_stage_given_as_its_value_is_read_as_the_stage_and_a_wrong_one_is_named():
+    from padecache.answers import as_stage
+    from padecache.interfaces import Stage
+
+    assert as_stage("late") is Stage.LATE and as_stage(Stage.MID) is Stage.MID
+    with pytest.raises(ValueError, match="detector 'x' returned 'final'; return a padecache.Stage \\(early, mid, late\\)"):
+        as_stage("final", "detector 'x'")

@@ -18,10 +18,11 @@ from typing import Any
 import attrs
 import torch
 
+from .answers import as_stage, per_row_decision
 from .config import CacheConfig
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, prediction_problem
-from .interfaces import StepContext, StepInputs, inputs_problem, per_row_decision
+from .interfaces import StepContext, StepInputs, inputs_problem
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
@@ -99,7 +100,7 @@ class Engine(Uncopyable):
             self.branches[where.branch] = BranchState(where.branch, self._new_components)
         ctx = StepContext(where.step, where.num_steps, where.timestep, where.sigma, where.branch, None, where.schedule,
                           span=where.span, reducer=reducer, family=self.family)
-        ctx = attrs.evolve(ctx, stage=self._call("stage", "stage", ctx, self.detector.stage, ctx))
+        ctx = attrs.evolve(ctx, stage=as_stage(self._call("stage", "stage", ctx, self.detector.stage, ctx), self.label("stage")))
         self.owner.where = f"step {where.step} of {where.num_steps}, branch {where.branch!r}"
         return ctx
 

@@ -37,7 +37,6 @@ __all__ = [
     "CachePolicy",
     "StageDetector",
     "Grid",
-    "per_row_decision",
 ]
 
 Grid = Literal["step", "sigma", "timestep"]
@@ -432,18 +431,3 @@ def _select(value: Any, rows: torch.Tensor, batch: int) -> Any:
 def mask_to_str(mask: Sequence[bool]) -> str:
     """``[True, False, ...]`` -> ``"#.##."`` (``#`` = computed)."""
     return "".join("#" if m else "." for m in mask)
-
-
-def per_row_decision(want: Any, ctx: StepContext, who: str = "the policy") -> bool | torch.Tensor:
-    """A policy's answer at ``ctx`` as one bool, or one bool per row when the rows disagree (a tensor of one
-    decision per row that is unanimous is that one bool).  The engine and the contract kit both read answers so (:meth:`CachePolicy.should_compute`)."""
-    if not (isinstance(want, torch.Tensor) and want.dim() > 0):
-        if isinstance(want, (list, tuple)) or getattr(want, "ndim", 0) > 0:  # a list is always true: refuse it
-            raise TypeError(f"{who} returned a {type(want).__name__} at step {ctx.step}; return a bool, or a bool "
-                            f"tensor with one decision per row")
-        return bool(want)
-    want = want.detach().to("cpu", torch.bool).flatten()
-    if len(want) != ctx.rows:
-        raise ValueError(f"{who} returned {len(want)} decisions for {ctx.rows} batch rows at step {ctx.step}; return "
-                         f"a bool, or one bool per row")
-    return want if bool(want.all()) != bool(want.any()) else bool(want[0])

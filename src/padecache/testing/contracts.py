@@ -34,6 +34,7 @@ import pytest
 import torch
 
 import padecache
+from padecache.answers import as_stage, per_row_decision
 from padecache.interfaces import (
     CachePolicy,
     Predictor,
@@ -42,7 +43,6 @@ from padecache.interfaces import (
     StageDetector,
     StepContext,
     StepInputs,
-    per_row_decision,
 )
 
 from .adapter_contract import AdapterContract
@@ -248,8 +248,11 @@ class PredictorContract(_ComponentContract):
         torch.testing.assert_close(self.run_history(used)[0], self.run_history(fresh)[0], rtol=0, atol=0)
 
     def test_inputs_are_not_mutated(self, options):
+        """Nothing handed over changes, when the call returns or later: the engine hands the same residual to the
+        policy (which may keep it), so a predictor that keeps it and damps it in place later changes the policy's."""
         predictor = self.make(options)
         history, x_in = 0, torch.randn(3, 6, 8, generator=torch.Generator().manual_seed(0))
+        handed: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         for step in range(12):
             ctx = context(step, history=history, rows=3, inputs=step_inputs(predictor, step, 3))
             given = {} if ctx.inputs is None else {k: v.clone() for k, v in attrs.asdict(ctx.inputs, recurse=False).items() if v is not None}
@@ -260,12 +263,16 @@ class PredictorContract(_ComponentContract):
                 self.call(predictor, "update", ctx, residual, x_in, computed=True)
                 history += 1
                 assert torch.equal(residual, r_copy), f"{self.named()} changed the residual it was given at step {step}"
+                handed.append((step, residual, r_copy))
             else:
                 pred = self.call(predictor, "predict", ctx, x_in)
                 self.call(predictor, "update", ctx, pred, x_in, computed=False)
             assert torch.equal(x_in, x_copy), f"{self.component!r} changed the block-stack input at step {step}"
             for name, before in given.items():
                 assert torch.equal(getattr(ctx.inputs, name), before), f"{self.component!r} changed ctx.inputs.{name} at step {step}"
+        for step, residual, r_copy in handed:
+            assert torch.equal(residual, r_copy), (f"{self.named()} changed the residual of step {step} later, in place "
+                                                   f"(keep a copy, or compute new tensors)")
 
     @pytest.mark.parametrize("kind", ["constant", "zero", "alternating", "tiny"])
     def test_finite_on_degenerate_histories(self, options, kind):
@@ -362,7 +369,7 @@ class PolicyContract(_ComponentContract):
     @pytest.mark.parametrize("steps", [1, 2, 7, 20, 28, 50])
     def test_mask_agrees_with_should_compute(self, options, steps):
         policy = self.make(options)
-        mask = policy.mask(steps)
+        mask = calling(self.kind, self.component, "mask", lambda _ctx: policy.mask(steps), context(0, steps))
         if mask is None:
             pytest.skip(f"{self.component!r} is adaptive: it has no static mask")
         assert len(mask) == steps, f"{self.component!r}: mask({steps}) has {len(mask)} entries, one per step expected"
@@ -420,8 +427,11 @@ class StageDetectorContract(_ComponentContract):
     def test_stages_come_in_order(self, options, schedule, steps):
         detector: StageDetector = self.make(options)
         sched = _SCHEDULES[schedule](steps)
-        stages = detector.stages(sched)
+        ctx = context(0, steps, schedule=sched)
+        stages = calling(self.kind, self.component, "stages", lambda _ctx: detector.stages(sched), ctx)
+        assert len(stages) == steps, f"{self.component!r}: stages() gave {len(stages)} stages for {steps} steps"
+        stages = [as_stage(s, repr(self.component)) for s in stages]  # a Stage, or its value, as the engine reads it
         order = {Stage.EARLY: 0, Stage.MID: 1, Stage.LATE: 2}
-        assert len(stages) == steps and all(isinstance(s, Stage) for s in stages)
         assert [order[s] for s in stages] == sorted(order[s] for s in stages), f"{self.component!r}: {stages} is not early -> mid -> late"
-        assert detector.stages(sched) == stages, f"{self.component!r} is not stateless"
+        again = [as_stage(s) for s in detector.stages(sched)]
+        assert again == stages, f"{self.component!r} is not stateless: stages() changed between two calls"
