@@ -331,19 +331,21 @@ class PolicyContract(_ComponentContract):
     families: ClassVar[tuple[str, ...]] = ("dit", "flux", "wan")
 
     def decide(self, policy: CachePolicy, steps: int = STEPS, rows: int = 3, schedule: Schedule | None = None,
-               kind: str = "smooth") -> list:
+               kind: str = "smooth", start: int = 0) -> list:
         """Run ``policy`` through a generation as the engine does; its decision (a bool, or a per-row list where the
         rows disagree) per step.  As in the engine, rows that disagree split it (:meth:`~CachePolicy.select`), and
-        each group of rows is asked, and observes its own outcome, apart from then on."""
+        each group of rows is asked, and observes its own outcome, apart from then on.  ``start`` > 0: the run
+        starts part-way (img2img), at that step of the ``steps``-step schedule."""
         groups = [(torch.arange(rows), policy)]
         out = []
-        for step in range(steps):
+        for step in range(start, steps):
             inputs = step_inputs(policy, step, rows, kind)  # (core) what an input-aware policy reads
             residual, wants, after = trajectory(step, rows, kind=kind), torch.zeros(rows, dtype=torch.bool), []
 
             def at(idx, step=step, inputs=inputs):
-                return context(step, steps, history=step, rows=len(idx), schedule=schedule,
-                               inputs=None if inputs is None else inputs.select(idx))
+                ctx = context(step, steps, history=step - start, rows=len(idx), schedule=schedule,
+                              inputs=None if inputs is None else inputs.select(idx))
+                return attrs.evolve(ctx, span=(start, steps)) if start else ctx
 
             for idx, member in groups:
                 ctx = at(idx)
@@ -360,7 +362,7 @@ class PolicyContract(_ComponentContract):
                     parts = [(idx, member, want)]
                 for part, owner, decided in parts:
                     wants[part] = decided
-                    self.call(owner, "observe", at(part), residual[part], computed=step == 0 or decided)
+                    self.call(owner, "observe", at(part), residual[part], computed=step == start or decided)
                     after.append((part, owner))
             groups = after
             out.append(wants.tolist() if bool(wants.all()) != bool(wants.any()) else bool(wants[0]))
@@ -383,6 +385,24 @@ class PolicyContract(_ComponentContract):
         differ = [step for step, (want, planned) in enumerate(zip(decided, mask)) if want != planned]
         assert not differ, (f"{self.component!r}: should_compute disagrees with its mask({steps}) at steps {differ} "
                             f"(decided {[decided[s] for s in differ]}, mask {[mask[s] for s in differ]})")
+
+    @pytest.mark.parametrize("start", [0, 8], ids=["whole", "part-way"])
+    def test_plan_is_what_it_decides(self, options, start):
+        """``plan(ctx)`` is what forecasts see as ``ctx.plan`` (``passes_left``, ``next_pass``): one bool per step the
+        model runs, from ``ctx.first_step`` (a run that starts part-way, as img2img does, included), and the
+        decisions the policy then makes."""
+        policy, steps = self.make(options), 20
+        ctx = context(start, steps)
+        ctx = attrs.evolve(ctx, span=(start, steps)) if start else ctx
+        plan = calling(self.kind, self.component, "plan", policy.plan, ctx)
+        if plan is None:
+            pytest.skip(f"{self.component!r} is adaptive: it has no static plan")
+        assert len(plan) == steps - start, (f"{self.component!r}: plan() has {len(plan)} entries for a run of "
+                                            f"{steps - start} steps (steps {start}-{steps - 1}); cover ctx.span_steps")
+        decided = self.decide(self.make(options), steps, start=start)
+        differ = [start + i for i, (want, planned) in enumerate(zip(decided, plan)) if want != bool(planned)]
+        assert not differ, (f"{self.component!r}: plan() disagrees with should_compute at steps {differ} of a run of "
+                            f"steps {start}-{steps - 1}: forecasts would be told of passes that do not come")
 
     def test_no_state_across_generations(self, options):
         used, fresh = self.make(options), self.make(options)
