@@ -217,6 +217,7 @@ class PredictorContract(_ComponentContract):
 
     def test_batch_rows_are_independent(self, options):
         batch, _ = self.run_history(self.make(options), rows=3)
+        assert tuple(batch.shape) == (3, 6, 8), f"{self.component!r} forecast shape {tuple(batch.shape)} for 3 rows of (6, 8)"
         for row in range(3):
             single, _ = self.run_history(self.make(options), rows=3, row=row)
             torch.testing.assert_close(single[0], batch[row], rtol=1e-5, atol=1e-6,
@@ -227,18 +228,21 @@ class PredictorContract(_ComponentContract):
         predictor = self.make(options)
         batch, ctx = self.run_history(predictor, rows=3)
         rows = torch.tensor([0, 2])
-        part = predictor.select(rows, 3)
+        part = self.select(predictor, ctx, rows, 3)
 
         def at(step, history):  # what the engine hands the two rows at ``step``
             inputs = step_inputs(predictor, step, 3)
             return context(step, history=history, rows=2, inputs=None if inputs is None else inputs.select(rows))
 
-        got = part.predict(at(13, ctx.history), torch.zeros(2, 6, 8))
+        got = self.call(part, "predict", at(13, ctx.history), torch.zeros(2, 6, 8))
+        assert tuple(got.shape) == (2, 6, 8), (f"{self.component!r}: after select(rows=[0, 2]) of 3 it forecast shape "
+                                               f"{tuple(got.shape)} for a block stack of (2, 6, 8)")
         torch.testing.assert_close(got, batch[rows], rtol=1e-5, atol=1e-6,
                                    msg=lambda m: f"{self.component!r}: after select(rows=[0, 2]) the forecast differs: {m}")
         # and it keeps working on its two rows
-        part.update(at(13, ctx.history), trajectory(13, 3)[rows], torch.zeros(2, 6, 8), computed=True)
-        assert part.predict(at(15, ctx.history + 1), torch.zeros(2, 6, 8)).shape == (2, 6, 8)
+        self.call(part, "update", at(13, ctx.history), trajectory(13, 3)[rows], torch.zeros(2, 6, 8), computed=True)
+        later = self.call(part, "predict", at(15, ctx.history + 1), torch.zeros(2, 6, 8))
+        assert later.shape == (2, 6, 8), f"{self.component!r}: after select and update it forecast shape {tuple(later.shape)}"
 
     def test_reset_forgets(self, options):
         used, fresh = self.make(options), self.make(options)
