@@ -164,3 +164,21 @@ def test_wan22_experts_keep_their_own_state_and_step_accounting():
         assert combined.mask(branch) == budget(high) + budget(steps - high)
     assert {r.reason for r in first.records + second.records} <= {"policy", "forecast"}
     assert combined.full_passes == first.full_passes + second.full_passes
+
+
+def test_a_scheduler_replaced_after_apply_is_followed(dit_pipe):
+    """``pipe.scheduler = X.from_config(...)`` after ``apply`` (the usual idiom): the engine reads the pipeline's
+    scheduler at each call, so the steps are the new scheduler's (it once kept the old one: wrong steps, or
+    StepNotFound with caching off)."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    with tiny.applied(dit_pipe, "none"):
+        tiny.run_dit(dit_pipe, steps=10)
+        old = _swap(dit_pipe, DPMSolverMultistepScheduler)
+        try:
+            reference_steps = 7
+            tiny.run_dit(dit_pipe, steps=reference_steps)
+            stats = padecache.stats(dit_pipe)
+        finally:
+            dit_pipe.scheduler = old
+    assert stats.total_steps == reference_steps and [r.step for r in stats.records] == list(range(reference_steps))

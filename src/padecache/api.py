@@ -92,9 +92,10 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
             raise ValueError(
                 f"padecache is already applied to this {type(d.module).__name__}; call padecache.remove(...) first"
             )
-    if scheduler is None and not isinstance(target, nn.Module):
-        scheduler = getattr(target, "scheduler", None)
-    source = SchedulerSource(scheduler) if scheduler is not None else None
+    if scheduler is None and not isinstance(target, nn.Module) and getattr(target, "scheduler", None) is not None:
+        source = SchedulerSource(pipeline=target)  # the pipeline's scheduler at each call, replaced or not
+    else:
+        source = SchedulerSource(scheduler) if scheduler is not None else None
     attached = []
     try:
         for d, adapter in zip(found, adapters):

@@ -52,18 +52,24 @@ def is_scheduler(obj: Any) -> bool:
 
 
 class SchedulerSource:
-    """Reads the schedule (and the step index, when it has one) from a diffusers scheduler."""
+    """Reads the schedule (and the step index, when it has one) from a diffusers scheduler: ``scheduler``, or the
+    ``scheduler`` attribute of ``pipeline`` as it is at each call (``pipe.scheduler = X.from_config(...)`` after
+    ``apply`` is followed)."""
 
-    def __init__(self, scheduler: Any):
-        self.scheduler = scheduler
+    def __init__(self, scheduler: Any = None, pipeline: Any = None):
+        self._scheduler, self._pipeline = scheduler, pipeline
         self._key: tuple | None = None
         self._schedule: Schedule | None = None
+
+    @property
+    def scheduler(self) -> Any:
+        return getattr(self._pipeline, "scheduler", None) if self._pipeline is not None else self._scheduler
 
     def current(self) -> Schedule | None:
         ts = getattr(self.scheduler, "timesteps", None)
         if ts is None or len(ts) == 0:
             return None
-        key = (id(ts), len(ts))
+        key = (id(self.scheduler), id(ts), len(ts))
         if key != self._key:
             self._key, self._schedule = key, schedule_from(self.scheduler, ts)
         return self._schedule
