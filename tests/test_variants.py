@@ -13,7 +13,7 @@ import torch
 
 import padecache
 from padecache.plugins import get_registry
-from padecache.testing.pipelines import applied
+from padecache.testing.pipelines import applied, sd3_pipeline
 
 STEPS = 20
 
@@ -73,6 +73,26 @@ def test_caching_off_on_a_partial_schedule_counts_the_steps_that_run(flux_varian
     ran = round(STEPS * 0.6)  # diffusers runs int(steps * strength) of the steps, the last ones
     assert _steps(stats) == list(range(STEPS - ran, STEPS))
     assert stats.total_steps == ran and stats.full_passes == ran and stats.pass_speedup == 1.0
+
+
+def test_heun_from_part_way_starts_where_the_scheduler_starts():
+    """Heun's schedule repeats each timestep (2 N - 1 entries): an img2img run's first timestep is both the end of
+    one Heun step and the start of the next, and the scheduler's begin index says which (the first match, one step
+    early, left a hole and reported a speedup with caching off)."""
+    from diffusers import FlowMatchHeunDiscreteScheduler, StableDiffusion3Img2ImgPipeline
+
+    base = sd3_pipeline()
+    pipe = StableDiffusion3Img2ImgPipeline(**{**base.components, "scheduler": FlowMatchHeunDiscreteScheduler()})
+    pipe.set_progress_bar_config(disable=True)
+    with applied(pipe, "none"):
+        pipe("a squirrel", image=torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1)), strength=0.5,
+             num_inference_steps=8, guidance_scale=4.0, height=16, width=16, max_sequence_length=48, output_type="pt",
+             generator=torch.Generator().manual_seed(0))
+        stats = padecache.stats(pipe)
+        begin = pipe.scheduler.begin_index
+    steps = _steps(stats)
+    assert steps[0] == begin and steps == list(range(begin, begin + len(steps)))
+    assert stats.pass_speedup == 1.0
 
 
 @pytest.mark.parametrize("kind, config", [("img2img", "tc-pade-fast"), ("inpaint", "tc-pade-fast"),

@@ -82,6 +82,15 @@ class SchedulerSource:
             return None
         return index if isinstance(index, int) else None
 
+    def first_index(self) -> int | None:
+        """Where the scheduler says a generation starts: its ``step_index`` if it has set one already (Heun sets it
+        before the first call), else its ``begin_index`` (img2img pipelines set it); ``None`` if neither."""
+        index = self.step_index()
+        if index is None:
+            begin = getattr(self.scheduler, "begin_index", None)
+            index = begin if isinstance(begin, int) else None
+        return index
+
     def __deepcopy__(self, memo):  # a copied model still follows the same pipeline's scheduler
         return self
 
@@ -320,6 +329,9 @@ class Locator:
             if self.resolver.agrees(schedule, self.time_value(t), index):
                 return index
         value = self.time_value(self.time_argument(args, kwargs) if t is None else t)
+        first = getattr(self.source, "first_index", lambda: None)() if self.last_step < 0 else None
+        if first is not None and 0 <= first < n and self.resolver.agrees(schedule, value, first):
+            return first  # a first call where equal timesteps repeat (Heun from part-way): the scheduler knows which
         try:
             return self.resolver.locate(schedule, value, self.branch_steps.get(name, self.last_step))
         except StepNotFound as err:
