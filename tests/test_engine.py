@@ -264,9 +264,9 @@ def test_bad_predictions_fall_back_to_computing_and_are_counted(mode, dit_pipe):
     planned = get_registry().create("policy", "fixed", padecache.load_config({"policy": policy}).policy.options).mask(STEPS)
     try:
         with tiny.applied(dit_pipe, {"predictor": {"name": "broken"}, "policy": policy}):
-            out = tiny.run_dit(dit_pipe, steps=STEPS)
             with pytest.warns(RuntimeWarning, match=r"16 of 16 forecasts of predictor 'broken' were rejected"):
-                stats = padecache.stats(dit_pipe)
+                out = tiny.run_dit(dit_pipe, steps=STEPS)  # said when the pipeline's call ends
+            stats = padecache.stats(dit_pipe)
     finally:
         padecache.unregister_plugin(plugin)
     rows = 4  # two samples, batched CFG

@@ -121,3 +121,46 @@ def test_a_bare_transformer_abandoned_by_a_live_thread_is_freed_by_reset(flux_pi
         assert dead.error is None
         again = _loop(t, sched, x, kw)
     assert torch.isfinite(full).all() and torch.equal(full, again)
+
+
+def test_a_run_stopped_early_ends_with_its_pipeline_call_and_says_so():
+    """SD3's transformer has no diffusers cache hooks to be reset by, so the end of the pipeline's call is caught
+    where every pipeline frees its hooks: a run stopped by ``pipe._interrupt`` no longer keeps its generation (the
+    next call from a pool thread was refused), its stats count the steps that ran, and ``remove`` undoes it all."""
+    from padecache.testing.pipelines import sd3_pipeline
+
+    pipe = sd3_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+
+    def stop_after_3(p, i, t, kwargs):
+        p._interrupt = i >= 3
+        return {}
+
+    def run(**kw):
+        return pipe("a squirrel", num_inference_steps=10, guidance_scale=4.0, height=16, width=16,
+                    max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(0), **kw)
+
+    outcome = []
+
+    def pool_worker():
+        try:
+            run()
+            outcome.append("ran")
+        except ThreadConflictError as err:
+            outcome.append(str(err))
+
+    padecache.apply(pipe, "none")
+    try:
+        assert "maybe_free_model_hooks" in vars(pipe)
+        run(callback_on_step_end=stop_after_3)
+        stats = padecache.stats(pipe)
+        worker = threading.Thread(target=pool_worker, name="pool-worker")
+        worker.start()
+        worker.join()
+        after_worker = padecache.stats(pipe)
+    finally:
+        padecache.remove(pipe)
+    assert stats.total_steps == stats.full_passes == 4 and stats.planned_steps == 10 and stats.pass_speedup == 1.0
+    assert "stopped after 4 of 10 steps" in stats.summary()
+    assert outcome == ["ran"] and after_worker.total_steps == 10  # the pool thread ran its whole generation
+    assert "maybe_free_model_hooks" not in vars(pipe)  # remove undid the end-of-call hook

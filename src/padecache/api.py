@@ -105,7 +105,36 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
         for model in attached:
             detach(model)
         raise
+    if not isinstance(target, nn.Module):
+        _end_generations_with_the_call(target, attached)
     return target
+
+
+_END = "maybe_free_model_hooks"  # what every diffusers pipeline calls last in __call__, interrupted or not
+
+
+def _end_generations_with_the_call(pipe: Any, models: list) -> None:
+    """End the hooked models' generations when ``pipe``'s call ends, also where the transformer has no diffusers
+    cache hooks to be reset by (SD3, DiT, PixArt) and the run stopped early (``pipe._interrupt``): a generation
+    left claimed would refuse the next call from another thread.  Undone by :func:`remove`."""
+    original = getattr(pipe, _END, None)
+    if not callable(original) or _END in vars(pipe):
+        return
+
+    def end_then_free(*args, **kwargs):
+        for model in models:
+            attachment = attachment_of(model)
+            if attachment is not None:
+                attachment.pipeline_call_ended()
+        return original(*args, **kwargs)
+
+    end_then_free.padecache = True
+    setattr(pipe, _END, end_then_free)
+
+
+def _undo_call_end(pipe: Any) -> None:
+    if getattr(vars(pipe).get(_END) if hasattr(pipe, "__dict__") else None, "padecache", False):
+        delattr(pipe, _END)
 
 
 def remove(target: Any) -> None:
@@ -115,6 +144,8 @@ def remove(target: Any) -> None:
         raise ValueError(f"padecache is not applied to this {type(target).__name__}")
     for model in models:
         detach(model)
+    if not isinstance(target, nn.Module):
+        _undo_call_end(target)
 
 
 def is_applied(target: Any) -> bool:

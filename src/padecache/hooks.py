@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -109,6 +110,10 @@ class Attachment(Uncopyable):
         self.call = None
         self.engine.reset()
         self.locator.reset()
+
+    def pipeline_call_ended(self) -> None:  # (stopped early or not) unless another thread owns the generation
+        if self.engine.owner.thread in (None, threading.current_thread()):
+            self.reset()
 
     def _group_reducer(self) -> Reducer:
         """The reducer of the group this call's tokens are sharded over (found per call: parallelism may be enabled

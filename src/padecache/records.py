@@ -72,7 +72,8 @@ class CacheStats:
 
     Attributes:
         total_steps: denoising steps this transformer ran in the generation (for Wan 2.2's experts, each
-            expert's own share; combined, all of them).
+            expert's own share; combined, all of them); a run stopped early counts the steps it ran.
+        planned_steps: the steps the generation was set up for (``total_steps`` unless it stopped early).
         branches: guidance branches seen (``("main",)`` for batched CFG or no CFG).
         full_passes: block-stack executions per branch, i.e. full passes per generation (rows that went
             separate ways count by their share of the batch; with ``engine.first_blocks`` / ``last_blocks`` a
@@ -104,6 +105,7 @@ class CacheStats:
     experts: tuple[CacheStats, ...] = attrs.field(default=(), repr=lambda e: f"<{len(e)} experts>")
     num_blocks: int = 0
     block_passes: float = 0.0
+    planned_steps: int = 0
 
     def __str__(self) -> str:
         return self.summary()
@@ -117,7 +119,9 @@ class CacheStats:
             f"padecache: {self.total_steps} steps, {_fmt(self.full_passes)} full block-stack passes per branch "
             f"({self.pass_speedup:.2f}x fewer), branches: {names}",
             f"  calls computed {_fmt(self.computed_steps)}, forecast {_fmt(self.forecast_steps)}; fallbacks "
-            f"{self.fallbacks}, restarts {self.restarts}; cache {_bytes(self.cache_bytes)}; generation {self.generations}",
+            f"{self.fallbacks}, restarts {self.restarts}; cache {_bytes(self.cache_bytes)}; generation {self.generations}"
+            + (f"; stopped after {self.total_steps} of {self.planned_steps} steps"
+               if self.planned_steps > self.total_steps else ""),
         ]
         unplanned = sum(r.share for r in self.records if r.computed and r.reason == "warmup")
         if unplanned:  # the budget the plan promised was exceeded: say so, with the knob that plans them
@@ -179,6 +183,7 @@ class CacheStats:
         passes = sum(sum(r.share * r.passes for r in p.records) for p in parts) / max(1, len(branches))
         return cls(
             total_steps=sum(p.total_steps for p in parts),
+            planned_steps=sum(p.planned_steps for p in parts),
             branches=branches,
             full_passes=passes,
             num_blocks=max(p.num_blocks for p in parts),
@@ -228,8 +233,10 @@ class StatsRecorder:
         computed = sum(r.share for r in self.records if r.computed)
         forecast = sum(r.share for r in self.records if not r.computed)
         passes = sum(r.share * r.passes for r in self.records) / max(1, len(branches))
+        ran = len({r.step for r in self.records})  # the steps that ran: fewer than planned where the run stopped early
         return CacheStats(
-            total_steps=self.total_steps,
+            total_steps=min(self.total_steps, ran) if self.records else self.total_steps,
+            planned_steps=self.total_steps,
             branches=branches,
             full_passes=passes,
             num_blocks=self.num_blocks,
