@@ -219,6 +219,10 @@ def test_report_writes_into_a_directory_and_reads_stored_results(tmp_path, capsy
     assert main(["report", str(stored), "--scores", "psnr,ssim", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "summary.md").read_text()
     assert text.startswith("| model | steps | passes (×) | ours |") and "| tc-pade (ours) |" in text
+    assert main(["report", str(stored), "--scores", "psnrr"]) == 2  # a typo is named, with the scores there are
+    assert "--scores: no score 'psnrr'" in capsys.readouterr().err
+    assert main(["report", str(stored), "--ours", "nosuch"]) == 2
+    assert "--ours: no method 'nosuch'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.json")]) == 2
     assert "no such results file" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("{not json")

@@ -51,9 +51,17 @@ def test_generate_class_labels_and_video_frames(saved, tmp_path, capsys):
     (["--pipeline", "nowhere", "--prompt", "x"], "neither a pipeline directory nor a bundled reference model|no such directory"),
     (["--pipeline", "dit-mnist"], "give --prompt .* or --labels"),
     (["--pipeline", "dit-mnist", "--labels", "1", "--config", "nope"], "unknown preset 'nope'"),
+    (["--pipeline", "dit-mnist", "--labels", "1", "--device", "bogus"], "--device 'bogus': Expected one of cpu"),
+    (["--pipeline", "dit-mnist", "--labels", "1", "--device", "cuda:0"], "has no cuda device|runs on the CPU only"),
+    (["--pipeline", "dit-mnist", "--labels", "1", "--guidance", "nan"], "a guidance scale is a finite number >= 0"),
+    (["--pipeline", "dit-mnist", "--labels", "1", "--seed", "99999999999999999999"], "must be below 2\\*\\*63"),
 ])
 def test_generate_errors_before_any_work(args, message, capsys, tmp_path):
-    assert main(["generate", *args, "--out", str(tmp_path / "o")]) == 2
+    try:
+        code = main(["generate", *args, "--out", str(tmp_path / "o")])
+    except SystemExit as stop:  # argparse's own: a value of the wrong kind
+        code = stop.code
+    assert code == 2
     import re
 
     assert re.search(message, capsys.readouterr().err)

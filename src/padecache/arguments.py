@@ -72,6 +72,24 @@ positive = whole_number(1, "at least 1")
 non_negative = whole_number(0, "0 or more")
 
 
+def seed_number(text: str) -> int:
+    """A noise seed: a whole number from 0 to 2**63 - 1 (what torch.Generator.manual_seed takes)."""
+    value = non_negative(text)
+    if value >= 2**63:
+        raise argparse.ArgumentTypeError(f"must be below 2**63 (a torch generator seed), got {value}")
+    return value
+
+
+def guidance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"a guidance scale is a finite number >= 0, got {text}")
+    return value
+
+
 def minutes(text: str) -> float:
     try:
         value = float(text)
@@ -159,7 +177,7 @@ def _bench(sub) -> None:
     p.add_argument("--steps", type=ints, default=None, help="comma-separated step counts (default 20; --full 20,28,50)")
     p.add_argument("--targets", type=speedups, default=None, help="pass speedups to sweep, e.g. 2.5,10/3 (default 2.5,10/3; --quick 2.5)")
     p.add_argument("--samples", type=positive, default=None, help="samples per run (default: the scope's)")
-    p.add_argument("--seed", type=non_negative, default=None, help="noise seed of the first sample (default 0)")
+    p.add_argument("--seed", type=seed_number, default=None, help="noise seed of the first sample (default 0)")
     p.add_argument("--repeats", type=non_negative, default=None,
                    help="timed runs per setting, each between two full-compute runs, the median counts (default: the "
                         "scope's; 0: no timing, a quality sweep)")
@@ -194,7 +212,7 @@ def _generate(sub) -> None:
     p.add_argument("--labels", type=labels, default=None,
                    help="class ids (class-conditional pipelines), e.g. 3,1,4; with --seeds or --ray one sample per label and seed")
     p.add_argument("--steps", type=positive, default=20, help="denoising steps")
-    p.add_argument("--seed", type=non_negative, default=None, help="the seed of a single generation (default 0)")
+    p.add_argument("--seed", type=seed_number, default=None, help="the seed of a single generation (default 0)")
     p.add_argument("--seeds", type=seeds, default=None, metavar="SEEDS",
                    help="many samples: seeds like 0-31 or 0,5,9, one sample per prompt (or label) and seed, written as "
                         "pPPP-sSSSS.png (prompt index, seed) with summary.json")
@@ -203,7 +221,7 @@ def _generate(sub) -> None:
     p.add_argument("--height", type=positive, default=None, help="image height (pipelines that take one)")
     p.add_argument("--width", type=positive, default=None, help="image width (pipelines that take one)")
     p.add_argument("--frames", type=positive, default=None, help="video frames (video pipelines)")
-    p.add_argument("--guidance", type=float, default=None, help="guidance scale (the pipeline's default otherwise)")
+    p.add_argument("--guidance", type=guidance, default=None, help="guidance scale (the pipeline's default otherwise)")
     p.add_argument("--device", default=None, help="e.g. cuda (default: where the pipeline loads, the CPU)")
     p.add_argument("--compare", action="store_true", help="also run full compute and report PSNR against it")
     p.add_argument("--out", default="generate-out",

@@ -195,6 +195,17 @@ def cmd_report(args) -> int:
                      f"(methods: {', '.join(sorted(methods))})")
     if args.ours in args.exclude:
         raise _Usage(f"--exclude: {args.ours!r} is the method the report is about (--ours); leave it in")
+    from .bench.report import score_names
+    from .options import suggest
+
+    if args.ours and args.ours != DEFAULT_OURS and args.ours not in methods:
+        raise _Usage(f"--ours: no method {args.ours!r} in {', '.join(args.results)}{suggest(args.ours, sorted(methods))} "
+                     f"(methods: {', '.join(sorted(methods))})")
+    known = score_names(records)
+    odd = [name for name in (args.scores or ()) if name not in known]
+    if odd:
+        raise _Usage(f"--scores: no score {odd[0]!r} in {', '.join(args.results)}{suggest(odd[0], known)} "
+                     f"(scores: {', '.join(known)})")
     records = [r for r in records if r.method not in args.exclude]
     text = combined_summary(records, ours=args.ours or None, targets=args.targets, scores=args.scores,
                             every_point=args.every_point, passes=args.passes)
@@ -227,6 +238,22 @@ def _check_generate(args) -> None:
         raise _Usage("give prompts (--prompt, --prompts-file) or --labels, not both")
     if args.ray is not None:
         _need_ray()
+    if args.device is not None:
+        _check_device(args.device)
+
+
+def _check_device(name: str) -> None:
+    """``--device`` names a device this machine has, checked before anything loads."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise _Usage(f"--device {name!r}: {err}") from None
+    backend = getattr(torch, device.type, None)
+    if device.type != "cpu" and not (backend is not None and getattr(backend, "is_available", lambda: False)()):
+        raise _Usage(f"--device {name!r}: this machine has no {device.type} device (torch {torch.__version__}); "
+                     f"leave out --device to run on the CPU")
 
 
 def _generate_one(args) -> int:
@@ -379,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     except _Failed as err:
         print(f"padecache {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `padecache list | head`: the reader stopped; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,7 +80,12 @@ def load_pipeline(source: Any, device: str | None = None, dtype: Any = None) -> 
     except MissingModel as err:
         raise ValueError(f"{str(source)!r}: no such directory, and {err}") from None
     pipe = model.function("load")(model.name)
-    return pipe.to(device) if device and hasattr(pipe, "to") else pipe
+    if device and hasattr(pipe, "to"):
+        return pipe.to(device)
+    if device and str(device) != "cpu":
+        raise ValueError(f"the reference model {model.name!r} runs on the CPU only (its pipeline cannot be moved); "
+                         f"leave out --device, or give --device cpu")
+    return pipe
 
 
 def transformers_of(pipe: Any) -> list:

@@ -421,8 +421,9 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
     metric = ranking_metric(records)
     for target in _budgets(targets, steps, passes):
         per_model = {m: equal_compute([r for r in records if r.model == m], steps, target, metric) for m in models}
-        methods = sorted({k for rows in per_model.values() for k in rows},
-                         key=lambda k: -max(_value(rows[k], metric) if k in rows else -math.inf for rows in per_model.values()))
+        methods = sorted({k for rows in per_model.values() for k in rows},  # ties by name: the same file every run
+                         key=lambda k: (-max(_value(rows[k], metric) if k in rows else -math.inf for rows in per_model.values()),
+                                        str(k)))
         if not methods:
             continue
         cap = f"at most {budget(steps, target)} passes ({target:.2f}×)" if steps else f"{target:.2f}× fewer passes"
