@@ -9,6 +9,7 @@ import torch
 import padecache
 import tiny
 from padecache import compat
+from padecache.testing.families import make_scheduler, tiny_transformer
 
 
 def test_the_installed_diffusers_has_every_internal_padecache_relies_on():
@@ -47,3 +48,15 @@ def test_the_cache_context_reaches_the_hook_through_the_public_property(wan_pipe
             t(hidden_states=x, timestep=torch.tensor([900.0]), encoder_hidden_states=text)
         stats = padecache.stats(t)
     assert stats.branches == ("uncond",) and stats.planned_steps == 2 and stats.total_steps == 1  # one step ran
+
+
+def test_a_diffusers_cache_applied_by_its_function_is_refused_too():
+    """diffusers' apply_first_block_cache / apply_taylorseer_cache set no cache config (DiT, SD3 and PixArt have no
+    enable_cache): their hooks are found, and apply refuses to stack on them, naming them."""
+    from diffusers.hooks import FirstBlockCacheConfig, apply_first_block_cache
+
+    model = tiny_transformer("sd3")
+    apply_first_block_cache(model, FirstBlockCacheConfig(threshold=0.2))
+    with pytest.raises(ValueError, match="a diffusers cache \\(apply_first_block_cache\\) is on this SD3Transformer2DModel"):
+        padecache.apply(model, "default", scheduler=make_scheduler("sd3"))
+    assert not padecache.is_applied(model)

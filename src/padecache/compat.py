@@ -37,6 +37,7 @@ __all__ = [
     "PadecacheCacheConfig",
     "mark_cache_enabled",
     "diffusers_cache_enabled",
+    "refuse_diffusers_cache",
     "self_check",
 ]
 
@@ -193,9 +194,30 @@ class PadecacheCacheConfig:
         return "PadecacheCacheConfig(padecache is applied: padecache.remove(...) before enable_cache)"
 
 
-def diffusers_cache_enabled(model) -> bool:
-    """Whether a diffusers cache (``enable_cache``) is on ``model``."""
-    return bool(getattr(model, "is_cache_enabled", False))
+_CACHE_HOOK_MODULES = ("first_block_cache", "taylorseer_cache", "pyramid_attention_broadcast", "faster_cache",
+                       "mag_cache", "sea_cache", "teacache")
+
+
+def diffusers_cache_enabled(model) -> str | None:
+    """The diffusers cache on ``model``, if any: one ``enable_cache`` set, or hooks one of diffusers'
+    ``apply_*_cache`` functions registered (they set no config: DiT, SD3 and PixArt have no ``enable_cache``)."""
+    if getattr(model, "is_cache_enabled", False):
+        return "enable_cache"
+    for module in model.modules():
+        registry = module.__dict__.get("_diffusers_hook")
+        for hook in getattr(registry, "hooks", {}).values():
+            kind = type(hook).__module__.rpartition(".")[2]
+            if type(hook).__module__.startswith("diffusers.hooks.") and kind in _CACHE_HOOK_MODULES:
+                return f"apply_{kind}"
+    return None
+
+
+def refuse_diffusers_cache(model) -> None:
+    """Stop ``padecache.apply`` on a model a diffusers cache already skips blocks of (the two would stack)."""
+    cache = diffusers_cache_enabled(model)
+    if cache:
+        undo = "call `.disable_cache()`" if cache == "enable_cache" else "use a model without its hooks"
+        raise ValueError(f"a diffusers cache ({cache}) is on this {type(model).__name__}; {undo} before padecache.apply")
 
 
 def mark_cache_enabled(model) -> Callable[[], None]:

@@ -418,8 +418,7 @@ def attach(model: nn.Module, adapter: Adapter, config: CacheConfig, source: Any 
     name = type(model).__name__
     if attachment_of(model) is not None:
         raise ValueError(f"padecache is already applied to this {name}; call padecache.remove(...) first")
-    if compat.diffusers_cache_enabled(model):
-        raise ValueError(f"a diffusers cache is enabled on this {name}; call `.disable_cache()` before padecache.apply")
+    compat.refuse_diffusers_cache(model)
     owner = Attachment(model, adapter, config, source, span)
     heads = adapter.head_modules(model)
     for _, _, block in owner.blocks:
