@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -257,6 +258,7 @@ class Locator:
         self.last_step = -1
         self.calls_at_step = 0
         self.branch_steps: dict[str, int] = {}
+        self.skip_warned = False  # a call that skipped steps was reported this generation
 
     def _start(self, key: Any, schedule: Schedule | None) -> None:
         self.reset()
@@ -291,6 +293,13 @@ class Locator:
             # (reach) the pipeline starts later in its schedule (img2img, inpainting: strength < 1): the generation
             # spans the steps that run, so plans, stats and step counts are those of the steps that run
             self.span = (step, self.span[1] if self.span else num_steps)
+        before = self.branch_steps.get(name)
+        if not fresh and before is not None and step > before + 1 and not self.skip_warned:
+            self.skip_warned = True  # (reliability) once per generation
+            warnings.warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
+                          f"schedule: the schedule padecache follows does not match the loop calling the model (a "
+                          f"scheduler= or set_schedule for another step count?); its plan and stats are off",
+                          RuntimeWarning, stacklevel=2)
         self.last_step = step
         self.branch_steps[name] = step
         return Where(step, num_steps, timestep, sigma, name, self.schedule, self.span, fresh)
