@@ -174,3 +174,12 @@ def test_an_optional_option_set_to_none_round_trips_where_its_default_is_not_non
     assert padecache.load_config({"policy": {"name": "budget", "speedup": "None", "full_passes": 6}}) == cfg
     with pytest.raises(padecache.ConfigError, match="warmup"):  # not for an option that may not be None
         padecache.load_config({"policy": {"name": "budget", "warmup": "none"}})
+
+
+def test_evolve_changes_options_of_the_same_component_and_apply_names_a_misspelt_keyword():
+    cfg = padecache.load_config({"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5, "warmup": 1}})
+    changed = cfg.evolve(policy={"speedup": 4})  # no name: the same policy, the other options kept
+    assert changed.policy.name == "budget" and changed.policy.options.speedup == 4 and changed.policy.options.warmup == 1
+    assert cfg.evolve(policy={"name": "fixed"}).policy.name == "fixed"  # a name: a new section
+    with pytest.raises(ConfigError, match="unknown keyword 'schedular' \\(did you mean 'scheduler'\\?\\)"):
+        padecache.apply(object(), "fora", schedular=None)

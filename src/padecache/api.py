@@ -10,9 +10,10 @@ import torch.nn as nn
 
 from .adapters import GenericAdapter
 from .adapters.pipelines import denoisers
-from .config import CacheConfig, load_config
+from .config import SECTIONS, CacheConfig, ConfigError, load_config
 from .hooks import attach, attachment_of, detach
 from .interfaces import Schedule
+from .options import suggest
 from .plugins import get_registry
 from .records import CacheStats
 from .schedule import FixedSource, SchedulerSource, is_scheduler
@@ -72,6 +73,10 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
         print(padecache.stats(pipe).full_passes)             # block-stack passes per branch
         padecache.remove(pipe)
     """
+    keywords = [*SECTIONS, "engine", "scheduler", "sequence_group"]
+    for key in sections:
+        if key not in keywords:
+            raise ConfigError(f"apply(): unknown keyword {key!r}{suggest(key, keywords)}; valid: {', '.join(keywords)}")
     scheduler = sections.pop("scheduler", None)
     group = sections.pop("sequence_group", None)
     if scheduler is not None and not is_scheduler(scheduler):

@@ -165,7 +165,8 @@ class CacheConfig:
         return tomli_w.dumps(_toml_nulls(self.to_dict()))
 
     def evolve(self, **sections: Mapping[str, Any] | str) -> CacheConfig:
-        """A copy with some sections replaced (``predictor="linear"`` or ``policy={"name": ..., ...}``)."""
+        """A copy with some sections replaced (``predictor="linear"`` or ``policy={"name": ..., ...}``), or some
+        options of a section changed (``policy={"speedup": 3}``: the same policy)."""
         data = self.to_dict()
         for key, value in sections.items():
             if key not in (*SECTIONS, "engine"):
@@ -177,8 +178,8 @@ class CacheConfig:
                     f"{key}={value!r}: expected a component name or a dict with `name` and options, "
                     f"got {type(value).__name__}"
                 )
-            if key == "engine":
-                data["engine"] = {**data["engine"], **dict(value)}
+            if key == "engine" or "name" not in value:  # options alone: the same component, those options changed
+                data[key] = {**data[key], **dict(value)}
             else:
                 data[key] = dict(value)
         return CacheConfig.from_dict(data)
