@@ -107,7 +107,7 @@ class MaskPolicy(StaticPolicy):
 
         def __attrs_post_init__(self):
             if (self.mask is None) == (self.steps is None):
-                raise OptionError("mask", "give exactly one of `mask` or `steps`")
+                raise OptionError("mask", "give exactly one of `mask` (a plan such as \"##..#..#\") or `steps` (the computed steps, with num_steps)")
             if self.mask is not None:
                 bad = set(self.mask) - set("#.10")
                 if bad or not self.mask:
