@@ -44,7 +44,7 @@ class _Tape(Predictor):
 
     def predict(self, ctx, block_input):
         full = _Tape.steps[(ctx.branch, ctx.step)]
-        return (full if self.rows is None else full.index_select(0, self.rows)).to(block_input.dtype)
+        return (full if self.rows is None else full.index_select(0, self.rows.to(full.device))).to(block_input.dtype)
 
     def select(self, rows, batch):
         new = super().select(rows, batch)
