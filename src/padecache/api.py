@@ -138,7 +138,7 @@ def _end_generations_with_the_call(pipe: Any, models: list) -> None:
 
 
 def _undo_call_end(pipe: Any) -> None:
-    if getattr(vars(pipe).get(_END) if hasattr(pipe, "__dict__") else None, "padecache", False):
+    if getattr(getattr(pipe, "__dict__", {}).get(_END), "padecache", False):
         delattr(pipe, _END)
 
 

@@ -80,21 +80,22 @@ def seed_number(text: str) -> int:
     return value
 
 
-def guidance(text: str) -> float:
+def _float(text: str, expected: str = "a number") -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def guidance(text: str) -> float:
+    value = _float(text)
     if not (value >= 0 and value != float("inf")):
         raise argparse.ArgumentTypeError(f"a guidance scale is a finite number >= 0, got {text}")
     return value
 
 
 def minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of minutes, got {text!r}") from None
+    value = _float(text, "a number of minutes")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value

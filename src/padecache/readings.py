@@ -104,7 +104,7 @@ def _per_stack_row(value: torch.Tensor | None, rows: int) -> torch.Tensor | None
     with no batch axis, or one that does not divide into the stack's rows, is not given (``None``), so that a
     policy falls back to what it can read instead of deciding for the wrong rows."""
     if value is None or value.dim() == 0:
-        return None if value is not None and rows != 1 else value
+        return value if rows == 1 else None
     n = value.shape[0]
     if n == rows:
         return value

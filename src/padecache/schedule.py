@@ -125,6 +125,9 @@ class FixedSource:
     def step_index(self) -> None:
         return None
 
+    def first_index(self) -> None:
+        return None
+
     def explain(self, err: StepNotFound) -> str:
         other = self.replaced.current() if self.replaced is not None else None
         hint = f" (the pipeline's scheduler has {other.num_steps} now)" if other is not None else ""
@@ -338,7 +341,7 @@ class Locator:
             if self.resolver.agrees(schedule, self.time_value(t), index):
                 return index
         value = self.time_value(self.time_argument(args, kwargs) if t is None else t)
-        first = getattr(self.source, "first_index", lambda: None)() if self.last_step < 0 else None
+        first = self.source.first_index() if self.source is not None and self.last_step < 0 else None
         if first is not None and 0 <= first < n and self.resolver.agrees(schedule, value, first):
             return first  # a first call where equal timesteps repeat (Heun from part-way): the scheduler knows which
         try:

@@ -216,10 +216,11 @@ class TeaCachePolicy(CachePolicy):
         self.model: str | None = None  # the published setting in use; found at the first step with model = 'auto'
         if c.model != "auto":
             self._use(c.model)
-        # what the engine computes is declared now: with 'auto', what any family's published setting reads
-        self.inputs = _DECLARE[c.indicator] if c.indicator != "auto" else (
-            frozenset().union(*(_DECLARE[m.indicator] for m in TEACACHE_MODELS.values())) if self.model is None
-            else _DECLARE[self.indicator])
+        # what the engine computes is declared now: before the family is known, what any published setting reads
+        if self.model is None and c.indicator == "auto":
+            self.inputs = frozenset().union(*(_DECLARE[m.indicator] for m in TEACACHE_MODELS.values()))
+        else:
+            self.inputs = _DECLARE[c.indicator if c.indicator != "auto" else self.indicator]
         self._warned_fallback = False
         self.reset()
 
