@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import attrs
 import pytest
@@ -533,6 +534,37 @@ def test_wan22_ti2v_per_token_timesteps_take_each_rows_largest(wan_pipe):
         with pytest.raises(ValueError, match=r"different timesteps \(row 0: [\d.]+, row 1: [\d.]+\)"):
             t(hidden_states=x, timestep=mixed, encoder_hidden_states=text)
     assert all(torch.isfinite(r).all() for r in reference)
+
+
+def test_diffusion_forcing_per_frame_timesteps_are_reported_once(wan_pipe):
+    """Diffusion forcing (SkyReels-V2 DF) gives each frame its own timestep: a row's largest repeats while later
+    frames wait at full noise, so each repeat looked like another guidance branch.  It says so once; a per-token
+    timestep that only marks a conditioning frame (the test above), a second call at a step (CFG) and a plain restart
+    do not warn."""
+    t = wan_pipe.transformer
+    x, text = torch.randn(1, 16, 2, 8, 8), torch.randn(1, 4, 32)
+    tokens = 2 * 4 * 4
+    sched = wan_pipe.scheduler
+    sched.set_timesteps(4)
+    ts = [float(v) for v in sched.timesteps]
+    with tiny.applied(t, "none", scheduler=sched):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(2):  # two runs with a conditioning frame at 0, two calls per step: the second starts over
+                for v in ts[:2]:
+                    per_token = torch.full((1, tokens), v)
+                    per_token[:, : tokens // 2] = 0.0
+                    for _branch in range(2):
+                        t(hidden_states=x, timestep=per_token, encoder_hidden_states=text)
+        with pytest.warns(RuntimeWarning, match=r"timestep per token that differs within a row \(diffusion forcing"):
+            for k in range(3):  # the first frame denoises, the second waits at full noise: the largest stays ts[0]
+                per_token = torch.full((1, tokens), ts[0])
+                per_token[:, : tokens // 2] = ts[k]
+                t(hidden_states=x, timestep=per_token, encoder_hidden_states=text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once per model
+            t(hidden_states=x, timestep=per_token, encoder_hidden_states=text)
+        assert padecache.stats(t).records[-1].step == 0  # the row's largest timestep is still the first step's
 
 
 def test_a_plugin_exception_names_plugin_component_step_and_branch(flux_pipe):

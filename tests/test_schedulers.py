@@ -9,7 +9,7 @@ import torch
 import padecache
 import tiny
 from padecache.plugins import get_registry
-from padecache.schedule import SchedulerSource
+from padecache.schedule import SchedulerSource, StepNotFound
 
 
 def _swap(pipe, cls, **kw):
@@ -183,3 +183,21 @@ def test_a_scheduler_replaced_after_apply_is_followed(dit_pipe):
         finally:
             dit_pipe.scheduler = old
     assert stats.total_steps == reference_steps and [r.step for r in stats.records] == list(range(reference_steps))
+
+
+def test_a_second_pipeline_sharing_the_transformer_is_named_when_its_steps_do_not_match(flux_pipe):
+    """Another pipeline built on the hooked transformer with its own scheduler is not followed (padecache follows
+    the pipeline it was applied to): a call between the followed steps is reported, a call far from them fails,
+    each saying why and what to do."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline
+
+    other = FluxPipeline(**{**flux_pipe.components,
+                            "scheduler": FlowMatchEulerDiscreteScheduler.from_config(flux_pipe.scheduler.config)})
+    with tiny.applied(flux_pipe, "none"):
+        tiny.run_flux(flux_pipe, steps=4)
+        with pytest.warns(RuntimeWarning, match=r"timestep 0.833333, 33% of a step away from step 1 of the 4-step "
+                                                r"schedule .* follows the scheduler of the FluxPipeline it was applied "
+                                                r"to; another pipeline sharing this transformer"):
+            tiny.run_flux(other, steps=6)  # between two of the followed steps: once silent, with wrong stats
+        with pytest.raises(StepNotFound, match=r"0.875 is not in .* another pipeline sharing this transformer"):
+            tiny.run_flux(other, steps=8)

@@ -95,8 +95,16 @@ class SchedulerSource:
     def __deepcopy__(self, memo):  # a copied model still follows the same pipeline's scheduler
         return self
 
+    def mismatch(self) -> str:
+        """What to suspect when the calls do not follow this schedule."""
+        if self._pipeline is None:
+            return "a scheduler= for another loop?"
+        return (f"padecache follows the scheduler of the {type(self._pipeline).__name__} it was applied to; another "
+                f"pipeline sharing this transformer with its own scheduler is not followed: padecache.remove, then "
+                f"padecache.apply to the pipeline you call")
+
     def explain(self, err: StepNotFound) -> str:
-        return str(err)
+        return str(err) if self._pipeline is None else f"{err} ({self.mismatch()})"
 
 
 def schedule_from(scheduler: Any, ts) -> Schedule:
@@ -127,6 +135,9 @@ class FixedSource:
 
     def first_index(self) -> None:
         return None
+
+    def mismatch(self) -> str:
+        return "a set_schedule for another step count?"
 
     def explain(self, err: StepNotFound) -> str:
         other = self.replaced.current() if self.replaced is not None else None
@@ -201,6 +212,17 @@ class TimeResolver:
             self.live = [spec for spec, _ in found]
         return found[0][1]
 
+    def offset(self, schedule: Schedule, value: float, step: int) -> float:
+        """How far ``value`` is from ``step``'s timestep, in the spacing of the steps around it; 0 within what a
+        bfloat16 timestep rounds away (2^-8 of the value)."""
+        scaled = [self.live[0].to_model(t) for t in schedule.timesteps]
+        dist = abs(scaled[step] - value)
+        gaps = [abs(scaled[i] - scaled[step]) for i in (step - 1, step + 1) if 0 <= i < len(scaled)]
+        gap = min((g for g in gaps if g > 0), default=0.0)
+        if gap == 0.0 or dist <= 2 ** -8 * max(abs(value), abs(scaled[step])):
+            return 0.0
+        return dist / gap
+
     def agrees(self, schedule: Schedule, value: float, step: int) -> bool:
         """Whether ``value`` is what this family passes at ``step`` (checks a step index read elsewhere)."""
         scaled = [s.to_model(schedule.timesteps[step]) for s in self.live]
@@ -250,6 +272,10 @@ class Locator:
         self.resolver = TimeResolver(specs)
         self.positions = {a: unbound_position(forward, a) for a in self.resolver.arguments}
         self.source, self.span_fn, self.model_name = source, span, model_name
+        self.token_times_differ = False  # the last call's rows had per-token timesteps that differ (read by time_value)
+        self.token_means: tuple[float, ...] | None = None  # their mean per row, this call and the one before
+        self.token_means_before: tuple[float, ...] | None = None
+        self.forcing_warned = False  # a loop that starts over mid-run at per-token timesteps was reported (once)
         self.reset()
 
     def reset(self) -> None:
@@ -262,6 +288,7 @@ class Locator:
         self.calls_at_step = 0
         self.branch_steps: dict[str, int] = {}
         self.skip_warned = False  # a call that skipped steps was reported this generation
+        self.between_warned = False  # a call between two steps of the schedule was reported this generation
 
     def _start(self, key: Any, schedule: Schedule | None) -> None:
         self.reset()
@@ -283,6 +310,8 @@ class Locator:
             sigma = schedule.sigmas[step] if schedule.sigmas is not None else getattr(context, "sigma", None)
         else:
             num_steps, step, timestep, sigma, fresh = self._from_context(args, kwargs, context)
+        if self.token_times_differ and step == self.last_step and self.token_means != self.token_means_before:
+            self._warn_forcing(step, self.last_step, num_steps)  # a step again, with its frames elsewhere
         if name is None:
             self.calls_at_step = self.calls_at_step + 1 if step == self.last_step else 0
             name = "main" if self.calls_at_step == 0 else f"call{self.calls_at_step}"
@@ -300,12 +329,24 @@ class Locator:
         if not fresh and before is not None and step > before + 1 and not self.skip_warned:
             self.skip_warned = True  # (reliability) once per generation
             warnings.warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
-                          f"schedule: the schedule padecache follows does not match the loop calling the model (a "
-                          f"scheduler= or set_schedule for another step count?); its plan and stats are off",
+                          f"schedule: the schedule padecache follows does not match the loop calling the model ("
+                          f"{self.source.mismatch() if self.source is not None else 'no schedule'}); its plan and "
+                          f"stats are off",
                           RuntimeWarning, stacklevel=2)
         self.last_step = step
         self.branch_steps[name] = step
         return Where(step, num_steps, timestep, sigma, name, self.schedule, self.span, fresh)
+
+    def _warn_forcing(self, step: int, before: int, num_steps: int) -> None:
+        if self.forcing_warned:
+            return
+        self.forcing_warned = True  # (reliability) once per model: diffusion forcing repeats this at every frame block
+        warnings.warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
+                      f"schedule with a timestep per token that differs within a row (diffusion forcing: frames at "
+                      f"their own noise levels).  padecache follows each row's largest timestep, so a step that "
+                      f"repeats with its frames elsewhere is taken for another guidance branch or a new generation: "
+                      f"forecasts, plan and stats do not follow the frames.  Asynchronous per-frame schedules are not "
+                      f"supported; call padecache.remove on this model for them", RuntimeWarning, stacklevel=3)
 
     def _from_context(self, args: tuple, kwargs: dict, context: Any | None) -> tuple:
         """No schedule known: the pipeline's ``cache_context`` may say where the loop is (Wan pipelines do)."""
@@ -345,10 +386,20 @@ class Locator:
         if first is not None and 0 <= first < n and self.resolver.agrees(schedule, value, first):
             return first  # a first call where equal timesteps repeat (Heun from part-way): the scheduler knows which
         try:
-            return self.resolver.locate(schedule, value, self.branch_steps.get(name, self.last_step))
+            step = self.resolver.locate(schedule, value, self.branch_steps.get(name, self.last_step))
         except StepNotFound as err:
             explain = getattr(self.source, "explain", None)
             raise StepNotFound(explain(err) if explain else str(err), err.value, err.shown, err.convention) from None
+        off = self.resolver.offset(schedule, value, step)
+        if off > 0.2 and not self.between_warned:
+            # (reliability) rounding (bf16 timesteps) stays far below this; a loop on another schedule does not
+            self.between_warned = True
+            warnings.warn(f"padecache: {self.model_name} was called at timestep {value:g}, {off:.0%} of a step away from "
+                          f"step {step} of the {schedule.num_steps}-step schedule padecache follows: the loop calling "
+                          f"the model is on another schedule "
+                          f"({self.source.mismatch() if self.source is not None else 'no schedule'}); its plan and "
+                          f"stats are off", RuntimeWarning, stacklevel=4)
+        return step
 
     def time_argument(self, args: tuple, kwargs: dict, required: bool = True) -> Any:
         for name, pos in self.positions.items():
@@ -367,9 +418,14 @@ class Locator:
         if not isinstance(t, torch.Tensor):
             return _finite(float(t), self.model_name)
         t = t.detach()
+        self.token_times_differ, self.token_means_before, self.token_means = False, self.token_means, None
         if t.dim() == 0 or t.numel() == 1:
             return _finite(float(t.float().reshape(())), self.model_name)
-        rows = t.reshape(t.shape[0], -1).float().amax(1).cpu()
+        flat = t.reshape(t.shape[0], -1).float()
+        rows = flat.amax(1).cpu()
+        if flat.shape[1] > 1:  # per-token values: Wan 2.2 TI2V's conditioning frame at 0, or diffusion forcing
+            self.token_times_differ = bool((rows - flat.amin(1).cpu()).gt(1e-6 * rows.abs().clamp(min=1.0)).any())
+            self.token_means = tuple(flat.mean(1).cpu().tolist()) if self.token_times_differ else None
         for v in rows.tolist():
             _finite(v, self.model_name)
         lo, hi = float(rows.min()), float(rows.max())
