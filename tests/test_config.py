@@ -137,6 +137,8 @@ def test_a_config_describes_itself_from_its_components_defaults():
     cfg = padecache.load_config({"predictor": {"name": "taylor", "order": 2}, "policy": {"name": "budget", "speedup": 2.0}})
     assert cfg.describe() == "taylor(order=2) + budget(speedup=2.0)"
     assert padecache.load_config("default").describe() == "taylor + budget"
+    blocks = padecache.load_config({"predictor": "tc-pade", "engine": {"first_blocks": 1}})
+    assert blocks.describe() == "tc-pade + budget + engine(first_blocks=1)"  # once read as plain "tc-pade + budget"
     assert cfg.predictor.changed() == {"order": 2}
 
 

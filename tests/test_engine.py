@@ -488,6 +488,17 @@ def test_set_schedule_needs_numbers(dit_pipe):
         with pytest.raises(TypeError, match="sequence of numbers"):
             padecache.set_schedule(t, ["999", "x"])
         padecache.set_schedule(t, torch.tensor([999.0, 500.0]))  # a tensor is a sequence of numbers
+        # (reliability) each once accepted: NaN failed at the first call with a bare IndexError, a rising schedule
+        # made every call a new generation (nothing cached, no word why), a dict or a 2-D tensor happened to work
+        with pytest.raises(ValueError, match=r"set_schedule: the timesteps and sigmas must be finite numbers, got nan"):
+            padecache.set_schedule(t, [999.0, float("nan")])
+        with pytest.raises(ValueError, match=r"set_schedule: the timesteps go up \(500 ... 999\); pass them in "
+                                             r"sampling order"):
+            padecache.set_schedule(t, [500.0, 750.0, 999.0])
+        with pytest.raises(TypeError, match="sequence of numbers"):
+            padecache.set_schedule(t, {999.0: 1, 500.0: 2})
+        with pytest.raises(TypeError, match=r"one number per step .* shape \(2, 2\)"):
+            padecache.set_schedule(t, torch.tensor([[999.0, 750.0], [500.0, 250.0]]))
 
 
 def test_a_set_schedule_that_does_not_match_the_call_says_so(dit_pipe):

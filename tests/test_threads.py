@@ -164,3 +164,57 @@ def test_a_run_stopped_early_ends_with_its_pipeline_call_and_says_so():
     assert "stopped after 4 of 10 steps" in stats.summary()
     assert outcome == ["ran"] and after_worker.total_steps == 10  # the pool thread ran its whole generation
     assert "maybe_free_model_hooks" not in vars(pipe)  # remove undid the end-of-call hook
+
+
+def test_a_call_cancelled_by_its_callback_frees_the_pipeline_for_other_threads():
+    """Servers cancel a request by raising from ``callback_on_step_end``: the pipeline's own end
+    (``maybe_free_model_hooks``) never runs then, and the idle thread kept the generation, so the next calls from
+    the pool were refused ("'MainThread' is generating with it").  The exception leaving the pipeline's progress bar
+    ends the generation; ``remove`` undoes that wrapper too."""
+    from padecache.testing.pipelines import sd3_pipeline
+
+    pipe = sd3_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+
+    def cancel(p, i, t, kwargs):
+        if i == 3:
+            raise RuntimeError("client disconnected")
+        return {}
+
+    def run(**kw):
+        return pipe("a squirrel", num_inference_steps=8, guidance_scale=4.0, height=16, width=16,
+                    max_sequence_length=48, output_type="pt", generator=torch.Generator().manual_seed(0), **kw).images
+
+    reference = run()
+    outcome = []
+    padecache.apply(pipe, "none")
+    try:
+        with pytest.raises(RuntimeError, match="client disconnected"):
+            run(callback_on_step_end=cancel)
+        worker = threading.Thread(target=lambda: outcome.append(run()), name="pool-worker")
+        worker.start()
+        worker.join()
+        again = run()  # and the cancelling thread itself
+    finally:
+        padecache.remove(pipe)
+    assert len(outcome) == 1 and torch.equal(outcome[0], reference) and torch.equal(again, reference)
+    assert "progress_bar" not in vars(pipe) and "maybe_free_model_hooks" not in vars(pipe)
+
+
+def test_remove_after_the_transformer_was_swapped_out_detaches_the_one_applied_to(dit_pipe):
+    """``pipe.transformer = other`` after ``apply``: ``remove(pipe)`` once said "not applied" and left the old
+    transformer hooked and the pipeline's call wrapped; applying again to the new one ends its generations too."""
+    import copy
+
+    old = dit_pipe.transformer
+    spare = copy.deepcopy(old)
+    padecache.apply(dit_pipe, "none")
+    dit_pipe.transformer = spare
+    try:
+        padecache.apply(dit_pipe, "none")  # the new transformer: the pipeline's wrappers now end both
+        padecache.remove(dit_pipe)
+        assert not padecache.is_applied(old) and not padecache.is_applied(spare)
+        assert "progress_bar" not in vars(dit_pipe) and "maybe_free_model_hooks" not in vars(dit_pipe)
+    finally:
+        dit_pipe.transformer = old
+    assert "forward" not in vars(old)

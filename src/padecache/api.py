@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -116,41 +117,95 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
 
 
 _END = "maybe_free_model_hooks"  # what every diffusers pipeline calls last in __call__, interrupted or not
+_LOOP = "progress_bar"  # the context every diffusers pipeline runs its denoising loop in: an exception leaves through it
 
 
 def _end_generations_with_the_call(pipe: Any, models: list) -> None:
     """End the hooked models' generations when ``pipe``'s call ends, also where the transformer has no diffusers
-    cache hooks to be reset by (SD3, DiT, PixArt) and the run stopped early (``pipe._interrupt``): a generation
-    left claimed would refuse the next call from another thread.  Undone by :func:`remove`."""
-    original = getattr(pipe, _END, None)
-    if not callable(original) or _END in vars(pipe):
-        return
+    cache hooks to be reset by (SD3, DiT, PixArt), the run stopped early (``pipe._interrupt``) or the loop raised
+    outside the transformer (a ``callback_on_step_end`` that cancels a request): a generation left claimed would
+    refuse the next call from another thread.  Instance attributes only; undone by :func:`remove`."""
 
-    def end_then_free(*args, **kwargs):
+    known = _applied_through(pipe)
+    if known is not None:  # applied again after its transformer was swapped: the wrappers end the new one's too
+        known.extend(m for m in models if m not in known)
+        return
+    models = list(models)
+
+    def end() -> None:
         for model in models:
             attachment = attachment_of(model)
             if attachment is not None:
                 attachment.pipeline_call_ended()
-        return original(*args, **kwargs)
 
-    end_then_free.padecache = True
-    setattr(pipe, _END, end_then_free)
+    original = getattr(pipe, _END, None)
+    if callable(original) and _END not in vars(pipe):
+        def end_then_free(*args, **kwargs):
+            end()
+            return original(*args, **kwargs)
+
+        end_then_free.padecache, end_then_free.models = True, models
+        setattr(pipe, _END, end_then_free)
+    bar = getattr(pipe, _LOOP, None)
+    if callable(bar) and _LOOP not in vars(pipe):
+        def loop_that_ends_on_error(*args, **kwargs):
+            return _EndsOnError(bar(*args, **kwargs), end)
+
+        loop_that_ends_on_error.padecache, loop_that_ends_on_error.models = True, models
+        setattr(pipe, _LOOP, loop_that_ends_on_error)
+
+
+def _applied_through(pipe: Any) -> list | None:
+    """The models padecache was applied to through ``pipe`` (its end-of-call wrappers hold them), or ``None``."""
+    for name in (_END, _LOOP):
+        wrapper = getattr(pipe, "__dict__", {}).get(name)
+        if getattr(wrapper, "padecache", False):
+            return wrapper.models
+    return None
+
+
+class _EndsOnError:
+    """The pipeline's progress bar, unchanged, except that an exception leaving its ``with`` block ends the
+    generation (the pipeline's own end, ``maybe_free_model_hooks``, never runs then)."""
+
+    def __init__(self, bar: Any, end: Any):
+        self._bar, self._end = bar, end
+
+    def __enter__(self):
+        entered = self._bar.__enter__()
+        return self if entered is self._bar else entered
+
+    def __exit__(self, kind, error, trace):
+        try:
+            return self._bar.__exit__(kind, error, trace)
+        finally:
+            if kind is not None:
+                self._end()
+
+    def __iter__(self):
+        return iter(self._bar)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bar, name)
 
 
 def _undo_call_end(pipe: Any) -> None:
-    if getattr(getattr(pipe, "__dict__", {}).get(_END), "padecache", False):
-        delattr(pipe, _END)
+    for name in (_END, _LOOP):
+        if getattr(getattr(pipe, "__dict__", {}).get(name), "padecache", False):
+            delattr(pipe, name)
 
 
 def remove(target: Any) -> None:
     """Detach padecache from a pipeline or transformer, restoring every hooked ``forward`` exactly."""
     models = [m for m in _transformers(target) if attachment_of(m) is not None]
+    if not isinstance(target, nn.Module):  # also a transformer swapped out of the pipeline after apply
+        models += [m for m in _applied_through(target) or () if attachment_of(m) is not None and m not in models]
+    if not isinstance(target, nn.Module):
+        _undo_call_end(target)
     if not models:
         raise ValueError(f"padecache is not applied to this {type(target).__name__}")
     for model in models:
         detach(model)
-    if not isinstance(target, nn.Module):
-        _undo_call_end(target)
 
 
 def is_applied(target: Any) -> bool:
@@ -201,6 +256,13 @@ def set_schedule(target: Any, timesteps: Sequence[float] | Schedule | None, sigm
             schedule = Schedule(timesteps, sigmas)
         except (TypeError, ValueError) as err:
             raise type(err)(f"padecache.set_schedule: {err}") from None
+        bad = next((v for v in schedule.timesteps + (schedule.sigmas or ()) if not math.isfinite(v)), None)
+        if bad is not None:
+            raise ValueError(f"padecache.set_schedule: the timesteps and sigmas must be finite numbers, got {bad}")
+        if schedule.timesteps[0] < schedule.timesteps[-1]:  # (reliability) else every call starts a new generation
+            raise ValueError(f"padecache.set_schedule: the timesteps go up ({schedule.timesteps[0]:g} ... "
+                             f"{schedule.timesteps[-1]:g}); pass them in sampling order, from the noisiest step, as "
+                             f"scheduler.timesteps holds them")
     for attachment in _attachments(target):
         if schedule is None:
             attachment.source = attachment.applied_source

@@ -157,7 +157,10 @@ class CacheConfig:
     def describe(self) -> str:
         """A few words: ``predictor + policy`` with the options that differ from their defaults (computed from the
         components' defaults now, so a record can store it and be read without them)."""
-        return f"{self.predictor.describe()} + {self.policy.describe()}"
+        engine = {f.name: getattr(self.engine, f.name) for f in attrs.fields(EngineConfig)
+                  if getattr(self.engine, f.name) != f.default}
+        shown = f" + engine({', '.join(f'{k}={v}' for k, v in engine.items())})" if engine else ""
+        return f"{self.predictor.describe()} + {self.policy.describe()}{shown}"
 
     def to_toml(self) -> str:
         import tomli_w

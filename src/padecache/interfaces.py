@@ -20,7 +20,7 @@ import copy
 import enum
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import attrs
@@ -53,10 +53,13 @@ class Stage(str, enum.Enum):
 def _floats(values: Iterable[float] | None) -> tuple[float, ...] | None:
     if values is None:
         return None
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
         raise TypeError(f"pass a sequence of numbers (a list, a tuple or a tensor such as scheduler.timesteps), "
                         f"not {values!r}")
     if isinstance(values, torch.Tensor):
+        if values.dim() > 1:
+            raise TypeError(f"pass one number per step (a 1-D tensor such as scheduler.timesteps), got a tensor of "
+                            f"shape {tuple(values.shape)}")
         values = values.detach().flatten().tolist()
     try:
         return tuple(float(v) for v in values)
