@@ -96,6 +96,11 @@ def test_damped_forecasts_a_line_one_step_ahead_of_a_trend_measured_against_the_
     # step 5: 2.4 + 0.2 / (1 + lambda / 2) = 2.5627243, not the line's 2.6
     p = make("damped", [0.0, 2.0, 2.4], [0, 2, 4])
     assert p.predict(ctx(5, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.5627243, rel=1e-6)
+    # a third adjacent warm-up step (steps 0, 1, 2: plans below 2x): the decay it measures is real, so one step
+    # ahead relaxes too.  Slopes 2 and 0.4, rho = 0.2, sigma = 0.4, spacing 1, lambda = -ln(0.4);
+    # step 3: 2.4 + 0.4 / (1 + lambda / 2) = 2.6743211, not the line's 2.8 (which cost 0.4-4.1 dB there)
+    p = make("damped", [0.0, 2.0, 2.4], [0, 1, 2])
+    assert p.predict(ctx(3, Stage.MID), torch.zeros(1, 1)).item() == pytest.approx(2.6743211, rel=1e-6)
 
 def test_damped_reuses_after_a_gap_when_the_plan_holds_no_further_pass():
     """A two-pass plan: the trend over the run's only gap is not carried to the end of the run; with a pass still

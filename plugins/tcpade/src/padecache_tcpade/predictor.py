@@ -201,10 +201,12 @@ class TCPadePredictor(Predictor):
         if self.slope is not None:
             sums = ctx.reduce(torch.stack([row_dot(slope, self.slope), row_sumsq(self.slope)], 1))
             self._fit = (sums, 0.5 * (x - self.positions[-2]))  # the rate is settled when first needed
-        self._transient_fit = self._after_transient
+        gap, self._last_step = ctx.step - self._last_step, ctx.step
+        # a slope over a gap measured against the first, adjacent one: its decay is the transient's.  A third adjacent
+        # warm-up step (plans below 2x) measures a decay that is real (docs/methods.md, "Below 2x")
+        self._transient_fit = self._after_transient and gap > 1
         self.newest, self.slope = residual, slope
         self.positions.append(x)
-        gap, self._last_step = ctx.step - self._last_step, ctx.step
         self._after_transient = first_trend and gap == 1
         if first_trend and gap > 1:  # its persistence not measured yet (ρ = 0): it keeps the prior share σ = shrink per gap
             prior = torch.tensor([float(self.config.get("shrink"))], dtype=torch.float64, device=residual.device)
