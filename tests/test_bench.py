@@ -284,6 +284,21 @@ def test_every_point_puts_each_target_in_the_headline_and_counts_the_leads():
             "n: 1 of 2 points, is ahead at 1; margin from -1.00 to +2.00 (median +2.00).") in text
 
 
+def test_every_point_covers_only_budgets_swept_at_each_step_count_and_each_once():
+    """Targets given for several step counts (``--targets 8/5,37/22``) once made points where nothing ran at that
+    budget (37 steps at 8/5's 1.6x: 23 passes, compared with the 22-pass run) and repeated a budget two targets share;
+    a budget above the step count (``--passes 22`` on 8 steps) made a "1.00x" point."""
+    def rec(method, steps, passes, psnr, target):
+        return Record(model="m", method=method, passes=passes, pass_speedup=steps / passes, steps=steps, target=target,
+                      scores={"psnr": psnr}, group=method, kind="padecache")
+
+    records = [rec("ours", 8, 5, 38.0, 8 / 5), rec("other", 8, 5, 37.0, 8 / 5),
+               rec("ours", 37, 22, 55.0, 37 / 22), rec("other", 37, 22, 54.0, 37 / 22)]
+    points = headline(records, "ours", [8 / 5, 37 / 22], every_point=True)
+    assert [(e["steps"], e["passes"]) for e in points] == [(8, 5), (37, 22)]
+    assert [(e["steps"], e["passes"]) for e in headline(records, "ours", every_point=True, passes=[22, 5])] == [(8, 5), (37, 22)]
+
+
 def test_report_reads_stored_results_of_the_previous_format(tmp_path):
     """Records written before this format (the 20-step runs of an earlier docs/results/dit-mnist, masks dropped):
     their headline comes back."""

@@ -142,7 +142,16 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     out = []
     for model, steps in _keys(records):
         recs = [r for r in records if r.model == model]
+        # (reliability) a budget is a point only where this step count was swept at it, once: targets given for other
+        # step counts (--targets 37/4,8/2) once invented rows, and two targets with one budget gave the row twice
+        swept = {budget(steps, r.target) for r in recs if r.steps == steps and r.target is not None and r.kind != "reference"}
+        shown: set[int] = set()
         for target in _budgets(targets, steps, passes):
+            if steps is not None:
+                cap = budget(steps, target)
+                if cap in shown or cap > steps or (swept and cap not in swept):
+                    continue
+                shown.add(cap)
             rows = equal_compute([r for r in recs if r.steps == steps], steps, target, metric)
             if not rows:
                 continue
