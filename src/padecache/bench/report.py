@@ -76,10 +76,8 @@ LEGACY_GROUPS = {
 def _legacy_group(r: Record) -> tuple[str, bool]:
     if r.method in LEGACY_GROUPS:
         return LEGACY_GROUPS[r.method]
-    if r.method.startswith("diffusers-taylorseer"):
-        return TAYLORSEER, True
-    if r.method.startswith("cache-dit"):
-        return "cache-dit", False
+    if r.method.startswith(("diffusers-taylorseer", "cache-dit")):
+        return (TAYLORSEER, True) if r.method.startswith("diffusers") else ("cache-dit", False)
     return ("full" if r.method == "full" else r.method), False
 
 
@@ -112,9 +110,7 @@ def equal_compute(records: Sequence[Record], steps: int | None, target: float, m
 
 
 def ours_label(records: Sequence[Record], ours: str | None) -> str | None:
-    if ours is not None:
-        return ours
-    return next((r.method for r in records if r.ours), None)
+    return ours if ours is not None else next((r.method for r in records if r.ours), None)
 
 
 def _keys(records: Sequence[Record]) -> list[tuple[str, int | None]]:
@@ -142,16 +138,14 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     out = []
     for model, steps in _keys(records):
         recs = [r for r in records if r.model == model]
-        # (reliability) a budget is a point only where this step count was swept at it, once: targets given for other
-        # step counts (--targets 37/4,8/2) once invented rows, and two targets with one budget gave the row twice
+        # (reliability) a point is a budget this step count was swept at, once (targets for other step counts made rows)
         swept = {budget(steps, r.target) for r in recs if r.steps == steps and r.target is not None and r.kind != "reference"}
-        shown: set[int] = set()
+        shown: set[int | None] = set()
         for target in _budgets(targets, steps, passes):
-            if steps is not None:
-                cap = budget(steps, target)
-                if cap in shown or cap > steps or (swept and cap not in swept):
-                    continue
-                shown.add(cap)
+            cap = budget(steps, target) if steps is not None else None
+            if cap is not None and (cap in shown or cap > steps or (swept and cap not in swept)):
+                continue
+            shown.add(cap)
             rows = equal_compute([r for r in recs if r.steps == steps], steps, target, metric)
             if not rows:
                 continue
