@@ -297,6 +297,9 @@ def test_every_point_covers_only_budgets_swept_at_each_step_count_and_each_once(
     points = headline(records, "ours", [8 / 5, 37 / 22], every_point=True)
     assert [(e["steps"], e["passes"]) for e in points] == [(8, 5), (37, 22)]
     assert [(e["steps"], e["passes"]) for e in headline(records, "ours", every_point=True, passes=[22, 5])] == [(8, 5), (37, 22)]
+    # runs recorded without a step count (a speedup only) are compared at each target, as before the check
+    bare = [attrs.evolve(r, steps=None, passes=None, pass_speedup=2.5, target=2.5) for r in records[:2]]
+    assert [(e["target"], e["ours_minus_other"]) for e in headline(bare, "ours", [2.5, 4], every_point=True)] == [(2.5, 1.0)]
 
 
 def test_report_reads_stored_results_of_the_previous_format(tmp_path):

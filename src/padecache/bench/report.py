@@ -71,14 +71,13 @@ LEGACY_GROUPS = {
     "tc-pade-fast": ("tc-pade", False), "tc-pade-slow": ("tc-pade", False), "tc-pade-official": ("tc-pade", False),
     "tc-pade-tsi": ("tc-pade", False),
 }
+#: the same for methods named by a prefix (a peer's settings)
+LEGACY_PREFIXES = {"diffusers-taylorseer": (TAYLORSEER, True), "cache-dit": ("cache-dit", False)}
 
 
 def _legacy_group(r: Record) -> tuple[str, bool]:
-    if r.method in LEGACY_GROUPS:
-        return LEGACY_GROUPS[r.method]
-    if r.method.startswith(("diffusers-taylorseer", "cache-dit")):
-        return (TAYLORSEER, True) if r.method.startswith("diffusers") else ("cache-dit", False)
-    return ("full" if r.method == "full" else r.method), False
+    prefix = next((p for p in LEGACY_PREFIXES if r.method.startswith(p)), None)
+    return LEGACY_GROUPS.get(r.method) or (LEGACY_PREFIXES[prefix] if prefix else (r.method, False))
 
 
 def annotate(records: Sequence[Record]) -> list[Record]:
@@ -137,16 +136,16 @@ def headline(records: Sequence[Record], ours: str | None = None, targets: Sequen
     ours_group = next((r.group for r in records if r.method == ours), ours)
     out = []
     for model, steps in _keys(records):
-        recs = [r for r in records if r.model == model]
+        runs = [r for r in records if r.model == model and r.steps == steps]
         # (reliability) a point is a budget this step count was swept at, once (targets for other step counts made rows)
-        swept = {budget(steps, r.target) for r in recs if r.steps == steps and r.target is not None and r.kind != "reference"}
+        swept = {budget(steps, r.target) for r in runs if r.target is not None and r.kind != "reference"} if steps else set()
         shown: set[int | None] = set()
         for target in _budgets(targets, steps, passes):
             cap = budget(steps, target) if steps is not None else None
-            if cap is not None and (cap in shown or cap > steps or (swept and cap not in swept)):
+            if cap is not None and (cap in shown or (swept and cap not in swept)):  # budget() never exceeds the steps
                 continue
             shown.add(cap)
-            rows = equal_compute([r for r in recs if r.steps == steps], steps, target, metric)
+            rows = equal_compute(runs, steps, target, metric)
             if not rows:
                 continue
 
