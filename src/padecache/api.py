@@ -155,13 +155,15 @@ def _end_generations_with_the_call(pipe: Any, models: list) -> None:
         setattr(pipe, _LOOP, loop_that_ends_on_error)
 
 
+def _wrappers(pipe: Any) -> dict[str, Any]:
+    """padecache's end-of-call wrappers on ``pipe`` (instance attributes), by name."""
+    found = getattr(pipe, "__dict__", {})
+    return {name: found[name] for name in (_END, _LOOP) if getattr(found.get(name), "padecache", False)}
+
+
 def _applied_through(pipe: Any) -> list | None:
     """The models padecache was applied to through ``pipe`` (its end-of-call wrappers hold them), or ``None``."""
-    for name in (_END, _LOOP):
-        wrapper = getattr(pipe, "__dict__", {}).get(name)
-        if getattr(wrapper, "padecache", False):
-            return wrapper.models
-    return None
+    return next((wrapper.models for wrapper in _wrappers(pipe).values()), None)
 
 
 class _EndsOnError:
@@ -190,9 +192,8 @@ class _EndsOnError:
 
 
 def _undo_call_end(pipe: Any) -> None:
-    for name in (_END, _LOOP):
-        if getattr(getattr(pipe, "__dict__", {}).get(name), "padecache", False):
-            delattr(pipe, name)
+    for name in _wrappers(pipe):
+        delattr(pipe, name)
 
 
 def remove(target: Any) -> None:
@@ -200,7 +201,6 @@ def remove(target: Any) -> None:
     models = [m for m in _transformers(target) if attachment_of(m) is not None]
     if not isinstance(target, nn.Module):  # also a transformer swapped out of the pipeline after apply
         models += [m for m in _applied_through(target) or () if attachment_of(m) is not None and m not in models]
-    if not isinstance(target, nn.Module):
         _undo_call_end(target)
     if not models:
         raise ValueError(f"padecache is not applied to this {type(target).__name__}")

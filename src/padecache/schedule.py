@@ -215,11 +215,12 @@ class TimeResolver:
     def offset(self, schedule: Schedule, value: float, step: int) -> float:
         """How far ``value`` is from ``step``'s timestep, in the spacing of the steps around it; 0 within what a
         bfloat16 timestep rounds away (2^-8 of the value)."""
-        scaled = [self.live[0].to_model(t) for t in schedule.timesteps]
-        dist = abs(scaled[step] - value)
-        gaps = [abs(scaled[i] - scaled[step]) for i in (step - 1, step + 1) if 0 <= i < len(scaled)]
+        to_model, ts = self.live[0].to_model, schedule.timesteps
+        here = to_model(ts[step])
+        dist = abs(here - value)
+        gaps = [abs(to_model(ts[i]) - here) for i in (step - 1, step + 1) if 0 <= i < len(ts)]
         gap = min((g for g in gaps if g > 0), default=0.0)
-        if gap == 0.0 or dist <= 2 ** -8 * max(abs(value), abs(scaled[step])):
+        if gap == 0.0 or dist <= 2 ** -8 * max(abs(value), abs(here)):
             return 0.0
         return dist / gap
 
@@ -272,8 +273,9 @@ class Locator:
         self.resolver = TimeResolver(specs)
         self.positions = {a: unbound_position(forward, a) for a in self.resolver.arguments}
         self.source, self.span_fn, self.model_name = source, span, model_name
-        self.token_times_differ = False  # the last call's rows had per-token timesteps that differ (read by time_value)
-        self.token_means: tuple[float, ...] | None = None  # their mean per row, this call and the one before
+        # per-token timesteps that differ within a row (read by time_value): their mean per row, this call and the one
+        # before (None: one timestep per row)
+        self.token_means: tuple[float, ...] | None = None
         self.token_means_before: tuple[float, ...] | None = None
         self.forcing_warned = False  # a loop that starts over mid-run at per-token timesteps was reported (once)
         self.reset()
@@ -310,7 +312,7 @@ class Locator:
             sigma = schedule.sigmas[step] if schedule.sigmas is not None else getattr(context, "sigma", None)
         else:
             num_steps, step, timestep, sigma, fresh = self._from_context(args, kwargs, context)
-        if self.token_times_differ and step == self.last_step and self.token_means != self.token_means_before:
+        if self.token_means is not None and step == self.last_step and self.token_means != self.token_means_before:
             self._warn_forcing(step, self.last_step, num_steps)  # a step again, with its frames elsewhere
         if name is None:
             self.calls_at_step = self.calls_at_step + 1 if step == self.last_step else 0
@@ -329,13 +331,16 @@ class Locator:
         if not fresh and before is not None and step > before + 1 and not self.skip_warned:
             self.skip_warned = True  # (reliability) once per generation
             warnings.warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
-                          f"schedule: the schedule padecache follows does not match the loop calling the model ("
-                          f"{self.source.mismatch() if self.source is not None else 'no schedule'}); its plan and "
-                          f"stats are off",
+                          f"schedule: the schedule padecache follows does not match the loop calling the model "
+                          f"({self._suspect()}); its plan and stats are off",
                           RuntimeWarning, stacklevel=2)
         self.last_step = step
         self.branch_steps[name] = step
         return Where(step, num_steps, timestep, sigma, name, self.schedule, self.span, fresh)
+
+    def _suspect(self) -> str:
+        """What to suspect when the calls do not follow the schedule (the source's word for it)."""
+        return self.source.mismatch() if self.source is not None else "no schedule"
 
     def _warn_forcing(self, step: int, before: int, num_steps: int) -> None:
         if self.forcing_warned:
@@ -396,9 +401,8 @@ class Locator:
             self.between_warned = True
             warnings.warn(f"padecache: {self.model_name} was called at timestep {value:g}, {off:.0%} of a step away from "
                           f"step {step} of the {schedule.num_steps}-step schedule padecache follows: the loop calling "
-                          f"the model is on another schedule "
-                          f"({self.source.mismatch() if self.source is not None else 'no schedule'}); its plan and "
-                          f"stats are off", RuntimeWarning, stacklevel=4)
+                          f"the model is on another schedule ({self._suspect()}); its plan and stats are off",
+                          RuntimeWarning, stacklevel=4)
         return step
 
     def time_argument(self, args: tuple, kwargs: dict, required: bool = True) -> Any:
@@ -418,14 +422,14 @@ class Locator:
         if not isinstance(t, torch.Tensor):
             return _finite(float(t), self.model_name)
         t = t.detach()
-        self.token_times_differ, self.token_means_before, self.token_means = False, self.token_means, None
+        self.token_means_before, self.token_means = self.token_means, None
         if t.dim() == 0 or t.numel() == 1:
             return _finite(float(t.float().reshape(())), self.model_name)
         flat = t.reshape(t.shape[0], -1).float()
-        rows = flat.amax(1).cpu()
-        if flat.shape[1] > 1:  # per-token values: Wan 2.2 TI2V's conditioning frame at 0, or diffusion forcing
-            self.token_times_differ = bool((rows - flat.amin(1).cpu()).gt(1e-6 * rows.abs().clamp(min=1.0)).any())
-            self.token_means = tuple(flat.mean(1).cpu().tolist()) if self.token_times_differ else None
+        rows, low, mean = torch.stack([flat.amax(1), flat.amin(1), flat.mean(1)]).cpu()  # one transfer to the host
+        # per-token values that differ: Wan 2.2 TI2V's conditioning frame at 0, or diffusion forcing
+        if bool((rows - low).gt(1e-6 * rows.abs().clamp(min=1.0)).any()):
+            self.token_means = tuple(mean.tolist())
         for v in rows.tolist():
             _finite(v, self.model_name)
         lo, hi = float(rows.min()), float(rows.max())
