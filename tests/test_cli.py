@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -60,6 +62,31 @@ def test_config_prints_resolved_toml(capsys):
     assert main(["config", "fora"]) == 0
     out = capsys.readouterr().out
     assert '[predictor]\nname = "noop"' in out and "interval = 3" in out
+
+
+def test_set_changes_one_option_or_swaps_a_component(capsys):
+    assert main(["mask", "default", "--steps", "20", "--set", "policy.speedup=4"]) == 0
+    assert " 20 steps  #..#...#...#....#...  5 passes (4.00x)" in capsys.readouterr().out
+    assert main(["mask", "default", "--steps", "12", "--set", "policy.name=fixed", "--set", "policy.interval=3"]) == 0
+    assert " 12 steps  ###..#..#..#  6 passes (2.00x)" in capsys.readouterr().out  # fixed's own defaults, interval 3
+    assert main(["config", "default", "--set", "predictor.name=linear", "--set", "policy.spacing=1.0",
+                 "--set", "policy.short_first_gap=false"]) == 0
+    cfg = padecache.load_config(tomllib.loads(capsys.readouterr().out))
+    assert cfg.predictor.name == "linear" and cfg.policy.name == "budget"
+    assert cfg.policy.options.spacing == 1.0 and cfg.policy.options.short_first_gap is False
+    assert cfg.policy.options.speedup == 2.5  # the rest of the section is kept
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("policy=3", "expected SECTION.KEY=VALUE"),
+    ("polcy.speedup=3", "unknown section 'polcy' (did you mean 'policy'?)"),
+    ("policy.sped=3", "unknown option 'sped' (did you mean 'speedup'?)"),
+    ("policy.speedup=0.5", "--set: config: [policy] (budget).speedup: must be >= 1.0, got 0.5"),
+])
+def test_set_errors_name_the_setting(setting, message, capsys):
+    with pytest.raises(SystemExit) if setting == "policy=3" else contextlib.nullcontext():
+        assert main(["mask", "default", "--set", setting]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_help_and_argument_errors_never_import_torch():

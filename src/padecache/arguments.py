@@ -101,6 +101,28 @@ def minutes(text: str) -> float:
     return value
 
 
+def setting(text: str) -> tuple[str, str, object]:
+    """``SECTION.KEY=VALUE`` (``policy.speedup=4``): the value read as TOML (``4``, ``true``, ``[0.9, 0.1]``,
+    ``"even"``), a bare word as a string (``predictor.name=linear``)."""
+    import tomllib
+
+    target, eq, raw = text.partition("=")
+    section, dot, key = target.strip().partition(".")
+    if not (eq and dot and section and key.strip() and raw.strip()):
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, e.g. policy.speedup=4, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key.strip(), value
+
+
+def _add_set(p) -> None:
+    p.add_argument("--set", type=setting, action="append", default=[], dest="settings", metavar="SECTION.KEY=VALUE",
+                   help="change one option of the config (repeatable), e.g. --set policy.speedup=4 or "
+                        "--set predictor.name=linear (a new name starts from that component's defaults)")
+
+
 def names(text: str) -> tuple[str, ...]:
     out = tuple(t.strip() for t in text.split(",") if t.strip())
     if not out:
@@ -206,6 +228,7 @@ def _generate(sub) -> None:
     )
     p.add_argument("--pipeline", required=True, help=f"a pipeline directory (pipe.save_pretrained(DIR)) or {_MODELS}")
     p.add_argument("--config", default="default", help="preset or method name (padecache list), or a TOML file")
+    _add_set(p)
     p.add_argument("--prompt", default=None, help="text prompt (text-conditioned pipelines)")
     p.add_argument("--prompts-file", default=None, metavar="FILE",
                    help="many prompts, one per line (blank lines skipped); one sample per prompt and seed")
@@ -241,9 +264,11 @@ def _inspect(sub) -> None:
     p.add_argument("--steps", type=ints, default=(20, 28, 50), help="comma-separated step counts")
     p.add_argument("--partial", action="store_true",
                    help="the plan of a run that starts part-way through its schedule (img2img, inpainting) of that many steps")
+    _add_set(p)
 
     p = sub.add_parser("config", help="print a preset, method or config file as resolved TOML", formatter_class=Formatter)
     p.add_argument("config", help="preset or method name, or a TOML file")
+    _add_set(p)
 
 
 def _report_and_train(sub) -> None:

@@ -118,11 +118,24 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _config(args) -> Any:
+    """The command's config with ``--set``'s changes (options of one section merge; a new ``name`` replaces it)."""
+    from . import ConfigError, load_config
+
+    cfg, sections = load_config(args.config), {}
+    for section, key, value in args.settings:
+        sections.setdefault(section, {})[key] = value
+    try:
+        return cfg.evolve(**sections) if sections else cfg
+    except ConfigError as err:
+        raise _Usage(f"--set: {err}") from None
+
+
 def cmd_mask(args) -> int:
-    from . import get_registry, load_config
+    from . import get_registry
     from .interfaces import StepContext, mask_to_str
 
-    cfg = load_config(args.config)
+    cfg = _config(args)
     policy = get_registry().create("policy", cfg.policy.name, cfg.policy.options)
     for steps in args.steps:
         # --partial: the plan of a run of `steps` steps that starts part-way through its schedule (img2img)
@@ -136,9 +149,7 @@ def cmd_mask(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from . import load_config
-
-    print(load_config(args.config).to_toml(), end="")
+    print(_config(args).to_toml(), end="")
     return 0
 
 
@@ -260,7 +271,7 @@ def _generate_one(args) -> int:
     from .generate import generate
 
     result = generate(
-        args.pipeline, args.config, prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
+        args.pipeline, _config(args), prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
         steps=args.steps, seed=args.seed or 0, height=args.height, width=args.width, frames=args.frames,
         guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device, progress=not args.no_progress,
     )
@@ -271,17 +282,16 @@ def _generate_one(args) -> int:
 
 
 def _generate_many(args) -> int:
-    from . import load_config
     from .files import check_output_dir
     from .generate import generate_many
 
     seeds = args.seeds if args.seeds is not None else (args.seed or 0,)
     prompts = _read_prompts(args.prompts_file) if args.prompts_file is not None else args.prompt
-    load_config(args.config)  # a bad config, or an unusable --out, fails before a cluster starts
+    cfg = _config(args)  # a bad config, or an unusable --out, fails before a cluster starts
     check_output_dir(args.out)
     with _cluster(args.ray, args.threads) as executor:
         result = generate_many(
-            args.pipeline, args.config, prompts=prompts, labels=args.labels, seeds=seeds,
+            args.pipeline, cfg, prompts=prompts, labels=args.labels, seeds=seeds,
             negative_prompt=args.negative_prompt, steps=args.steps, height=args.height, width=args.width, frames=args.frames,
             guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device,
             progress=not args.no_progress, executor=executor,
