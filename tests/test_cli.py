@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import tomllib
 
 import pytest
+import tomllib
 
 import padecache
 from padecache.cli import main
