@@ -42,6 +42,15 @@ def test_budget_shortens_warmup_before_dropping_the_last_step():
     assert mask_to_str(policy("budget", full_passes=1, last=True).mask(8)) == "#......."
 
 
+def test_budget_names_the_warmup_that_takes_every_pass():
+    """28 steps at 10x with a three-step warm-up: all three passes are warm-up; the warning names that setting."""
+    with pytest.warns(RuntimeWarning, match="all in the warm-up") as caught:
+        mask = policy("budget", speedup=10, warmup=3, lean_passes=0).mask(28)
+    assert mask_to_str(mask) == "###" + "." * 25
+    text = str(caught[0].message)
+    assert "(policy.warmup = 3)" in text and "policy.warmup = 3 lower" in text and "policy.min_steps = 29" in text
+
+
 def test_budget_even_spread():
     # 5 free passes over (2, 17] (tail 0.1 * 20 = 2 steps left to the forecast): 2 + 15k/5 = 5, 8, 11, 14, 17
     assert mask_to_str(policy("budget", full_passes=8, warmup=3, spacing=1.0).mask(20)) == "###..#..#..#..#..#.."

@@ -245,9 +245,10 @@ class BudgetPolicy(StaticPolicy):
         passes = self.passes(num_steps)
         warmup = 1 if passes <= c.lean_passes and num_steps > 2 * passes else c.warmup
         if c.full_passes is None and passes <= min(warmup, num_steps - 1):  # (reach) no pass after the warm-up
+            fewer = f"policy.warmup = {warmup} lower (the passes then come later), " if warmup > 1 else ""
             warnings.warn(f"padecache: a {num_steps}-step run at speedup {c.speedup:.3g} computes {passes} of its "
-                          f"steps, all in the warm-up: the others are forecast from the warm-up's residuals alone. Set "
-                          f"policy.min_steps = {num_steps + 1} (or more) to compute every step of runs this short, or "
-                          f"lower policy.speedup", RuntimeWarning, stacklevel=2)
+                          f"steps, all in the warm-up (policy.warmup = {warmup}): the others are forecast from the "
+                          f"warm-up's residuals alone. Set {fewer}policy.min_steps = {num_steps + 1} (or more) to "
+                          f"compute every step of runs this short, or policy.speedup lower", RuntimeWarning, stacklevel=2)
         tail, gaps = (c.tail, None) if c.tail is not None else (0.0, tail_gaps)  # a share replaces the gaps
         return budget_mask(num_steps, passes, warmup, c.last, spacing, tail, c.short_first_gap, gaps)
