@@ -48,7 +48,11 @@ def test_budget_names_the_warmup_that_takes_every_pass():
         mask = policy("budget", speedup=10, warmup=3, lean_passes=0).mask(28)
     assert mask_to_str(mask) == "###" + "." * 25
     text = str(caught[0].message)
-    assert "(policy.warmup = 3)" in text and "policy.warmup below 3 (the passes then come later)" in text and "policy.min_steps = 29" in text
+    assert "(policy.warmup = 3)" in text and "policy.warmup = 2 or lower (a pass then comes later)" in text
+    assert "policy.min_steps = 29" in text
+    with pytest.warns(RuntimeWarning, match="all in the warm-up") as caught:  # 2 passes: only a one-step warm-up helps
+        assert mask_to_str(policy("budget", speedup=2, warmup=3, lean_passes=0).mask(4)) == "##.."
+    assert "policy.warmup = 1 or lower" in str(caught[0].message)
 
 
 def test_budget_even_spread():

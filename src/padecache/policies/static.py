@@ -245,7 +245,7 @@ class BudgetPolicy(StaticPolicy):
         passes = self.passes(num_steps)
         warmup = 1 if passes <= c.lean_passes and num_steps > 2 * passes else c.warmup
         if c.full_passes is None and passes <= min(warmup, num_steps - 1):  # (reach) no pass after the warm-up
-            fewer = f"policy.warmup below {warmup} (the passes then come later), " if warmup > 1 else ""
+            fewer = f"policy.warmup = {passes - 1} or lower (a pass then comes later), " if passes > 1 else ""
             warnings.warn(f"padecache: a {num_steps}-step run at speedup {c.speedup:.3g} computes {passes} of its "
                           f"steps, all in the warm-up (policy.warmup = {warmup}): the others are forecast from the "
                           f"warm-up's residuals alone. Set {fewer}policy.min_steps = {num_steps + 1} (or more) to "
