@@ -72,6 +72,27 @@ def test_generate_needs_labels_for_a_class_conditional_pipeline(saved, capsys, t
     assert "is class-conditional: pass --labels" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("family, args, message", [
+    ("dit", ["--prompt", "a cat"], "DiTPipeline is class-conditional: pass --labels"),
+    ("dit", ["--labels", "1", "--height", "16"], "DiTPipeline takes no --height"),
+    ("flux", ["--prompt", "a cat", "--frames", "5"], "FluxPipeline takes no --frames"),
+    ("flux", ["--labels", "1"], "FluxPipeline needs a --prompt"),
+])
+@pytest.mark.parametrize("many", [False, True])
+def test_a_saved_pipeline_refuses_what_it_cannot_take_before_it_loads(saved, capsys, tmp_path, monkeypatch, family, args,
+                                                                      message, many):
+    import padecache.generate as g
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the pipeline was loaded before its class refused the request")
+
+    monkeypatch.setattr(g, "load_pipeline", no_loading)
+    monkeypatch.setattr(g, "generate_share", no_loading)
+    more = ["--seeds", "0,1"] if many else []
+    assert main(["generate", "--pipeline", str(saved[family]), *args, *more, "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+
+
 # -- many samples: --seeds, --prompts-file ---------------------------------------------------------------------
 
 def _pixels(path):

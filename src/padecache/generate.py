@@ -32,7 +32,7 @@ import attrs
 
 from .files import check_output_dir, save_images
 from .generation import Sample, SampleOptions, SampleResult, generate_share, psnr, run_once
-from .loading import Request, load_pipeline, pipeline_call, reference_model
+from .loading import Request, check_request, load_pipeline, pipeline_call, reference_model
 
 __all__ = ["GenerateResult", "generate", "load_pipeline", "generate_many", "ManyResult", "Sample", "SampleResult"]
 
@@ -103,11 +103,12 @@ def generate(
     _steps(steps)
     cfg = padecache.load_config(config)  # a bad config fails before anything loads
     outdir = check_output_dir(out) if out is not None else None
+    request = Request(steps, seed, prompt, labels, negative_prompt, height, width, frames, guidance_scale)
+    check_request(pipeline, request)  # a saved pipeline's class refuses what it cannot take before it loads
     pipe = load_pipeline(pipeline, device)
     model = reference_model(pipeline)
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=not progress)
-    request = Request(steps, seed, prompt, labels, negative_prompt, height, width, frames, guidance_scale)
     call = pipeline_call(pipe, request, model)
     if compare:  # untimed: lazy loading and first-call costs would otherwise fall on the first timed run alone
         run_once(pipe, pipeline_call(pipe, attrs.evolve(request, steps=min(2, steps)), model))
@@ -265,6 +266,7 @@ def generate_many(
     cfg = padecache.load_config(config).to_dict()  # a bad config fails before anything loads
     outdir = check_output_dir(out) if out is not None else None
     options = SampleOptions(steps, negative_prompt, height, width, frames, guidance_scale, compare, device)
+    check_request(pipeline, options.request(samples[0]))  # before a cluster starts or the pipeline loads
     if executor is None:
         results = generate_share(pipeline, cfg, samples, options, None if outdir is None else str(outdir), False,
                                  progress=progress)

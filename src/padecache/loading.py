@@ -19,7 +19,8 @@ import attrs
 from .reference_models import MissingModel, ReferenceModel
 from .references import find_model, missing_reason, registered_models
 
-__all__ = ["load_pipeline", "reference_model", "Request", "Call", "pipeline_call", "is_diffusers", "transformers_of"]
+__all__ = ["load_pipeline", "reference_model", "Request", "Call", "pipeline_call", "check_request", "is_diffusers",
+           "transformers_of"]
 
 
 def _check_model_index(path: Path) -> None:
@@ -136,8 +137,8 @@ def _takes(pipe: Any) -> dict:
     return dict(inspect.signature(type(pipe).__call__).parameters)
 
 
-def _optional(pipe: Any, request: Request, label: str) -> dict:
-    params, kw = _takes(pipe), {}
+def _optional(params: dict, request: Request, label: str) -> dict:
+    kw = {}
     for field, key, flag in _OPTIONAL:
         value = getattr(request, field)
         if value is None:
@@ -149,10 +150,9 @@ def _optional(pipe: Any, request: Request, label: str) -> dict:
     return kw
 
 
-def _diffusers_call(pipe: Any, r: Request) -> Call:
-    import torch
-
-    params, name = _takes(pipe), type(pipe).__name__
+def _request_kwargs(params: dict, name: str, r: Request) -> dict[str, Any]:
+    """The keyword arguments ``r`` gives a pipeline class ``name`` whose ``__call__`` takes ``params``: a ``ValueError``
+    for what it needs and lacks, or does not take."""
     kw: dict[str, Any] = {}
     if "class_labels" in params:
         if r.labels is None:
@@ -164,7 +164,31 @@ def _diffusers_call(pipe: Any, r: Request) -> Call:
         kw["prompt"] = r.prompt
         if r.negative_prompt is not None and "negative_prompt" in params:
             kw["negative_prompt"] = r.negative_prompt
-    kw.update(_optional(pipe, r, name))
+    kw.update(_optional(params, r, name))
+    return kw
+
+
+def check_request(source: Any, request: Request) -> None:
+    """Refuse what a saved pipeline cannot take (``--height`` on a model of fixed size, a missing ``--prompt``) before
+    it loads: its class, named in ``model_index.json``, says what its ``__call__`` takes.  Other sources: nothing to do."""
+    if not isinstance(source, (str, Path)) or not Path(source).is_dir():
+        return
+    path = Path(source)
+    _check_model_index(path)
+    import diffusers
+
+    name = json.loads((path / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
+    cls = getattr(diffusers, name, None)
+    # a custom pipeline class (not in diffusers): checked once it loads
+    if isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline) and "__call__" in dir(cls):
+        _request_kwargs(dict(inspect.signature(cls.__call__).parameters), name, request)
+
+
+def _diffusers_call(pipe: Any, r: Request) -> Call:
+    import torch
+
+    params = _takes(pipe)
+    kw = _request_kwargs(params, type(pipe).__name__, r)
     device = getattr(pipe, "device", torch.device("cpu"))
     kw.update(num_inference_steps=r.steps, generator=torch.Generator(device=device).manual_seed(r.seed))
     if "output_type" in params:
@@ -185,7 +209,7 @@ def _reference_call(pipe: Any, r: Request, model: ReferenceModel | None) -> Call
         inputs = [r.prompt] if isinstance(r.prompt, str) else list(r.prompt)
     if r.negative_prompt is not None:
         raise ValueError(f"{label} takes no --negative-prompt; leave it out")
-    return Call((inputs,), {"num_inference_steps": r.steps, "seed": r.seed, **_optional(pipe, r, label)})
+    return Call((inputs,), {"num_inference_steps": r.steps, "seed": r.seed, **_optional(_takes(pipe), r, label)})
 
 
 def pipeline_call(pipe: Any, request: Request, model: ReferenceModel | None = None) -> Call:
