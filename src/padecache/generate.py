@@ -95,7 +95,8 @@ def generate(
     """Generate with padecache applied (``config``: preset or method name, TOML path, dict); see the module docstring.
 
     An option the pipeline does not take (``height`` on a reference model of fixed size) is a ``ValueError``
-    before anything runs.  With ``compare`` an untimed two-step run comes first (loading and first-call costs),
+    before anything runs; for a saved pipeline directory, before it loads (its class, named in ``model_index.json``,
+    says what its ``__call__`` takes).  With ``compare`` an untimed two-step run comes first (loading and first-call costs),
     then the padecache run, then full compute, so both timed runs start warm.
     """
     import padecache
