@@ -23,8 +23,9 @@ __all__ = ["load_pipeline", "reference_model", "Request", "Call", "pipeline_call
            "transformers_of"]
 
 
-def _check_model_index(path: Path) -> None:
-    """A clear error for a directory whose ``model_index.json`` is missing or unreadable (before diffusers reads it)."""
+def _check_model_index(path: Path) -> dict:
+    """``model_index.json`` of a pipeline directory; a clear error when it is missing or unreadable (before diffusers
+    reads it)."""
     index = path / "model_index.json"
     if not index.is_file():
         raise ValueError(f"{path}: not a diffusers pipeline directory (no model_index.json); save one with "
@@ -37,6 +38,7 @@ def _check_model_index(path: Path) -> None:
     if not isinstance(data, dict) or not isinstance(data.get("_class_name"), str):
         raise ValueError(f"{index}: not a pipeline index (a JSON object with `_class_name` and one entry per component); "
                          f"re-save the pipeline with pipe.save_pretrained(DIR)")
+    return data
 
 
 def _load_directory(path: Path, device: str | None, dtype: Any) -> Any:
@@ -173,12 +175,13 @@ def check_request(source: Any, request: Request) -> None:
     it loads: its class, named in ``model_index.json``, says what its ``__call__`` takes.  Other sources: nothing to do."""
     if not isinstance(source, (str, Path)) or not Path(source).is_dir():
         return
-    path = Path(source)
-    _check_model_index(path)
+    name = _check_model_index(Path(source))["_class_name"]
     import diffusers
 
-    name = json.loads((path / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
-    cls = getattr(diffusers, name, None)
+    try:
+        cls = getattr(diffusers, name, None)
+    except Exception:  # noqa: BLE001 - a class whose import fails: loading says why, in one line (_load_directory)
+        return
     # a custom pipeline class (not in diffusers): checked once it loads
     if isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline) and "__call__" in dir(cls):
         _request_kwargs(dict(inspect.signature(cls.__call__).parameters), name, request)
