@@ -283,16 +283,15 @@ def _generate_one(args) -> int:
 
 def _generate_many(args) -> int:
     from .files import check_output_dir
-    from .generate import generate_many
-    from .loading import Request, check_request
+    from .generate import check_many, generate_many
 
     seeds = args.seeds if args.seeds is not None else (args.seed or 0,)
     prompts = _read_prompts(args.prompts_file) if args.prompts_file is not None else args.prompt
     cfg = _config(args)  # a bad config, an unusable --out, or what the pipeline cannot take fails before a cluster starts
     check_output_dir(args.out)
-    first = prompts[0] if isinstance(prompts, list) else prompts
-    check_request(args.pipeline, Request(args.steps, seeds[0], first, args.labels and args.labels[:1], args.negative_prompt,
-                                         args.height, args.width, args.frames, args.guidance))
+    check_many(args.pipeline, prompts=prompts, labels=args.labels, seeds=seeds, steps=args.steps,
+               negative_prompt=args.negative_prompt, height=args.height, width=args.width, frames=args.frames,
+               guidance_scale=args.guidance)
     with _cluster(args.ray, args.threads) as executor:
         result = generate_many(
             args.pipeline, cfg, prompts=prompts, labels=args.labels, seeds=seeds,

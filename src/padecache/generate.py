@@ -34,7 +34,7 @@ from .files import check_output_dir, save_images
 from .generation import Sample, SampleOptions, SampleResult, generate_share, psnr, run_once
 from .loading import Request, check_request, load_pipeline, pipeline_call, reference_model
 
-__all__ = ["GenerateResult", "generate", "load_pipeline", "generate_many", "ManyResult", "Sample", "SampleResult"]
+__all__ = ["GenerateResult", "generate", "load_pipeline", "generate_many", "check_many", "ManyResult", "Sample", "SampleResult"]
 
 
 @attrs.frozen
@@ -211,6 +211,23 @@ def _samples(prompts, labels, seeds) -> list[Sample]:
     return [Sample(i, s, label=v) for i, v in enumerate(labels) for s in seeds]
 
 
+def _checked_samples(pipeline: Any, prompts, labels, seeds, options: SampleOptions) -> list[Sample]:
+    """The samples of :func:`generate_many`, or its error for a bad step count, prompts, labels or seeds, or for what
+    a saved pipeline cannot take (before it loads)."""
+    _steps(options.steps)
+    samples = _samples(prompts, labels, seeds)
+    check_request(pipeline, options.request(samples[0]))
+    return samples
+
+
+def check_many(pipeline: Any, *, prompts: str | Sequence[str] | None = None, labels: Sequence[int] | None = None,
+               seeds: Sequence[int] = (0,), steps: int = 20, negative_prompt: str | None = None, height: int | None = None,
+               width: int | None = None, frames: int | None = None, guidance_scale: float | None = None) -> None:
+    """What :func:`generate_many` refuses before any work, for a caller that must know before it starts a cluster."""
+    options = SampleOptions(steps, negative_prompt, height, width, frames, guidance_scale)
+    _checked_samples(pipeline, prompts, labels, seeds, options)
+
+
 def generate_many(
     pipeline: Any,
     config: Any = None,
@@ -262,12 +279,10 @@ def generate_many(
     import padecache
 
     start = time.perf_counter()
-    _steps(steps)
-    samples = _samples(prompts, labels, seeds)
+    options = SampleOptions(steps, negative_prompt, height, width, frames, guidance_scale, compare, device)
+    samples = _checked_samples(pipeline, prompts, labels, seeds, options)
     cfg = padecache.load_config(config).to_dict()  # a bad config fails before anything loads
     outdir = check_output_dir(out) if out is not None else None
-    options = SampleOptions(steps, negative_prompt, height, width, frames, guidance_scale, compare, device)
-    check_request(pipeline, options.request(samples[0]))  # before a cluster starts or the pipeline loads
     if executor is None:
         results = generate_share(pipeline, cfg, samples, options, None if outdir is None else str(outdir), False,
                                  progress=progress)
