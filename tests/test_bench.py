@@ -80,6 +80,14 @@ def test_compare_counts_and_scores_every_method_with_a_custom_scorer(dit_pipe, t
     assert [r.to_dict() for r in load_records(tmp_path)] == [r.to_dict() for r in records]
 
 
+def test_a_methods_warnings_are_said_with_its_name_and_target(dit_pipe, clock):
+    """In a sweep of many methods a warning must say whose it is: noop's even schedule at 2x spends its 3 passes of
+    6 steps on the warm-up, and the budget policy's warning comes back prefixed with the method and target."""
+    with pytest.warns(RuntimeWarning, match=r"^noop at 2x: padecache: a 6-step run .* all in the warm-up") as caught:
+        bench.compare(dit_pipe, clock.generate, ["noop", "tc-pade"], targets=(2.0,), repeats=0, progress=False)
+    assert not any(str(w.message).startswith("padecache:") for w in caught)  # nothing said without its method
+
+
 def test_records_name_the_plugin_and_version_of_each_method_and_component(dit_pipe, clock):
     calls = []
 

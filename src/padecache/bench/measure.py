@@ -15,8 +15,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -298,8 +300,26 @@ def measure(setting: Setting, run: Run, *, full_walls: list[float], repeats: int
 
     ``full_walls`` holds the full-compute timings so far (its last one precedes this setting's first timed run);
     the ones made here are appended.  ``per_gen``: full compute's block executions per generation.  The method
-    is always taken off the pipeline again, also when it fails.
+    is always taken off the pipeline again, also when it fails.  What it warns is said again with the
+    method's name and target (a sweep of sixty methods otherwise leaves the reader to guess whose warning it was).
     """
+    with _named_warnings(setting):
+        return _measure(setting, run, full_walls=full_walls, repeats=repeats, per_gen=per_gen)
+
+
+@contextlib.contextmanager
+def _named_warnings(setting: Setting) -> Iterator[None]:
+    target = "" if setting.target is None else f" at {setting.target:.3g}x"
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:  # the filters in force chose what was caught; each is said once per method and message
+        for said in caught:
+            warnings.warn(f"{setting.method}{target}: {said.message}", said.category, stacklevel=3)
+
+
+def _measure(setting: Setting, run: Run, *, full_walls: list[float], repeats: int, per_gen: float | None) -> Measured:
     attached: Attached | None = None
     try:
         attached = setting.attach(run.pipe)
