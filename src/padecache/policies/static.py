@@ -202,7 +202,8 @@ class BudgetPolicy(StaticPolicy):
 
     @attrs.frozen
     class Config:
-        speedup: float | None = option(2.5, ge=1.0, optional=True, doc="target steps / full block-stack passes")
+        speedup: float | None = option(2.5, ge=1.0, optional=True,
+                                       doc="target steps / full block-stack passes (passes: steps / speedup, rounded, at least 1)")
         full_passes: int | None = option(None, "int", ge=1, optional=True, doc="exact number of passes (overrides speedup)")
         warmup: int = option(2, "int", ge=1, doc="steps computed at the start")
         last: bool = option(False, "bool", doc="always compute the final step")
