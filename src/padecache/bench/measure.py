@@ -315,8 +315,10 @@ def _named_warnings(setting: Setting) -> Iterator[None]:
         with warnings.catch_warnings(record=True) as caught:
             yield
     finally:  # the filters in force chose what was caught; each is said once per method and message
-        for said in caught:
-            warnings.warn(f"{setting.method}{target}: {said.message}", said.category, stacklevel=3)
+        registry = globals().setdefault("__warningregistry__", {})  # as warnings.warn keeps it for a module
+        for said in caught:  # at the place that warned, not here
+            warnings.warn_explicit(f"{setting.method}{target}: {said.message}", said.category, said.filename, said.lineno,
+                                   module=__name__, registry=registry)
 
 
 def _measure(setting: Setting, run: Run, *, full_walls: list[float], repeats: int, per_gen: float | None) -> Measured:
