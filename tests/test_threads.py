@@ -218,3 +218,23 @@ def test_remove_after_the_transformer_was_swapped_out_detaches_the_one_applied_t
     finally:
         dit_pipe.transformer = old
     assert "forward" not in vars(old)
+
+
+def test_the_method_a_benchmark_names_in_warnings_stays_in_its_own_thread():
+    """The benchmark prefixes padecache's warnings with the method it measures through a context variable, not by
+    catching warnings process-wide: a warning said meanwhile on another thread keeps its own words."""
+    import warnings
+
+    from padecache.errors import speaking_for, warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with speaking_for("tc-pade at 4x"):
+            other = threading.Thread(target=warn, args=("padecache: said by another thread",))
+            other.start()
+            other.join()
+            warn("padecache: said while measuring")
+        warn("padecache: said afterwards")
+    assert sorted(str(w.message) for w in caught) == [
+        "padecache: said afterwards", "padecache: said by another thread", "tc-pade at 4x: padecache: said while measuring"]
+    assert all(w.filename == __file__ for w in caught[1:])  # stacklevel counts from the caller, as warnings.warn's does

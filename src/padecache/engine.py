@@ -11,7 +11,6 @@ re-raised naming the component, its plugin, the step and the branch.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 from .answers import as_stage, per_row_decision
 from .config import CacheConfig
 from .distributed import LOCAL
-from .errors import Uncopyable, component_error, prediction_problem
+from .errors import Uncopyable, component_error, prediction_problem, warn
 from .interfaces import StepContext, StepInputs, inputs_problem
 from .math import row_sumsq
 from .plugins import get_registry
@@ -136,7 +135,7 @@ class Engine(Uncopyable):
             message = (f"{head} by the guard (non-finite, or larger than engine.max_growth = "
                        f"{self.config.engine.max_growth:g} x the largest computed residual) and computed instead: this "
                        f"generation ran at nearly full cost. Check the predictor, or its options")
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warn(message, RuntimeWarning, stacklevel=3)
 
     # -- decisions -----------------------------------------------------------------------------------------
     def to_history(self, t: torch.Tensor) -> torch.Tensor:
@@ -218,9 +217,9 @@ class Engine(Uncopyable):
         need = max(1, getattr(slot.predictor, "min_history", 1))
         if ctx.history >= need + 2 and "ready" not in self._warned:
             self._warned.add("ready")
-            warnings.warn(f"padecache: {self.label('predictor')} still says it is not ready after {ctx.history} computed "
-                          f"residuals (its min_history is {need}), so every step is computed. Predictor.ready() should "
-                          f"follow ctx.history, the count the engine keeps", RuntimeWarning, stacklevel=2)
+            warn(f"padecache: {self.label('predictor')} still says it is not ready after {ctx.history} computed "
+                 f"residuals (its min_history is {need}), so every step is computed. Predictor.ready() should "
+                 f"follow ctx.history, the count the engine keeps", RuntimeWarning, stacklevel=2)
 
     def _check_prediction(self, prediction: Any, x_in: torch.Tensor, ctx: StepContext) -> None:
         problem = prediction_problem(prediction, x_in)

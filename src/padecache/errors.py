@@ -1,11 +1,37 @@
-"""Errors padecache raises about a run: a component that failed, and a hooked model used from two threads at once."""
+"""Errors padecache raises about a run: a component that failed, and a hooked model used from two threads at once;
+and :func:`warn`, through which padecache and its plugins warn, so that a benchmark can say whose warning it is."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "head_shape_error", "COPY_MESSAGE",
-           "Uncopyable"]
+           "Uncopyable", "warn", "speaking_for"]
+
+#: who the warnings of this thread or task are said for ("" outside :func:`speaking_for`)
+_SPEAKER: contextvars.ContextVar[str] = contextvars.ContextVar("padecache_speaker", default="")
+
+
+def warn(message: str, category: type[Warning] = RuntimeWarning, stacklevel: int = 1) -> None:
+    """``warnings.warn`` for padecache and its plugins: the message is prefixed with the name :func:`speaking_for`
+    set in this thread or task (the benchmark names the method it measures), and ``stacklevel`` counts from the
+    caller, as ``warnings.warn``'s does."""
+    warnings.warn(f"{_SPEAKER.get()}{message}", category, stacklevel=stacklevel + 1)
+
+
+@contextlib.contextmanager
+def speaking_for(name: str) -> Iterator[None]:
+    """Within this block, :func:`warn` prefixes its messages with ``name: `` -- in this thread or task only (a
+    context variable: no process-wide state changes, so warnings of other threads keep their own words)."""
+    token = _SPEAKER.set(f"{name}: ")
+    try:
+        yield
+    finally:
+        _SPEAKER.reset(token)
 
 COPY_MESSAGE = (
     "this {name} has padecache applied and cannot be {what} with it: padecache.remove(model) first, then apply "

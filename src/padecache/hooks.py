@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +35,7 @@ from .batching import block_rows, pack_streams, put_rows, stream_encoder, struct
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
 from .engine import Engine, Plan
-from .errors import ThreadConflictError, Uncopyable, head_shape_error
+from .errors import ThreadConflictError, Uncopyable, head_shape_error, warn
 from .interfaces import Schedule, StepContext
 from .readings import Readings
 from .schedule import Locator
@@ -318,8 +317,8 @@ class Attachment(Uncopyable):
                                f"preset); to sample, run under torch.inference_mode() or torch.no_grad()")
         if not self._warned_grad:
             self._warned_grad = True
-            warnings.warn(f"{what}: run sampling under torch.inference_mode() or torch.no_grad() (it also saves memory)",
-                          RuntimeWarning, stacklevel=2)
+            warn(f"{what}: run sampling under torch.inference_mode() or torch.no_grad() (it also saves memory)",
+                 RuntimeWarning, stacklevel=2)
 
     def _model_name(self) -> str:
         return type(self.model).__name__

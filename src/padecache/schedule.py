@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ import attrs
 import torch
 
 from .adapters import TimeSpec, position_of
+from .errors import warn
 from .interfaces import Schedule
 
 __all__ = ["SchedulerSource", "FixedSource", "TimeResolver", "match_step", "schedule_from", "StepNotFound", "Where",
@@ -330,10 +330,10 @@ class Locator:
         before = self.branch_steps.get(name)
         if not fresh and before is not None and step > before + 1 and not self.skip_warned:
             self.skip_warned = True  # (reliability) once per generation
-            warnings.warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
-                          f"schedule: the schedule padecache follows does not match the loop calling the model "
-                          f"({self._suspect()}); its plan and stats are off",
-                          RuntimeWarning, stacklevel=2)
+            warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
+                 f"schedule: the schedule padecache follows does not match the loop calling the model "
+                 f"({self._suspect()}); its plan and stats are off",
+                 RuntimeWarning, stacklevel=2)
         self.last_step = step
         self.branch_steps[name] = step
         return Where(step, num_steps, timestep, sigma, name, self.schedule, self.span, fresh)
@@ -346,12 +346,12 @@ class Locator:
         if self.forcing_warned:
             return
         self.forcing_warned = True  # (reliability) once per model: diffusion forcing repeats this at every frame block
-        warnings.warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
-                      f"schedule with a timestep per token that differs within a row (diffusion forcing: frames at "
-                      f"their own noise levels).  padecache follows each row's largest timestep, so a step that "
-                      f"repeats with its frames elsewhere is taken for another guidance branch or a new generation: "
-                      f"forecasts, plan and stats do not follow the frames.  Asynchronous per-frame schedules are not "
-                      f"supported; call padecache.remove on this model for them", RuntimeWarning, stacklevel=3)
+        warn(f"padecache: {self.model_name} was called at step {step} after step {before} of a {num_steps}-step "
+             f"schedule with a timestep per token that differs within a row (diffusion forcing: frames at "
+             f"their own noise levels).  padecache follows each row's largest timestep, so a step that "
+             f"repeats with its frames elsewhere is taken for another guidance branch or a new generation: "
+             f"forecasts, plan and stats do not follow the frames.  Asynchronous per-frame schedules are not "
+             f"supported; call padecache.remove on this model for them", RuntimeWarning, stacklevel=3)
 
     def _from_context(self, args: tuple, kwargs: dict, context: Any | None) -> tuple:
         """No schedule known: the pipeline's ``cache_context`` may say where the loop is (Wan pipelines do)."""
@@ -399,10 +399,10 @@ class Locator:
         if off > 0.2 and not self.between_warned:
             # (reliability) rounding (bf16 timesteps) stays far below this; a loop on another schedule does not
             self.between_warned = True
-            warnings.warn(f"padecache: {self.model_name} was called at timestep {value:g}, {off:.0%} of a step away from "
-                          f"step {step} of the {schedule.num_steps}-step schedule padecache follows: the loop calling "
-                          f"the model is on another schedule ({self._suspect()}); its plan and stats are off",
-                          RuntimeWarning, stacklevel=4)
+            warn(f"padecache: {self.model_name} was called at timestep {value:g}, {off:.0%} of a step away from "
+                 f"step {step} of the {schedule.num_steps}-step schedule padecache follows: the loop calling "
+                 f"the model is on another schedule ({self._suspect()}); its plan and stats are off",
+                 RuntimeWarning, stacklevel=4)
         return step
 
     def time_argument(self, args: tuple, kwargs: dict, required: bool = True) -> Any:

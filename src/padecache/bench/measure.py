@@ -15,14 +15,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import statistics
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
+from ..errors import speaking_for
 from ..loading import transformers_of
 from ..timing import Clock, clock_for
 from .records import Record
@@ -300,25 +299,12 @@ def measure(setting: Setting, run: Run, *, full_walls: list[float], repeats: int
 
     ``full_walls`` holds the full-compute timings so far (its last one precedes this setting's first timed run);
     the ones made here are appended.  ``per_gen``: full compute's block executions per generation.  The method
-    is always taken off the pipeline again, also when it fails.  What it warns is said again with the
-    method's name and target (a sweep of sixty methods otherwise leaves the reader to guess whose warning it was).
+    is always taken off the pipeline again, also when it fails.  What padecache and its plugins warn meanwhile
+    names the method and target (a sweep of sixty methods otherwise leaves the reader to guess whose warning it was).
     """
-    with _named_warnings(setting):
-        return _measure(setting, run, full_walls=full_walls, repeats=repeats, per_gen=per_gen)
-
-
-@contextlib.contextmanager
-def _named_warnings(setting: Setting) -> Iterator[None]:
     target = "" if setting.target is None else f" at {setting.target:.3g}x"
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            yield
-    finally:  # the filters in force chose what was caught; each is said once per method and message
-        registry = globals().setdefault("__warningregistry__", {})  # as warnings.warn keeps it for a module
-        for said in caught:  # at the place that warned, not here
-            warnings.warn_explicit(f"{setting.method}{target}: {said.message}", said.category, said.filename, said.lineno,
-                                   module=__name__, registry=registry)
+    with speaking_for(f"{setting.method}{target}"):  # padecache's warnings (padecache.errors.warn) name the method
+        return _measure(setting, run, full_walls=full_walls, repeats=repeats, per_gen=per_gen)
 
 
 def _measure(setting: Setting, run: Run, *, full_walls: list[float], repeats: int, per_gen: float | None) -> Measured:

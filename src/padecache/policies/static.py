@@ -5,11 +5,11 @@ Each one can print its mask for any step count (``padecache mask POLICY --steps 
 
 from __future__ import annotations
 
-import warnings
 from abc import abstractmethod
 
 import attrs
 
+from ..errors import warn
 from ..interfaces import CachePolicy, StepContext
 from ..options import OptionError, option
 
@@ -239,17 +239,17 @@ class BudgetPolicy(StaticPolicy):
     def _budget_mask(self, num_steps: int, spacing: float, tail_gaps: float) -> list[bool]:
         c = self.config
         if num_steps < c.min_steps:  # (reach) a few-step run: every step computes, and the user is told why
-            warnings.warn(f"padecache: a {num_steps}-step run is shorter than the budget policy's min_steps = "
-                          f"{c.min_steps}: every step is computed (lower policy.min_steps to forecast anyway)",
-                          RuntimeWarning, stacklevel=2)
+            warn(f"padecache: a {num_steps}-step run is shorter than the budget policy's min_steps = "
+                 f"{c.min_steps}: every step is computed (lower policy.min_steps to forecast anyway)",
+                 RuntimeWarning, stacklevel=2)
             return [True] * num_steps
         passes = self.passes(num_steps)
         warmup = 1 if passes <= c.lean_passes and num_steps > 2 * passes else c.warmup
         if c.full_passes is None and passes <= min(warmup, num_steps - 1):  # (reach) no pass after the warm-up
             fewer = f"policy.warmup = {passes - 1} or lower (a pass then comes later), " if passes > 1 else ""
-            warnings.warn(f"padecache: a {num_steps}-step run at speedup {c.speedup:.3g} computes {passes} of its "
-                          f"steps, all in the warm-up (policy.warmup = {warmup}): the others are forecast from the "
-                          f"warm-up's residuals alone. Set {fewer}policy.min_steps = {num_steps + 1} (or more) to "
-                          f"compute every step of runs this short, or policy.speedup lower", RuntimeWarning, stacklevel=2)
+            warn(f"padecache: a {num_steps}-step run at speedup {c.speedup:.3g} computes {passes} of its "
+                 f"steps, all in the warm-up (policy.warmup = {warmup}): the others are forecast from the "
+                 f"warm-up's residuals alone. Set {fewer}policy.min_steps = {num_steps + 1} (or more) to "
+                 f"compute every step of runs this short, or policy.speedup lower", RuntimeWarning, stacklevel=2)
         tail, gaps = (c.tail, None) if c.tail is not None else (0.0, tail_gaps)  # a share replaces the gaps
         return budget_mask(num_steps, passes, warmup, c.last, spacing, tail, c.short_first_gap, gaps)

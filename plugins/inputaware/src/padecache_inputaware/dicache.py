@@ -16,13 +16,13 @@ last one is reused.  Per batch row; sums over the sequence-parallel group.
 
 from __future__ import annotations
 
-import warnings
 from typing import ClassVar
 
 import attrs
 import torch
 
 from padecache import CachePolicy, Predictor, StepContext, option
+from padecache.errors import warn
 
 from ._inputs import MissingInput, read_input
 from ._math import abs_sums, dicache_forecast, dicache_gamma, rel_l1, rel_l1_sums
@@ -87,10 +87,10 @@ class DiCachePolicy(CachePolicy):
         if not self._checked_probe:
             self._checked_probe = True
             if x is not None and (x is probe or torch.equal(x, probe)):
-                warnings.warn("padecache: policy 'dicache' runs without a probe: engine.first_blocks is 0, so it "
-                              "measures the block-stack input itself, not the output of shallow blocks as DiCache "
-                              "does. Set engine.first_blocks = 1 (the 'dicache' preset does)", RuntimeWarning,
-                              stacklevel=2)
+                warn("padecache: policy 'dicache' runs without a probe: engine.first_blocks is 0, so it "
+                     "measures the block-stack input itself, not the output of shallow blocks as DiCache "
+                     "does. Set engine.first_blocks = 1 (the 'dicache' preset does)", RuntimeWarning,
+                     stacklevel=2)
         rows = probe.shape[0]
         if self.acc is None or self.acc.shape[0] != rows:
             self.acc = torch.zeros(rows, dtype=torch.float64, device=probe.device)

@@ -12,13 +12,13 @@ batch row and summed over the sequence-parallel group, so rows decide independen
 from __future__ import annotations
 
 import math
-import warnings
 from typing import ClassVar
 
 import attrs
 import torch
 
 from padecache import CachePolicy, OptionError, StepContext, option
+from padecache.errors import warn
 
 from ._inputs import MissingInput, read_input
 from ._math import polyval, rel_l1, rel_l1_sums
@@ -240,15 +240,15 @@ class TeaCachePolicy(CachePolicy):
         published = FAMILY_MODELS.get(family or "", ())
         self._use(published[0] if published else "flux")
         if len(published) > 1:
-            warnings.warn(f"padecache: teacache on a {family!r} model uses the published {published[0]!r} polynomial; "
-                          f"TeaCache publishes one per model size and task, so set policy.model to the one for this "
-                          f"model (one of {list(published)})", RuntimeWarning, stacklevel=3)
+            warn(f"padecache: teacache on a {family!r} model uses the published {published[0]!r} polynomial; "
+                 f"TeaCache publishes one per model size and task, so set policy.model to the one for this "
+                 f"model (one of {list(published)})", RuntimeWarning, stacklevel=3)
         elif not published:
-            warnings.warn(f"padecache: no TeaCache polynomial is published for {family or 'this'!r} models, so teacache "
-                          f"uses FLUX's, fitted on another model: its thresholds will not mean what they mean on FLUX. "
-                          f"Fit this model's with padecache_inputaware.calibrate_teacache and set policy.model = "
-                          f"'custom' and policy.coefficients, or set policy.model = 'identity' (the raw distance)",
-                          RuntimeWarning, stacklevel=3)
+            warn(f"padecache: no TeaCache polynomial is published for {family or 'this'!r} models, so teacache "
+                 f"uses FLUX's, fitted on another model: its thresholds will not mean what they mean on FLUX. "
+                 f"Fit this model's with padecache_inputaware.calibrate_teacache and set policy.model = "
+                 f"'custom' and policy.coefficients, or set policy.model = 'identity' (the raw distance)",
+                 RuntimeWarning, stacklevel=3)
 
     def reset(self) -> None:
         self.previous: torch.Tensor | None = None  # (rows, ...) indicator of the previous step
@@ -264,11 +264,11 @@ class TeaCachePolicy(CachePolicy):
         value, used = read_input(ctx, _FALLBACKS[self.indicator], "policy 'teacache'")
         if used != self.indicator and not self._warned_fallback and self.model not in ("identity", "custom"):
             self._warned_fallback = True
-            warnings.warn(f"padecache: teacache's {self.model!r} polynomial was fitted on the {self.indicator} "
-                          f"indicator, which this {ctx.family or 'model'!r} family does not give; it measures {used} "
-                          f"instead, where the polynomial does not apply (records: tea_fallback = 1). Fit one on this "
-                          f"indicator with padecache_inputaware.calibrate_teacache (policy.model = 'custom'), or set "
-                          f"policy.model = 'identity'", RuntimeWarning, stacklevel=2)
+            warn(f"padecache: teacache's {self.model!r} polynomial was fitted on the {self.indicator} "
+                 f"indicator, which this {ctx.family or 'model'!r} family does not give; it measures {used} "
+                 f"instead, where the polynomial does not apply (records: tea_fallback = 1). Fit one on this "
+                 f"indicator with padecache_inputaware.calibrate_teacache (policy.model = 'custom'), or set "
+                 f"policy.model = 'identity'", RuntimeWarning, stacklevel=2)
         rows = value.shape[0]
         forced = _ForcedSteps.forced(ctx, self.warmup, self.warmup_share, self.last)
         if self.acc is None or self.acc.shape[0] != rows:
