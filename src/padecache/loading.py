@@ -135,8 +135,9 @@ _OPTIONAL = (("height", "height", "--height"), ("width", "width", "--width"), ("
              ("guidance_scale", "guidance_scale", "--guidance"))
 
 
-def _takes(pipe: Any) -> dict:
-    return dict(inspect.signature(type(pipe).__call__).parameters)
+def _takes(cls: type) -> dict:
+    """The parameters a pipeline class's ``__call__`` takes, by name."""
+    return dict(inspect.signature(cls.__call__).parameters)
 
 
 def _optional(params: dict, request: Request, label: str) -> dict:
@@ -184,13 +185,13 @@ def check_request(source: Any, request: Request) -> None:
         return
     # a custom pipeline class (not in diffusers): checked once it loads
     if isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline) and "__call__" in dir(cls):
-        _request_kwargs(dict(inspect.signature(cls.__call__).parameters), name, request)
+        _request_kwargs(_takes(cls), name, request)
 
 
 def _diffusers_call(pipe: Any, r: Request) -> Call:
     import torch
 
-    params = _takes(pipe)
+    params = _takes(type(pipe))
     kw = _request_kwargs(params, type(pipe).__name__, r)
     device = getattr(pipe, "device", torch.device("cpu"))
     kw.update(num_inference_steps=r.steps, generator=torch.Generator(device=device).manual_seed(r.seed))
@@ -212,7 +213,7 @@ def _reference_call(pipe: Any, r: Request, model: ReferenceModel | None) -> Call
         inputs = [r.prompt] if isinstance(r.prompt, str) else list(r.prompt)
     if r.negative_prompt is not None:
         raise ValueError(f"{label} takes no --negative-prompt; leave it out")
-    return Call((inputs,), {"num_inference_steps": r.steps, "seed": r.seed, **_optional(_takes(pipe), r, label)})
+    return Call((inputs,), {"num_inference_steps": r.steps, "seed": r.seed, **_optional(_takes(type(pipe)), r, label)})
 
 
 def pipeline_call(pipe: Any, request: Request, model: ReferenceModel | None = None) -> Call:
