@@ -121,7 +121,14 @@ def test_an_unusable_output_directory_fails_at_once(tmp_path):
     result = _run("bench", "--out", str(tmp_path / "taken"))
     assert "torch not imported 2" in result.stdout and f"--out {tmp_path / 'taken'}: exists and is not a directory" in result.stderr
     result = _run("bench", "--out", str(tmp_path / "taken" / "sub"))
-    assert "torch not imported 2" in result.stdout and "cannot write there" in result.stderr
+    assert "torch not imported 2" in result.stdout and f"{tmp_path / 'taken'} is not a directory" in result.stderr
+
+
+def test_a_bench_refused_before_it_runs_leaves_no_output_directory(tmp_path, capsys):
+    out = tmp_path / "new" / "bench-out"
+    assert main(["bench", "--model", "sd-mnist", "--out", str(out)]) == 2
+    assert "unknown reference model" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # checked as writable through its parent, made only for the first record
 
 
 def test_an_unknown_reference_model_is_refused_naming_those_installed(tmp_path, capsys):

@@ -65,6 +65,7 @@ def test_generate_errors_before_any_work(args, message, capsys, tmp_path):
     import re
 
     assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()  # a refused run leaves no empty output directory behind
 
 
 def test_generate_needs_labels_for_a_class_conditional_pipeline(saved, capsys, tmp_path):
@@ -91,6 +92,7 @@ def test_a_saved_pipeline_refuses_what_it_cannot_take_before_it_loads(saved, cap
     more = ["--seeds", "0,1"] if many else []
     assert main(["generate", "--pipeline", str(saved[family]), *args, *more, "--out", str(tmp_path / "o")]) == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 # -- many samples: --seeds, --prompts-file ---------------------------------------------------------------------
@@ -158,7 +160,7 @@ def test_many_sample_arguments_are_checked_before_any_work(args, message, saved,
     except SystemExit as exit:  # a malformed value: argparse's usage error
         code = exit.code
     assert code == 2 and re.search(message, capsys.readouterr().err)
-    assert not (tmp_path / "o" / "summary.json").exists()
+    assert not (tmp_path / "o").exists()
 
 
 # -- what a new user gets wrong: said clearly, before any work --------------------------------------------------

@@ -13,21 +13,40 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["check_output_dir", "save_images", "save_sample", "save_video", "to_pil", "difference", "write_payload"]
+__all__ = ["check_output_dir", "make_output_dir", "save_images", "save_sample", "save_video", "to_pil", "difference", "write_payload"]
 
 
 def check_output_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and check that files can be written there; ``ValueError`` saying why not."""
+    """Check that files can be written at ``path``; ``ValueError`` saying why not.  Creates nothing.
+
+    A missing ``path`` is checked through its nearest existing parent.  The directory itself is made by
+    :func:`make_output_dir` when the first file is written, so input found bad after this check (an unknown
+    model, a prompt the pipeline cannot take) leaves no empty directory behind.
+    """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"--out {path}: exists and is not a directory")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"--out {path}: {existing} is not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".padecache-write-test-", dir=path)
+        fd, probe = tempfile.mkstemp(prefix=".padecache-write-test-", dir=existing)
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
         raise ValueError(f"--out {path}: cannot write there ({err.strerror or err})") from None
+    return path
+
+
+def make_output_dir(path: str | Path) -> Path:
+    """``path`` (and its missing parents) made if needed: what writers call just before their first file."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {path}: cannot create it ({err.strerror or err})") from None
     return path
 
 
@@ -74,6 +93,7 @@ def save_video(outdir: Path, stem: str, video: Any) -> list[str]:
 
 def save_images(outdir: Path, images: Any, full: Any = None) -> tuple[str, ...]:
     """``image-{b}.png`` (``video-{b}``) per batch row, and ``compare-{b}`` beside full compute when given."""
+    make_output_dir(outdir)
     files: list[str] = []
     for b in range(len(images)):
         if images.dim() == 5:  # video: (B, F, C, H, W)
@@ -95,6 +115,7 @@ def save_sample(folder: Path, stem: str, images: Any, full: Any = None) -> tuple
 
     Returns the names relative to ``folder``.
     """
+    make_output_dir(folder)
     files: list[str] = []
     for b in range(len(images)):
         name = stem if len(images) == 1 else f"{stem}-{b}"

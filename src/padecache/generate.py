@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from .files import check_output_dir, save_images
+from .files import check_output_dir, make_output_dir, save_images
 from .generation import Sample, SampleOptions, SampleResult, generate_share, psnr, run_once
 from .loading import Request, check_request, load_pipeline, pipeline_call, reference_model
 
@@ -295,5 +295,5 @@ def generate_many(
     results.sort(key=lambda r: (r.sample.index, r.sample.seed))
     result = ManyResult(tuple(results), outdir, cfg, time.perf_counter() - start, cluster, tasks)
     if outdir is not None:
-        (outdir / "summary.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+        (make_output_dir(outdir) / "summary.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     return result

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..files import check_output_dir
+from ..files import check_output_dir, make_output_dir
 from .records import Record, dump_records
 
 __all__ = ["ResultsDir", "check_output_dir", "FILES", "GALLERY"]
@@ -40,12 +40,16 @@ class ResultsDir:
     """
 
     def __init__(self, path: str | Path):
-        self.path = check_output_dir(path)
+        self.path = check_output_dir(path)  # made at the first record: a comparison refused before it runs leaves nothing
         self.records: list[Record] = []
         self.gallery: dict[int, Any] = {}  # record index -> first images (CPU tensor)
         self.captions: tuple[str, ...] | None = None  # what each image of a run shows (a text model's prompts)
         self.paths = {"json": self.path / "results.json", "md": self.path / "results.md",
                       "pareto": self.path / "pareto.png", "grid": self.path / "grid.png"}
+
+    def _dump(self) -> None:
+        make_output_dir(self.path)
+        dump_records(self.records, self.paths["json"])
 
     def start(self, model: str, steps: int | None, captions: Sequence[str] | None = None) -> None:
         """A comparison begins; ``captions`` name its images in order (the grid writes them under full compute)."""
@@ -56,18 +60,18 @@ class ResultsDir:
         if images is not None:
             self.gallery[len(self.records)] = _thumbnails(images[:GALLERY])
         self.records.append(record)
-        dump_records(self.records, self.paths["json"])
+        self._dump()
 
     def update(self, record: Record) -> None:
         """A record already added has changed (full compute's wall time is known at the end)."""
-        dump_records(self.records, self.paths["json"])
+        self._dump()
 
     def render(self, ours: str | None = None, targets: Sequence[float] | None = None) -> dict[str, Path]:
         """Write ``results.md``, ``pareto.png`` and ``grid.png``; returns every file's path."""
         from .plots import grid_plot, pareto_plot
         from .report import markdown
 
-        dump_records(self.records, self.paths["json"])
+        self._dump()
         self.paths["md"].write_text(markdown(self.records, ours=ours, targets=targets) + "\n")
         pareto_plot(self.records, self.paths["pareto"], ours=ours, targets=targets)
         grid_plot(self.records, self.gallery, self.paths["grid"], ours=ours, targets=targets, captions=self.captions)
