@@ -264,6 +264,27 @@ def test_report_writes_into_a_directory_and_reads_stored_results(tmp_path, capsy
     assert "not a results.json file" in capsys.readouterr().err
 
 
+def test_report_out_with_a_trailing_slash_is_a_directory_made_for_it(tmp_path, capsys):
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parent / "data" / "results-v0.json"
+    assert main(["report", str(stored), "--scores", "psnr", "--out", f"{tmp_path / 'new'}/"]) == 0
+    assert (tmp_path / "new").is_dir() and (tmp_path / "new" / "summary.md").read_text().startswith("| model |")
+
+
+def test_report_says_which_budgets_it_can_compare_when_none_asked_for_fits(capsys):
+    """A budget beyond every run of ours is a usage error that names ours' range, not "none scored"."""
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parent / "data" / "results-v0.json"
+    assert main(["report", str(stored), "--targets", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "--targets 1000: no budget at which" in err and "ask for budgets of at most" in err
+    with pytest.raises(SystemExit) as stop:  # the two ways of naming budgets are one or the other
+        main(["report", str(stored), "--targets", "3", "--passes", "2"])
+    assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
 def test_report_can_leave_methods_out_of_the_comparison(tmp_path, capsys):
     """--exclude drops an ablation from "best other"; an unknown name or ours is refused, naming what is there."""
     from pathlib import Path

@@ -163,6 +163,14 @@ def test_many_sample_arguments_are_checked_before_any_work(args, message, saved,
     assert not (tmp_path / "o").exists()
 
 
+def test_a_prompts_file_that_is_not_utf8_is_named(saved, capsys, tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"\xfe\xff\x00 a cat\n")
+    assert main(["generate", "--pipeline", str(saved["flux"]), "--prompts-file", str(tmp_path / "bin.txt"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert f"--prompts-file {tmp_path / 'bin.txt'}: not a UTF-8 text file" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 # -- what a new user gets wrong: said clearly, before any work --------------------------------------------------
 
 @pytest.mark.parametrize("index, message", [

@@ -275,13 +275,14 @@ def _report_and_train(sub) -> None:
     p = sub.add_parser("report", help="render the README's results block from results.json files", formatter_class=Formatter)
     p.add_argument("results", nargs="+", help="results.json files (or directories holding one) written by padecache bench")
     p.add_argument("--ours", default=DEFAULT_OURS, help="the method the headline is about")
-    p.add_argument("--targets", type=speedups, default=(2.5, 10 / 3), help="pass speedups of the tables")
+    budgets = p.add_mutually_exclusive_group()
+    budgets.add_argument("--targets", type=speedups, default=(2.5, 10 / 3), help="pass speedups of the tables")
     p.add_argument("--scores", type=names, default=None, help="score columns, e.g. psnr,ssim,fid_full (default: all)")
     p.add_argument("--every-point", action="store_true",
                    help="the headline at every one of --targets and step count (default: 2.5x and 3.33x only), with a "
                         "count of the points where ours leads the best other method by >= 1")
-    p.add_argument("--passes", type=ints, default=None,
-                   help="compare at these pass budgets at every step count instead of --targets, e.g. 2 (steps / passes each)")
+    budgets.add_argument("--passes", type=ints, default=None,
+                         help="compare at these pass budgets at every step count instead of --targets, e.g. 2 (steps / passes each)")
     p.add_argument("--exclude", type=names, default=(), help="methods left out of the comparison, comma-separated "
                    "(e.g. an ablation such as 'taylor-1 front-loaded', a first-order forecast on ours' plan)")
     p.add_argument("--out", default=None, help="also write the markdown to this file (a directory: DIR/summary.md)")

@@ -9,6 +9,7 @@ a plugin is absent or broken.  ``--help`` and argument errors import no torch (:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,25 @@ def cmd_report(args) -> int:
     text = combined_summary(records, ours=args.ours or None, targets=args.targets, scores=args.scores,
                             every_point=args.every_point, passes=args.passes)
     if text.startswith(NO_RUNS):
-        raise _Failed(f"{', '.join(args.results)}: no finished run to report ({len(records)} records, none scored: "
-                      f"{', '.join(sorted({r.status for r in records})) or 'empty'})")
+        scored = [r for r in records if r.scored and r.kind != "reference" and r.pass_speedup]
+        if not scored:
+            raise _Failed(f"{', '.join(args.results)}: no finished run to report ({len(records)} records, none scored: "
+                          f"{', '.join(sorted({r.status for r in records})) or 'empty'})")
+        from .bench.report import ours_label
+
+        asked = (f"--passes {','.join(map(str, args.passes))}" if args.passes else
+                 f"--targets {','.join(f'{t:g}' for t in args.targets)}")
+        ours = ours_label(records, args.ours or None)
+        mine = sorted({r.pass_speedup for r in scored if r.method == ours})
+        have = (f"its runs are at {mine[0]:.2f}-{mine[-1]:.2f}x: ask for budgets of at most {mine[-1]:.2f}x"
+                if mine else "it has no scored run")
+        raise _Usage(f"{asked}: no budget at which {ours} has a run to compare ({have}), or name another method with --ours")
     if args.out:
         out = Path(args.out)
-        if out.is_dir():
+        if out.is_dir() or args.out.endswith(("/", os.sep)):  # a directory, or one to make: DIR/summary.md
             out = out / "summary.md"
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text + "\n")
         except OSError as err:
             raise _Usage(f"cannot write {out}: {err.strerror or err}") from None
@@ -323,6 +336,8 @@ def _read_prompts(path: str) -> list[str]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise _Usage(f"--prompts-file {path}: cannot read it ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise _Usage(f"--prompts-file {path}: not a UTF-8 text file (save it as UTF-8, one prompt per line)") from None
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise _Usage(f"--prompts-file {path}: no prompts in it (one per line)")
