@@ -211,6 +211,15 @@ def test_ours_can_be_a_third_party_method(dit_pipe, clock):
     assert line.startswith("| tiny-dit | 6 | 3 (2.00×) | my-method |")
 
 
+def test_a_group_of_one_family_names_it_in_a_benchmark_as_in_apply():
+    """`reuse` (the headline group of `noop`) is a method for `padecache.apply` and `padecache config`; the
+    benchmark takes it too (the plugins/reference README's example passed it and was refused)."""
+    from padecache.bench.methods import resolve
+
+    (method,) = resolve(["reuse"])
+    assert method.label == "noop" and method.kind == "family"
+
+
 def test_methods_and_arguments_are_checked_before_anything_runs(dit_pipe, tmp_path):
     def never(pipe, seed):
         raise AssertionError("a model ran")

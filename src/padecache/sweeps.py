@@ -295,8 +295,11 @@ def families_of(registry: Any) -> list[tuple[Family, str, str]]:
     return out
 
 
-def find_family(name: str, families: list[tuple[Family, str, str]]) -> tuple[Family, str, str] | None:
-    """The family called ``name`` (or ``plugin:name``); ``ValueError`` when two plugins declare it."""
+def find_family(name: str, families: list[tuple[Family, str, str]], groups: bool = False) -> tuple[Family, str, str] | None:
+    """The family called ``name`` (or ``plugin:name``); ``ValueError`` when two plugins declare it.
+
+    With ``groups``, a name no family has may be a headline group of exactly one family (``reuse``): that family.
+    """
     if ":" in name:
         plugin, _, bare = name.partition(":")
         found = [f for f in families if f[1] == plugin and f[0].name == bare]
@@ -306,6 +309,9 @@ def find_family(name: str, families: list[tuple[Family, str, str]]) -> tuple[Fam
         who = " and ".join(f"{p} ({v})" for _, p, v in found)
         raise ValueError(f"bench family {name!r} is declared by {who}; say which one: "
                          + ", ".join(repr(f"{p}:{f.name}") for f, p, _ in found))
+    if not found and groups:
+        found = [f for f in families if f[0].group == name]
+        found = found if len(found) == 1 else []
     return found[0] if found else None
 
 
@@ -348,10 +354,7 @@ def method_config(registry: Any, name: str, default_predictor: Mapping[str, Any]
     families = families_of(registry)
     if name == "full":
         return {"predictor": {"name": "noop"}, "policy": {"name": "always"}}
-    found = find_family(name, families)
-    if found is None:
-        grouped = [f for f, _, _ in families if f.group == name]
-        found = (grouped[0], "", "") if len(grouped) == 1 else None
+    found = find_family(name, families, groups=True)
     if found is not None:
         return _family_config(found[0], target, steps)
     peer = _peer_error(name, families)

@@ -61,9 +61,11 @@ def registered_families() -> list[tuple[Family, str, str]]:
     return families_of(get_registry())
 
 
-def find_family(name: str, families: list[tuple[Family, str, str]] | None = None) -> tuple[Family, str, str] | None:
-    """The family called ``name`` (or ``plugin:name``); ``ValueError`` when two plugins declare it."""
-    return sweeps.find_family(name, registered_families() if families is None else families)
+def find_family(name: str, families: list[tuple[Family, str, str]] | None = None,
+                groups: bool = False) -> tuple[Family, str, str] | None:
+    """The family called ``name`` (or ``plugin:name``, or with ``groups`` the one family of a group such as
+    ``reuse``); ``ValueError`` when two plugins declare it."""
+    return sweeps.find_family(name, registered_families() if families is None else families, groups)
 
 
 def _normal_predictor(section: Mapping[str, Any]) -> dict | None:

@@ -200,7 +200,7 @@ def _resolve_name(item: str, families) -> Method:
     from ..plugins import get_registry
     from .peers import PEER_NAMES, peer_method
 
-    found = find_family(item, families)
+    found = find_family(item, families, groups=True)  # `reuse` is the one family of its group, as in apply
     if found is not None:
         return _family_method(*found)
     if item in PEER_NAMES:
