@@ -158,6 +158,39 @@ def test_a_plugin_that_clashes_with_a_builtin_leaves_the_builtin_presets_working
         padecache.unregister_plugin(shadow)
 
 
+def test_a_plugin_that_reuses_a_builtins_name_leaves_other_plugins_presets_working():
+    """tc-pade-fast (the TC-Padé plugin's preset) names the built-in `budget` policy and the forecasters' and input-aware
+    presets the built-in `noop`: a third plugin registering either name must not break them (it did: the preset's
+    own plugin has no `budget`, so the clash was an error no user could fix)."""
+    from padecache.policies import FixedPolicy
+
+    class Budget(FixedPolicy):
+        name = "budget"
+
+    class Noop(HalfPredictor):
+        name = "noop"
+
+    class Shadow:
+        @padecache.hookimpl
+        def padecache_policies(self):
+            return [Budget]
+
+        @padecache.hookimpl
+        def padecache_predictors(self):
+            return [Noop]
+
+    shadow = Shadow()
+    padecache.register_plugin(shadow, name="shadow")
+    try:
+        cfg = padecache.load_config("tc-pade-fast")
+        assert cfg.policy.name == "padecache:budget" and cfg.predictor.name == "tc-pade"
+        assert padecache.load_config("teacache").predictor.name == "padecache:noop"
+        with pytest.raises(ValueError, match="'padecache:budget', 'shadow:budget'"):  # a bare name asked for is still refused
+            padecache.load_config({"policy": "budget"})
+    finally:
+        padecache.unregister_plugin(shadow)
+
+
 @pytest.mark.parametrize("defect", ["raises", "no-name", "abstract", "not-a-predictor", "bad-config", "bad-presets"])
 def test_a_broken_plugin_is_skipped_and_listed_with_its_error(defect, capsys):
     class Abstract(Predictor):

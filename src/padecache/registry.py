@@ -217,7 +217,9 @@ class Registry:
     def get(self, kind: str, name: str, prefer: str | None = None) -> Entry:
         """The entry for ``name`` (bare or ``plugin:name``); ``ValueError`` saying what to use otherwise.
 
-        ``prefer`` names a plugin whose own component wins a clash (a preset refers to its own plugin's).
+        ``prefer`` names a plugin whose own component wins a clash (a preset refers to its own plugin's); a name
+        that plugin does not register resolves to padecache's built-in, the name the preset was written against,
+        so another plugin that reuses a built-in's name cannot break a third plugin's presets.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
@@ -231,8 +233,9 @@ class Registry:
             raise ValueError(f"unknown {human} {name!r}{suggest(name, known)}; registered: {', '.join(known)}")
         found = self._bare[kind].get(name)
         if isinstance(found, _Clash):
-            if prefer is not None and qualified(prefer, name) in self.components[kind]:
-                return self.components[kind][qualified(prefer, name)]
+            for plugin in (prefer, CORE) if prefer is not None else ():
+                if qualified(plugin, name) in self.components[kind]:
+                    return self.components[kind][qualified(plugin, name)]
             raise ValueError(_clash_message(human, name, found))
         if found is None:
             names = self.names(kind)
