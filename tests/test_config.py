@@ -178,6 +178,15 @@ def test_an_optional_option_set_to_none_round_trips_where_its_default_is_not_non
         padecache.load_config({"policy": {"name": "budget", "warmup": "none"}})
 
 
+def test_an_optional_string_option_must_default_to_none():
+    """TOML would write None as the string "none" and read it back as that string, so a plugin's optional string
+    option with another default could not round-trip None: refused where the author declares it."""
+    with pytest.raises(TypeError, match="an optional string option defaults to None"):
+        padecache.option("x", "str", optional=True)
+    padecache.option(None, "str", optional=True)  # allowed: None is its default, which TOML leaves out
+    padecache.option("x", "str")  # and a string option that is never None
+
+
 def test_evolve_changes_options_of_the_same_component_and_apply_names_a_misspelt_keyword():
     cfg = padecache.load_config({"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5, "warmup": 1}})
     changed = cfg.evolve(policy={"speedup": 4})  # no name: the same policy, the other options kept

@@ -129,10 +129,16 @@ def option(
     """An attrs field for a component option, converted to ``kind`` and checked.
 
     ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a list); ``choices`` restricts the value;
-    ``optional`` allows ``None`` (written ``"none"`` in TOML, which has no null, for options that are not strings).
+    ``optional`` allows ``None`` (written ``"none"`` in TOML, which has no null, for options that are not strings; an
+    optional string option must default to ``None``, which TOML then leaves out).
     ``doc`` is shown by ``padecache list --verbose``.
     """
 
+    if optional and kind == "str" and default is not None:
+        # TOML has no null: None would be written as a string and read back as that string, not as None
+        raise TypeError(f"option({default!r}, 'str', optional=True): an optional string option defaults to None (TOML, "
+                        f"which has no null, could not write None apart from a string); give default None and read None "
+                        f"as {default!r} in your code, or drop optional=True")
     bounds = [(b, op, word) for b, op, word in (
         (ge, float.__ge__, ">="), (gt, float.__gt__, ">"), (le, float.__le__, "<="), (lt, float.__lt__, "<"),
     ) if b is not None]
