@@ -273,16 +273,33 @@ def test_report_out_with_a_trailing_slash_is_a_directory_made_for_it(tmp_path, c
 
 
 def test_report_says_which_budgets_it_can_compare_when_none_asked_for_fits(capsys):
-    """A budget beyond every run of ours is a usage error that names ours' range, not "none scored"."""
+    """A budget the runs were not swept at is a usage error that names those they were, not "none scored"."""
     from pathlib import Path
 
     stored = Path(__file__).resolve().parent / "data" / "results-v0.json"
     assert main(["report", str(stored), "--targets", "1000"]) == 2
     err = capsys.readouterr().err
-    assert "--targets 1000: no budget at which" in err and "ask for budgets of at most" in err
+    assert "--targets 1000: no point to compare" in err and "ask for some of those" in err
     with pytest.raises(SystemExit) as stop:  # the two ways of naming budgets are one or the other
         main(["report", str(stored), "--targets", "3", "--passes", "2"])
     assert stop.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_report_refuses_runs_of_one_model_and_step_count_on_different_images(tmp_path, capsys):
+    """32 and 400 digits of one model in one table made a 400-digit TaylorSeer the 32-digit ours' rival."""
+    import json
+    from pathlib import Path
+
+    stored = Path(__file__).resolve().parent / "data" / "results-v0.json"
+    data = json.loads(stored.read_text())
+    for r in data["records"] if isinstance(data, dict) else data:
+        r["samples"] = 400 if r.get("samples") else r.get("samples")
+    (tmp_path / "more.json").write_text(json.dumps(data))
+    assert main(["report", str(stored), str(stored)]) == 0  # the same images twice is allowed
+    capsys.readouterr()
+    assert main(["report", str(stored), str(tmp_path / "more.json")]) == 2
+    err = capsys.readouterr().err
+    assert f"and {tmp_path / 'more.json'} 400" in err and "report them separately" in err
 
 
 def test_report_can_leave_methods_out_of_the_comparison(tmp_path, capsys):

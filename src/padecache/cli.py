@@ -195,11 +195,29 @@ def cmd_bench(args) -> int:
     return 1 if failed and executor is not None else 0
 
 
+def _same_images(paths: list[str], load_records) -> list:
+    """The records of every file; ``_Usage`` when two files hold runs of one model and step count on different images
+    (samples or seeds): their scores are against different full computes and cannot share a table."""
+    records, seen = [], {}
+    for path in paths:
+        for r in load_records([path]):
+            records.append(r)
+            if not r.samples:  # a run that failed before it drew an image
+                continue
+            key, images = (r.model, r.steps), (r.samples, tuple(r.seeds or ()))
+            first = seen.setdefault(key, (images, path))
+            if first[0] != images:
+                (n, seeds), (m, other) = first[0], images
+                raise _Usage(f"{r.model} at {r.steps} steps: {first[1]} ran {n} images (seeds {list(seeds)}) and {path} "
+                             f"{m} (seeds {list(other)}); scores on different images do not compare: report them separately")
+    return records
+
+
 def cmd_report(args) -> int:
     from .bench.records import load_records
     from .bench.report import NO_RUNS, combined_summary
 
-    records = load_records(args.results)
+    records = _same_images(args.results, load_records)
     methods = {r.method for r in records}
     unknown = sorted(set(args.exclude) - methods)
     if unknown:
@@ -231,10 +249,11 @@ def cmd_report(args) -> int:
         asked = (f"--passes {','.join(map(str, args.passes))}" if args.passes else
                  f"--targets {','.join(f'{t:g}' for t in args.targets)}")
         ours = ours_label(records, args.ours or None)
-        mine = sorted({r.pass_speedup for r in scored if r.method == ours})
-        have = (f"its runs are at {mine[0]:.2f}-{mine[-1]:.2f}x: ask for budgets of at most {mine[-1]:.2f}x"
-                if mine else "it has no scored run")
-        raise _Usage(f"{asked}: no budget at which {ours} has a run to compare ({have}), or name another method with --ours")
+        swept = sorted({r.target for r in scored if r.method == ours and r.target is not None})
+        if not swept:
+            raise _Usage(f"{asked}: {ours} has no scored run in {', '.join(args.results)}; name another method with --ours")
+        raise _Usage(f"{asked}: no point to compare; a point is a budget the runs were swept at, and {ours} ran at "
+                     f"--targets {','.join(f'{t:g}' for t in swept)}: ask for some of those")
     if args.out:
         out = Path(args.out)
         if out.is_dir() or args.out.endswith(("/", os.sep)):  # a directory, or one to make: DIR/summary.md
