@@ -163,6 +163,22 @@ def test_many_sample_arguments_are_checked_before_any_work(args, message, saved,
     assert not (tmp_path / "o").exists()
 
 
+def test_what_the_pipeline_itself_refuses_is_said_with_the_request_not_a_traceback(saved, capsys, tmp_path):
+    """A class label the model does not have fails inside diffusers (IndexError): the command says which pipeline
+    refused which request; a library caller still catches the original type, chained as the cause."""
+    from padecache.errors import PipelineError
+    from padecache.generate import generate
+
+    assert main(["generate", "--pipeline", str(saved["dit"]), "--labels", "5000", "--steps", "2", "--no-progress",
+                 "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "DiTPipeline raised IndexError on this request (class_labels=[5000]" in err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(IndexError) as raised:
+        generate(str(saved["dit"]), "fora", labels=[5000], steps=2, progress=False)
+    assert isinstance(raised.value, PipelineError) and isinstance(raised.value.__cause__, IndexError)
+
+
 def test_a_prompts_file_that_is_not_utf8_is_named(saved, capsys, tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"\xfe\xff\x00 a cat\n")
     assert main(["generate", "--pipeline", str(saved["flux"]), "--prompts-file", str(tmp_path / "bin.txt"),

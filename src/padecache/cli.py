@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .arguments import DEFAULT_OURS, build_parser
+from .errors import PipelineError
 from .reference_models import MissingModel
 
 __all__ = ["main", "build_parser", "DEFAULT_OURS"]
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     except (_Usage, MissingModel, ValueError, TypeError, FileNotFoundError) as err:
         print(f"padecache {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except _Failed as err:
+    except (_Failed, PipelineError) as err:  # PipelineError: the pipeline refused the request it was given
         print(f"padecache {args.command}: error: {err}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `padecache list | head`: the reader stopped; say nothing more

@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ComponentError", "ThreadConflictError", "component_error", "prediction_problem", "head_shape_error", "COPY_MESSAGE",
+__all__ = ["ComponentError", "PipelineError", "ThreadConflictError", "component_error", "pipeline_error", "prediction_problem", "head_shape_error", "COPY_MESSAGE",
            "Uncopyable", "warn", "speaking_for"]
 
 #: who the warnings of this thread or task are said for ("" outside :func:`speaking_for`)
@@ -48,22 +48,36 @@ class ComponentError(Exception):
     """
 
 
+class PipelineError(Exception):
+    """An exception the pipeline itself raised on a request (a class label it does not have, an image too small for
+    its patches), re-raised by ``padecache generate`` naming the pipeline and the request to check; the original is
+    chained as ``__cause__``, and the re-raised exception is also an instance of the original's type."""
+
+
 class ThreadConflictError(RuntimeError):
     """A hooked model was called from a second thread while a generation was running on another (see
     :func:`padecache.apply`: a hooked pipeline, like its scheduler, runs one generation at a time)."""
 
 
-_TYPES: dict[type, type] = {}
+_TYPES: dict[tuple[type, type], type] = {}
 
 
-def _combined(cls: type) -> type:
-    """A subclass of both ``cls`` and :class:`ComponentError` (``ComponentError`` alone when they cannot mix)."""
-    if cls not in _TYPES:
+def _combined(cls: type, base: type = ComponentError) -> type:
+    """A subclass of both ``cls`` and ``base`` (``base`` alone when they cannot mix)."""
+    if (cls, base) not in _TYPES:
         try:
-            _TYPES[cls] = type(cls.__name__, (cls, ComponentError), {"__module__": cls.__module__})
+            _TYPES[cls, base] = type(cls.__name__, (cls, base), {"__module__": cls.__module__})
         except TypeError:  # an exception type with an incompatible layout
-            _TYPES[cls] = ComponentError
-    return _TYPES[cls]
+            _TYPES[cls, base] = base
+    return _TYPES[cls, base]
+
+
+def _rebuilt(err: Exception, base: type, message: str) -> Exception:
+    cls = _combined(type(err), base)
+    try:
+        return cls(message)
+    except Exception:  # noqa: BLE001 - an exception type whose constructor wants other arguments
+        return base(message)
 
 
 def component_error(err: Exception, label: str, plugin: str, version: str, method: str, where: Any) -> Exception:
@@ -73,12 +87,16 @@ def component_error(err: Exception, label: str, plugin: str, version: str, metho
         return err
     message = (f"{label} (plugin {plugin!r} {version}) raised {type(err).__name__} in {method}() at step "
                f"{where.step} of {where.num_steps}, branch {where.branch!r}: {err}")
-    cls = _combined(type(err))
-    try:
-        out = cls(message)
-    except Exception:  # noqa: BLE001 - an exception type whose constructor wants other arguments
-        out = ComponentError(message)
-    return out
+    return _rebuilt(err, ComponentError, message)
+
+
+def pipeline_error(err: Exception, pipeline: str, request: str) -> Exception:
+    """``err``, raised by the pipeline called with ``request`` (e.g. ``labels [5000], 16x16``), as a
+    :class:`PipelineError` saying so; padecache's own errors (a component's, a thread conflict) stay as they are."""
+    if isinstance(err, (ComponentError, PipelineError, ThreadConflictError)):
+        return err
+    return _rebuilt(err, PipelineError, f"{pipeline} raised {type(err).__name__} on this request ({request}): {err}. "
+                                        f"Check the request against what the model takes")
 
 
 def prediction_problem(prediction: Any, x_in: Any) -> str | None:

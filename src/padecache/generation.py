@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from .cluster import PipelineSource, describe_error
+from .errors import pipeline_error
 from .files import save_sample
 from .loading import Call, Request, load_pipeline, pipeline_call, reference_model, transformers_of
 from .timing import TransformerClock
@@ -50,9 +51,22 @@ def run_once(pipe: Any, call: Call) -> tuple[Any, float, float]:
         start = time.perf_counter()
         out = pipe(*call.args, **call.kwargs)
         wall = time.perf_counter() - start
+    except Exception as err:  # the pipeline's own error on this request: said with the request (errors.pipeline_error)
+        raise pipeline_error(err, type(pipe).__name__, _request_text(call)) from err
     finally:
         clock.close()
     return as_images(out), wall, clock.seconds
+
+
+def _request_text(call: Call) -> str:
+    """What a call asked for, briefly: its inputs and keyword arguments, not its generator."""
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    parts = [short(a) for a in call.args]
+    parts += [f"{k}={short(v)}" for k, v in call.kwargs.items() if k not in ("generator", "output_type", "callback_on_step_end")]
+    return ", ".join(parts)
 
 
 def psnr(x: Any, ref: Any) -> float:
