@@ -196,29 +196,11 @@ def cmd_bench(args) -> int:
     return 1 if failed and executor is not None else 0
 
 
-def _same_images(paths: list[str], load_records) -> list:
-    """The records of every file; ``_Usage`` when two files hold runs of one model and step count on different images
-    (samples or seeds): their scores are against different full computes and cannot share a table."""
-    records, seen = [], {}
-    for path in paths:
-        for r in load_records([path]):
-            records.append(r)
-            if not r.samples:  # a run that failed before it drew an image
-                continue
-            key, images = (r.model, r.steps), (r.samples, tuple(r.seeds or ()))
-            first = seen.setdefault(key, (images, path))
-            if first[0] != images:
-                (n, seeds), (m, other) = first[0], images
-                raise _Usage(f"{r.model} at {r.steps} steps: {first[1]} ran {n} images (seeds {list(seeds)}) and {path} "
-                             f"{m} (seeds {list(other)}); scores on different images do not compare: report them separately")
-    return records
-
-
 def cmd_report(args) -> int:
-    from .bench.records import load_records
-    from .bench.report import NO_RUNS, combined_summary
+    from .bench.records import load_comparable
+    from .bench.report import NO_RUNS, combined_summary, ours_label
 
-    records = _same_images(args.results, load_records)
+    records = load_comparable(args.results)
     methods = {r.method for r in records}
     unknown = sorted(set(args.exclude) - methods)
     if unknown:
@@ -241,20 +223,16 @@ def cmd_report(args) -> int:
     text = combined_summary(records, ours=args.ours or None, targets=args.targets, scores=args.scores,
                             every_point=args.every_point, passes=args.passes)
     if text.startswith(NO_RUNS):
-        scored = [r for r in records if r.scored and r.kind != "reference" and r.pass_speedup]
-        if not scored:
+        if not any(r.scored for r in records):
             raise _Failed(f"{', '.join(args.results)}: no finished run to report ({len(records)} records, none scored: "
                           f"{', '.join(sorted({r.status for r in records})) or 'empty'})")
-        from .bench.report import ours_label
-
         asked = (f"--passes {','.join(map(str, args.passes))}" if args.passes else
                  f"--targets {','.join(f'{t:g}' for t in args.targets)}")
         ours = ours_label(records, args.ours or None)
-        swept = sorted({r.target for r in scored if r.method == ours and r.target is not None})
-        if not swept:
-            raise _Usage(f"{asked}: {ours} has no scored run in {', '.join(args.results)}; name another method with --ours")
+        swept = ",".join(f"{t:g}" for t in sorted({r.target for r in records if r.scored and r.method == ours and r.target}))
         raise _Usage(f"{asked}: no point to compare; a point is a budget the runs were swept at, and {ours} ran at "
-                     f"--targets {','.join(f'{t:g}' for t in swept)}: ask for some of those")
+                     f"--targets {swept}: ask for some of those" if swept else f"{asked}: {ours} has no scored run here; "
+                     f"name another method with --ours")
     if args.out:
         out = Path(args.out)
         if out.is_dir() or args.out.endswith(("/", os.sep)):  # a directory, or one to make: DIR/summary.md

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Record", "Environment", "environment", "load_records", "dump_records", "STATUSES"]
+__all__ = ["Record", "Environment", "environment", "load_records", "load_comparable", "dump_records", "STATUSES"]
 
 #: ``status`` values: a run that counts, one whose timing was rejected, one that did not run
 STATUSES = ("ok", "timing_suspect", "skipped: ...", "failed: ...")
@@ -262,6 +262,26 @@ def load_records(paths: str | Path | Sequence[str | Path]) -> list[Record]:
             raise ValueError(f"{p}: not a results.json file ({err})") from None
         out.extend(Record.from_dict(r) for r in _record_dicts(p, data))
     return out
+
+
+def load_comparable(paths: Sequence[str | Path]) -> list[Record]:
+    """:func:`load_records` of every file, ``ValueError`` when two files hold runs of one model and step count on
+    different images (samples or seeds): their scores are against different full computes and share no table."""
+    records: list[Record] = []
+    seen: dict[tuple, tuple] = {}
+    for path in paths:
+        for r in load_records([path]):
+            records.append(r)
+            if not r.samples:  # a run that failed before it drew an image
+                continue
+            images = (r.samples, tuple(r.seeds or ()))
+            first = seen.setdefault((r.model, r.steps), (images, path))
+            if first[0] != images:
+                (n, seeds), (m, other) = first[0], images
+                raise ValueError(f"{r.model} at {r.steps} steps: {first[1]} ran {n} images (seeds {list(seeds)}) and "
+                                 f"{path} {m} (seeds {list(other)}); scores on different images do not compare: report "
+                                 f"them separately")
+    return records
 
 
 def _record_dicts(path: Path, data: Any) -> list[Mapping[str, Any]]:
