@@ -143,7 +143,7 @@ class MaskPolicy(StaticPolicy):
 
 
 def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: float = 1.0, tail: float = 0.0,
-                short_first_gap: bool = False, tail_gaps: float | None = None) -> list[bool]:
+                short_first_gap: bool = False, tail_gaps: float | None = None, rising_gaps: bool = False) -> list[bool]:
     """``passes`` computed steps: the first ``warmup``, then the rest spread over the run.
 
     Without ``last`` the remaining passes end ``round(tail * num_steps)`` steps before the final step, or
@@ -152,8 +152,11 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: f
     front-loads them: pass k of K sits at fraction (k / (K + c)) ** spacing of the free span, at least two
     steps after the previous pass while the budget allows, with c = 0, or c = 1 / K² with
     ``short_first_gap``: with few passes left after the warm-up the first of them then comes earlier, so the
-    gap forecast from the warm-up's two residuals stays short (docs/methods.md).  When the budget is too
-    small for both, the warm-up shrinks (to one step at least) before the final step goes.
+    gap forecast from the warm-up's two residuals stays short (docs/methods.md).  With ``rising_gaps`` a
+    front-loaded plan (``spacing`` > 1) gets its gaps after the warm-up in rising order: rounding each pass to a
+    step can leave a longer gap before a shorter one (``...#...#..#...``), which is not what front-loading
+    means; the same gaps sorted keep the warm-up, the last pass and the budget.  When the budget is too small
+    for both, the warm-up shrinks (to one step at least) before the final step goes.
     """
     passes = max(1, min(num_steps, passes))
     head = min(warmup, max(1, passes - int(last)))
@@ -182,7 +185,20 @@ def budget_mask(num_steps: int, passes: int, warmup: int, last: bool, spacing: f
         pos = min(max(round(lo + f * (hi - lo)), prev + gap), top)
         out[pos] = True
         prev = pos
+    if rising_gaps and spacing > 1.0:
+        _rise(out, head - 1)
     return out
+
+
+def _rise(mask: list[bool], first: int) -> None:
+    """Reorder the gaps between the computed steps from ``first`` on, shortest first (in place)."""
+    on = [s for s in range(first, len(mask)) if mask[s]]
+    gaps = sorted(b - a for a, b in zip(on, on[1:]))
+    for s in on[1:]:
+        mask[s] = False
+    for gap in gaps:
+        first += gap
+        mask[first] = True
 
 
 class BudgetPolicy(StaticPolicy):
@@ -213,6 +229,7 @@ class BudgetPolicy(StaticPolicy):
         tail: float | None = option(None, ge=0.0, lt=1.0, optional=True,
                                     doc="instead of `tail_gaps`: the share of the steps at the end left to the forecast")
         short_first_gap: bool = option(True, "bool", doc="with few passes, bring the passes after the warm-up forward (see budget_mask)")
+        rising_gaps: bool = option(False, "bool", doc="a front-loaded plan's gaps after the warm-up never shrink (a run from the start; see budget_mask)")
         partial_spacing: float = option(1.1, ge=0.5, le=3.0, doc="`spacing` of a run that starts part-way (img2img, inpainting, a second expert)")
         partial_tail_gaps: float = option(0.5, ge=0.0, le=10.0, doc="`tail_gaps` of a run that starts part-way")
         lean_passes: int = option(6, "int", ge=0, doc="budgets of this many passes or fewer, above 2x, warm up with one step, not `warmup` (0: never)")
@@ -229,14 +246,15 @@ class BudgetPolicy(StaticPolicy):
         return max(1, min(num_steps, round(num_steps / c.speedup)))
 
     def build_mask(self, num_steps: int) -> list[bool]:
-        return self._budget_mask(num_steps, self.config.spacing, self.config.tail_gaps)
+        return self._budget_mask(num_steps, self.config.spacing, self.config.tail_gaps, self.config.rising_gaps)
 
     def build_partial_mask(self, num_steps: int) -> list[bool]:
         # a run that starts part-way has no steep first steps to front-load for, and its last steps still move:
         # passes spread more evenly, nearer the end (docs/methods.md, "img2img")
-        return self._budget_mask(num_steps, self.config.partial_spacing, self.config.partial_tail_gaps)
+        # (its plan was chosen as rounded, gaps and all: `rising_gaps` is for runs from the start)
+        return self._budget_mask(num_steps, self.config.partial_spacing, self.config.partial_tail_gaps, False)
 
-    def _budget_mask(self, num_steps: int, spacing: float, tail_gaps: float) -> list[bool]:
+    def _budget_mask(self, num_steps: int, spacing: float, tail_gaps: float, rising: bool) -> list[bool]:
         c = self.config
         if num_steps < c.min_steps:  # (reach) a few-step run: every step computes, and the user is told why
             warn(f"padecache: a {num_steps}-step run is shorter than the budget policy's min_steps = "
@@ -252,4 +270,4 @@ class BudgetPolicy(StaticPolicy):
                  f"warm-up's residuals alone. Set {fewer}policy.min_steps = {num_steps + 1} (or more) to "
                  f"compute every step of runs this short, or policy.speedup lower", RuntimeWarning, stacklevel=2)
         tail, gaps = (c.tail, None) if c.tail is not None else (0.0, tail_gaps)  # a share replaces the gaps
-        return budget_mask(num_steps, passes, warmup, c.last, spacing, tail, c.short_first_gap, gaps)
+        return budget_mask(num_steps, passes, warmup, c.last, spacing, tail, c.short_first_gap, gaps, rising)
