@@ -57,3 +57,18 @@ def test_mnist_scorers_score_full_compute_against_itself_as_identical():
     assert fns["fid_cls_full"](noisy, x) > 10 and fns["class_acc"](noisy, x) < fns["class_acc"](x, x) + 1e-9
     with pytest.raises(ValueError, match="labels"):
         fns["class_acc"](x[:10], x[:10])
+
+
+def test_mnist_scorers_leave_the_fids_unscored_for_one_image():
+    """One image has no covariance: its FIDs are nan (not scored), as emoji_scorers' are; `padecache bench --samples 1`
+    on a digit model stopped with "Eigenvalues did not converge" instead."""
+    import math
+
+    from padecache_reference.data import crop_digits, load_bundled_digits, to_model_space
+
+    images, labels = load_bundled_digits()
+    x = crop_digits(to_model_space(images[7:8]))
+    fns = scorers.mnist_scorers(labels[7:8].tolist())
+    y = (x + 0.1).clamp(-1, 1)
+    assert math.isnan(fns["fid_cls"](y, x)) and math.isnan(fns["fid_cls_full"](y, x)) and fns["fid_cls_full"](x, x) == 0.0
+    assert fns["psnr"](y, x) < 30 and fns["class_acc"](x, x) in (0.0, 1.0)

