@@ -211,6 +211,13 @@ def test_ours_can_be_a_third_party_method(dit_pipe, clock):
     assert line.startswith("| tiny-dit | 6 | 3 (2.00×) | my-method |")
 
 
+def test_ours_may_be_named_with_its_plugin(dit_pipe):
+    """`ours="tcpade:tc-pade"` is the method labelled `tc-pade` (it was refused as "not among the methods")."""
+    records = bench.compare(dit_pipe, generate, ["noop", "tcpade:tc-pade"], targets=(2.0,), repeats=0, progress=False,
+                            ours="tcpade:tc-pade")
+    assert {r.method for r in records if r.ours} == {"tc-pade"}
+
+
 def test_a_group_of_one_family_names_it_in_a_benchmark_as_in_apply():
     """`reuse` (the headline group of `noop`) is a method for `padecache.apply` and `padecache config`; the
     benchmark takes it too (the plugins/reference README's example passed it and was refused)."""

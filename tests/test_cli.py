@@ -358,3 +358,10 @@ def test_report_with_no_finished_run_exits_1(tmp_path, capsys):
     (tmp_path / "results.json").write_text(json.dumps([run]))
     assert main(["report", str(tmp_path)]) == 1
     assert "no finished run to report (1 records, none scored: failed: RuntimeError: boom)" in capsys.readouterr().err
+
+
+def test_a_step_count_given_twice_counts_once():
+    """`--steps 7,7` ran every method twice, with two full-compute records."""
+    from padecache.arguments import ints
+
+    assert ints("7,7,20,7") == (7, 20)

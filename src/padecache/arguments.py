@@ -50,7 +50,7 @@ def ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
     if not out or any(v < 1 for v in out):
         raise argparse.ArgumentTypeError(f"expected whole numbers >= 1, got {text!r}")
-    return out
+    return tuple(dict.fromkeys(out))  # a number given twice counts once (--steps 7,7 ran every method twice)
 
 
 def whole_number(minimum: int, bound: str) -> Callable[[str], int]:

@@ -184,7 +184,7 @@ def cmd_bench(args) -> int:
     resolve(options.method_list())  # unknown methods, or a scope without ours, fail before a cluster starts
     with _cluster(args.ray, args.threads) as executor:
         records = run_bench(options, out=args.out, progress=not args.no_progress, executor=executor)
-    print(headline_markdown(records, options.ours, options.targets))
+    print(headline_markdown(records, None, options.targets))  # ours as the runs marked it (`tcpade:tc-pade` ran as `tc-pade`)
     if busy_warning(records):
         print(busy_warning(records), file=sys.stderr)
     out = Path(args.out)

@@ -123,6 +123,8 @@ def compare(
     writer = out if isinstance(out, ResultsDir) or out is None else ResultsDir(out)  # validated before any model runs
     resolved = resolve(methods)
     labels = [m.label for m in resolved]
+    if isinstance(ours, str) and ":" in ours:  # `tcpade:tc-pade` is the method labelled `tc-pade`
+        ours = resolve([ours])[0].label
     # a peer's label covers its settings' (diffusers-taylorseer -> diffusers-taylorseer-O1, -O2)
     if ours is not None and not any(ours == m.label or (m.kind == "peer" and ours.startswith(m.label)) for m in resolved):
         raise ValueError(f"ours={ours!r} is not among the methods ({', '.join(labels)}); add it to methods")

@@ -201,7 +201,7 @@ def run_bench(options: BenchOptions, out: str | Path | None = None, progress: bo
         weights = None if options.weights is None else str(Path(options.weights).resolve())
         pipe = PipelineSource(load_reference, (options.model, weights))  # loaded by each worker
     records = []
-    for steps in options.steps:
+    for steps in dict.fromkeys(options.steps):  # a step count given twice runs once
         records += compare(pipe, make_generator(steps), methods, targets=options.targets, seeds=(options.seed,),
                            scorers=scorers, repeats=options.repeats, ours=options.ours, out=writer, progress=progress,
                            name=options.model, executor=executor)
