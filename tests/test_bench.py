@@ -304,8 +304,10 @@ def test_every_point_puts_each_target_in_the_headline_and_counts_the_leads():
     other[-2] = attrs.evolve(other[-2], scores={"psnr": 41.0})  # hicache ahead of ours at 2.5x on model n
     text = headline_markdown(records + other, "ours", [2.5, 4], every_point=True)
     assert "at least 1 at 2 of 4 points, is ahead at 3" in text
-    assert ("Per model: m: 1 of 2 points, is ahead at 2; margin from +0.50 to +2.00 (median +2.00); "
-            "n: 1 of 2 points, is ahead at 1; margin from -1.00 to +2.00 (median +2.00).") in text
+    # the median of two margins is their mean (it was the larger one)
+    assert ("Per model: m: 1 of 2 points, is ahead at 2; margin from +0.50 to +2.00 (median +1.25); "
+            "n: 1 of 2 points, is ahead at 1; margin from -1.00 to +2.00 (median +0.50).") in text
+    assert "margin from -1.00 to +2.00 (median +1.25)" in text  # all four: -1, 0.5, 2, 2
 
 
 def test_every_point_covers_only_budgets_swept_at_each_step_count_and_each_once():

@@ -17,6 +17,7 @@ The headline compares, per model, step count and target, the best run of
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -313,7 +314,7 @@ def headline_markdown(records: Sequence[Record], ours: str | None = None, target
 def _lead_count(leads: Sequence[float]) -> str:
     """"N of M points, is ahead at K; margin from a to b (median c)" for margins of ours over the best other."""
     return (f"{sum(m >= 1.0 for m in leads)} of {len(leads)} points, is ahead at {sum(m > 0 for m in leads)}; "
-            f"margin from {min(leads):+.2f} to {max(leads):+.2f} (median {sorted(leads)[len(leads) // 2]:+.2f})")
+            f"margin from {min(leads):+.2f} to {max(leads):+.2f} (median {statistics.median(leads):+.2f})")
 
 
 def _stored_short(config: dict) -> str:
