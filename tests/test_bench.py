@@ -564,3 +564,21 @@ def test_apply_with_a_family_name_forecasts(dit_pipe):
     finally:
         padecache.remove(dit_pipe)
     assert stats.full_passes == 8 and stats.forecast_steps == 12
+
+
+def test_a_new_comparison_in_an_old_directory_removes_the_old_report_at_its_first_record(tmp_path):
+    """Interrupted, a re-run left the new runs' results.json beside the old run's results.md and plots."""
+    from pathlib import Path
+
+    from padecache.bench.output import ResultsDir
+
+    for name in ("results.md", "pareto.png", "grid.png", "notes.txt"):
+        (tmp_path / name).write_text("an earlier run")
+    writer = ResultsDir(tmp_path)
+    assert (tmp_path / "results.md").exists()  # nothing removed before a run has finished
+    record = load_records(Path(__file__).resolve().parent / "data" / "results-v0.json")[0]
+    writer.add(record)
+    assert not any((tmp_path / n).exists() for n in ("results.md", "pareto.png", "grid.png"))
+    assert (tmp_path / "notes.txt").exists() and len(load_records(tmp_path)) == 1  # not ours: kept
+    writer.add(record)
+    assert len(load_records(tmp_path)) == 2

@@ -365,3 +365,15 @@ def test_a_step_count_given_twice_counts_once():
     from padecache.arguments import ints
 
     assert ints("7,7,20,7") == (7, 20)
+
+
+def test_an_interrupted_command_says_so_without_a_traceback(monkeypatch, capsys, tmp_path):
+    import padecache.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "bench", interrupted)
+    assert main(["bench", "--out", str(tmp_path / "b")]) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"interrupted; the finished runs are in {tmp_path / 'b' / 'results.json'}" in err

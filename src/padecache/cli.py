@@ -432,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     except (_Failed, PipelineError) as err:  # PipelineError: the pipeline refused the request it was given
         print(f"padecache {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: no traceback; a benchmark's finished runs are already in its results.json
+        kept = f"; the finished runs are in {Path(args.out) / 'results.json'}" if args.command == "bench" else ""
+        print(f"padecache {args.command}: interrupted{kept}", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # `padecache list | head`: the reader stopped; say nothing more
         import os
 

@@ -44,11 +44,16 @@ class ResultsDir:
         self.records: list[Record] = []
         self.gallery: dict[int, Any] = {}  # record index -> first images (CPU tensor)
         self.captions: tuple[str, ...] | None = None  # what each image of a run shows (a text model's prompts)
+        self._started = False
         self.paths = {"json": self.path / "results.json", "md": self.path / "results.md",
                       "pareto": self.path / "pareto.png", "grid": self.path / "grid.png"}
 
     def _dump(self) -> None:
-        make_output_dir(self.path)
+        if not self._started:  # a new comparison: an earlier run's report left in the directory would contradict it
+            make_output_dir(self.path)
+            for key in ("md", "pareto", "grid"):
+                self.paths[key].unlink(missing_ok=True)
+            self._started = True
         dump_records(self.records, self.paths["json"])
 
     def start(self, model: str, steps: int | None, captions: Sequence[str] | None = None) -> None:
