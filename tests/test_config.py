@@ -185,6 +185,9 @@ def test_an_optional_string_option_must_default_to_none():
         padecache.option("x", "str", optional=True)
     padecache.option(None, "str", optional=True)  # allowed: None is its default, which TOML leaves out
     padecache.option("x", "str")  # and a string option that is never None
+    # "none" unsets such an option (as it does a number): `--set predictor.grid=none` was refused as not a choice
+    cfg = padecache.load_config("tc-pade-fast")
+    assert cfg.evolve(predictor={"grid": "sigma"}).evolve(predictor={"grid": "none"}).predictor.options.grid is None
 
 
 def test_evolve_changes_options_of_the_same_component_and_apply_names_a_misspelt_keyword():

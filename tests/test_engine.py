@@ -352,7 +352,12 @@ def test_a_cache_context_with_step_information_is_enough(wan_pipe):
     finally:
         padecache.remove(t)
     assert stats.branches == ("cond",) and stats.total_steps == 4
-    assert stats.mask() == [True, True, False, True]
+    assert stats.mask() == [True, True, False, True] == stats.mask("cond", 0)
+    # a branch or row the run did not have is named, not answered with a plan (it was all False, or row 0's)
+    with pytest.raises(ValueError, match="no branch 'uncond' in these stats; branches: 'cond'"):
+        stats.mask("uncond")
+    with pytest.raises(ValueError, match="row 1 is outside the batch of 1 rows"):
+        stats.indicator("tsi", row=1)
 
 
 def test_apply_to_a_compiled_transformer_hooks_the_original(dit_pipe):

@@ -75,3 +75,10 @@ def test_a_bf16_model_whose_head_runs_in_float32_forecasts_in_bf16(wan_pipe):
         out = tiny.run_wan(pipe, steps=10)
         stats = padecache.stats(pipe)
     assert torch.isfinite(out).all() and stats.forecast_steps > 0 and stats.fallbacks == 0
+
+
+def test_is_applied_answers_false_for_what_padecache_cannot_be_applied_to():
+    """It raised apply's TypeError ("padecache.apply expects a diffusers pipeline") for a string."""
+    import padecache
+
+    assert padecache.is_applied("x") is False and padecache.is_applied(object()) is False

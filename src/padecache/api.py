@@ -216,7 +216,12 @@ def remove(target: Any) -> None:
 
 
 def is_applied(target: Any) -> bool:
-    return any(attachment_of(m) is not None for m in _transformers(target))
+    """Whether padecache is applied to ``target`` (a pipeline or transformer; anything else: ``False``)."""
+    try:
+        models = _transformers(target)
+    except TypeError:  # not a pipeline or a module: nothing padecache could be applied to
+        return False
+    return any(attachment_of(m) is not None for m in models)
 
 
 def _attachments(target: Any) -> list:

@@ -159,9 +159,10 @@ def seeds(text: str) -> tuple[int, ...]:
             out.extend(_seed_range(part))
     if not out:
         raise argparse.ArgumentTypeError(f"expected seeds like 0-31 or 0,5,9, got {text!r}")
-    twice = sorted({s for s in out if out.count(s) > 1})
-    if twice:
-        raise argparse.ArgumentTypeError(f"seed {twice[0]} is given twice (a sample's files are named by its prompt and seed)")
+    seen: set[int] = set()
+    twice = next((s for s in out if s in seen or seen.add(s)), None)  # one pass: 0-49999 took 20 s counted per seed
+    if twice is not None:
+        raise argparse.ArgumentTypeError(f"seed {twice} is given twice (a sample's files are named by its prompt and seed)")
     return tuple(out)
 
 

@@ -109,7 +109,9 @@ NONE = "none"
 
 
 def _convert(kind: _Kind, key: str, value, optional: bool = False):
-    if value is None or (optional and kind != "str" and isinstance(value, str) and value.lower() == NONE):
+    # an optional option reads "none" as None (TOML has no null; `--set predictor.grid=none` unsets a string option too,
+    # which option() lets default only to None, so TOML never writes None as "none" for a string)
+    if value is None or (optional and isinstance(value, str) and value.lower() == NONE):
         return None
     return _CONVERTERS[kind](key, value)
 
@@ -129,7 +131,7 @@ def option(
     """An attrs field for a component option, converted to ``kind`` and checked.
 
     ``ge``/``gt``/``le``/``lt`` bound numbers (each element of a list); ``choices`` restricts the value;
-    ``optional`` allows ``None`` (written ``"none"`` in TOML, which has no null, for options that are not strings; an
+    ``optional`` allows ``None`` (written ``"none"`` in TOML, which has no null, and read back from ``"none"``; an
     optional string option must default to ``None``, which TOML then leaves out).
     ``doc`` is shown by ``padecache list --verbose``.
     """

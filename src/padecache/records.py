@@ -147,7 +147,7 @@ class CacheStats:
 
         Steps the transformer did not run (another expert's) are ``False``.
         """
-        branch = self.branches[0] if branch is None and self.branches else branch
+        branch = self._checked(branch, row)
         steps = max([self.total_steps, *(r.step + 1 for r in self.records)])
         out = [False] * steps
         for r in self.records:
@@ -157,13 +157,22 @@ class CacheStats:
 
     def indicator(self, name: str, branch: str | None = None, row: int = 0) -> list[float | None]:
         """Per-step values of indicator ``name`` (e.g. ``"tsi"``) for ``branch``; ``None`` where absent."""
-        branch = self.branches[0] if branch is None and self.branches else branch
+        branch = self._checked(branch, row)
         steps = max([self.total_steps, *(r.step + 1 for r in self.records)])
         out: list[float | None] = [None] * steps
         for r in self.records:
             if r.branch == branch and r.covers(row) and name in r.indicators:
                 out[r.step] = r.indicators[name]
         return out
+
+    def _checked(self, branch: str | None, row: int) -> str | None:
+        """``branch`` (default: the first), ``ValueError`` naming the branches and rows there are."""
+        if branch is not None and self.records and branch not in self.branches:
+            raise ValueError(f"no branch {branch!r} in these stats; branches: {', '.join(map(repr, self.branches))}")
+        batch = max((r.batch for r in self.records), default=0)
+        if self.records and not 0 <= row < batch:
+            raise ValueError(f"row {row} is outside the batch of {batch} rows (0-{batch - 1})")
+        return branch if branch is not None else self.branches[0] if self.branches else None
 
     def as_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self, recurse=True)
