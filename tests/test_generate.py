@@ -179,21 +179,6 @@ def test_what_the_pipeline_itself_refuses_is_said_with_the_request_not_a_traceba
     assert isinstance(raised.value, PipelineError) and isinstance(raised.value.__cause__, IndexError)
 
 
-def test_generate_plans_a_block_range_method_for_the_models_blocks(saved, tmp_path):
-    """`--config "tc-pade F1B0"` at its 2.5x setting on 20 steps spends 8 block-counted passes, as apply(pipe, name)
-    and the benchmark do (it spent 12: 8 full passes, and the first block on the 12 other steps)."""
-    from padecache.generate import generate
-
-    result = generate(str(saved["dit"]), "tc-pade F1B0", labels=[1], steps=20, progress=False)
-    assert result.full_passes == pytest.approx(8.0) and result.pass_speedup == pytest.approx(2.5)
-    assert main(["generate", "--pipeline", str(saved["dit"]), "--config", "tc-pade F1B0", "--labels", "1", "--seeds", "0",
-                 "--steps", "20", "--no-progress", "--out", str(tmp_path / "o")]) == 0
-    import json
-
-    (sample,) = json.loads((tmp_path / "o" / "summary.json").read_text())["samples"]
-    assert sample["full_passes"] == pytest.approx(8.0)
-
-
 def test_a_prompts_file_that_is_not_utf8_is_named(saved, capsys, tmp_path):
     (tmp_path / "bin.txt").write_bytes(b"\xfe\xff\x00 a cat\n")
     assert main(["generate", "--pipeline", str(saved["flux"]), "--prompts-file", str(tmp_path / "bin.txt"),

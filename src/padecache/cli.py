@@ -120,16 +120,13 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _config(args, named: bool = False) -> Any:
-    """The command's config with ``--set``'s changes (options of one section merge; a new ``name`` replaces it); with
-    ``named``, a name without them stays the name, checked (apply plans a block-range method for the model's blocks)."""
+def _config(args) -> Any:
+    """The command's config with ``--set``'s changes (options of one section merge; a new ``name`` replaces it)."""
     from . import ConfigError, load_config
 
     cfg, sections = load_config(args.config), {}
     for section, key, value in args.settings:
         sections.setdefault(section, {})[key] = value
-    if named and not sections:
-        return args.config
     try:
         return cfg.evolve(**sections) if sections else cfg
     except ConfigError as err:
@@ -150,8 +147,9 @@ def cmd_mask(args) -> int:
             print(f"policy {cfg.policy.name!r} is adaptive: its mask depends on the run (see padecache.stats(...).mask())")
             return 0
         print(f"{steps:>3} steps  {mask_to_str(mask)}  {sum(mask)} passes ({steps / sum(mask):.2f}x)")
-    if cfg.engine.first_blocks or cfg.engine.last_blocks:  # run on every step: a method's full passes shrink on a model
-        print("a method with a block range is planned on a model for fewer full passes, so that its block passes meet the speedup")
+    if cfg.engine.first_blocks or cfg.engine.last_blocks:
+        print("engine.first_blocks / last_blocks run on every step: on a model, apply (and the benchmark) plan a method "
+              "with a block range for fewer full passes, so that its block passes meet the speedup")
     return 0
 
 
@@ -231,8 +229,9 @@ def cmd_report(args) -> int:
         if not any(r.scored for r in records):
             raise _Failed(f"{', '.join(args.results)}: no finished run to report ({len(records)} records, none scored: "
                           f"{', '.join(sorted({r.status for r in records})) or 'empty'})")
-        asked, ours = (f"--passes {','.join(map(str, args.passes))}" if args.passes else
-                       f"--targets {','.join(f'{t:g}' for t in args.targets)}"), ours_label(records, args.ours or None)
+        asked = (f"--passes {','.join(map(str, args.passes))}" if args.passes else
+                 f"--targets {','.join(f'{t:g}' for t in args.targets)}")
+        ours = ours_label(records, args.ours or None)
         swept = ",".join(f"{t:g}" for t in sorted({r.target for r in records if r.scored and r.method == ours and r.target}))
         raise _Usage(f"{asked}: no point to compare; a point is a budget the runs were swept at, and {ours} ran at "
                      f"--targets {swept}: ask for some of those" if swept else f"{asked}: {ours} has no scored run here; "
@@ -286,7 +285,7 @@ def _generate_one(args) -> int:
     from .generate import generate
 
     result = generate(
-        args.pipeline, _config(args, named=True), prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
+        args.pipeline, _config(args), prompt=args.prompt, negative_prompt=args.negative_prompt, labels=args.labels,
         steps=args.steps, seed=args.seed or 0, height=args.height, width=args.width, frames=args.frames,
         guidance_scale=args.guidance, out=args.out, compare=args.compare, device=args.device, progress=not args.no_progress,
     )
@@ -302,7 +301,7 @@ def _generate_many(args) -> int:
 
     seeds = args.seeds if args.seeds is not None else (args.seed or 0,)
     prompts = _read_prompts(args.prompts_file) if args.prompts_file is not None else args.prompt
-    cfg = _config(args, named=True)  # a bad config, an unusable --out, or what the pipeline cannot take fails before a cluster starts
+    cfg = _config(args)  # a bad config, an unusable --out, or what the pipeline cannot take fails before a cluster starts
     check_output_dir(args.out)
     check_many(args.pipeline, prompts=prompts, labels=args.labels, seeds=seeds, steps=args.steps,
                negative_prompt=args.negative_prompt, height=args.height, width=args.width, frames=args.frames,
@@ -336,9 +335,10 @@ def _read_prompts(path: str) -> list[str]:
     """One prompt per line of ``path``, blank lines skipped (a prompt's index counts prompts, not lines)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        why = "not a UTF-8 text file (save it as UTF-8)" if isinstance(err, UnicodeDecodeError) else f"cannot read it ({err.strerror or err})"
-        raise _Usage(f"--prompts-file {path}: {why}") from None
+    except OSError as err:
+        raise _Usage(f"--prompts-file {path}: cannot read it ({err.strerror or err})") from None
+    except UnicodeDecodeError:
+        raise _Usage(f"--prompts-file {path}: not a UTF-8 text file (save it as UTF-8, one prompt per line)") from None
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise _Usage(f"--prompts-file {path}: no prompts in it (one per line)")

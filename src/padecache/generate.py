@@ -113,7 +113,7 @@ def generate(
     call = pipeline_call(pipe, request, model)
     if compare:  # untimed: lazy loading and first-call costs would otherwise fall on the first timed run alone
         run_once(pipe, pipeline_call(pipe, attrs.evolve(request, steps=min(2, steps)), model))
-    padecache.apply(pipe, _as_named(config, cfg))
+    padecache.apply(pipe, cfg)
     try:
         images, wall, inside = run_once(pipe, call)
         stats = padecache.stats(pipe)
@@ -125,12 +125,6 @@ def generate(
     score = None if full is None else psnr(images, full)
     files = save_images(outdir, images, full) if outdir is not None else ()
     return GenerateResult(images, stats.total_steps, stats.full_passes, stats.pass_speedup, wall, inside, files, score, full_wall)
-
-
-def _as_named(config: Any, loaded: Any) -> Any:
-    """What ``apply`` gets: a preset or method name as given (``apply`` plans a block-range method for the model's
-    blocks, :func:`padecache.config.sized_method`), anything else as loaded."""
-    return config if isinstance(config, str) and not Path(config).is_file() else loaded
 
 
 # -- many samples, in one process or on a cluster ------------------------------------------------------------
@@ -289,15 +283,14 @@ def generate_many(
     samples = _checked_samples(pipeline, prompts, labels, seeds, options)
     cfg = padecache.load_config(config).to_dict()  # a bad config fails before anything loads
     outdir = check_output_dir(out) if out is not None else None
-    named = _as_named(config, cfg)
     if executor is None:
-        results = generate_share(pipeline, named, samples, options, None if outdir is None else str(outdir), False,
+        results = generate_share(pipeline, cfg, samples, options, None if outdir is None else str(outdir), False,
                                  progress=progress)
         tasks, cluster = 1, None
     else:
         from .generate_tasks import run_on_cluster
 
-        results, tasks = run_on_cluster(executor, pipeline, named, samples, options, outdir, progress)
+        results, tasks = run_on_cluster(executor, pipeline, cfg, samples, options, outdir, progress)
         cluster = getattr(executor, "label", "") or type(executor).__name__
     results.sort(key=lambda r: (r.sample.index, r.sample.seed))
     result = ManyResult(tuple(results), outdir, cfg, time.perf_counter() - start, cluster, tasks)

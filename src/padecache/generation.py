@@ -170,7 +170,7 @@ def _one_sample(pipe: Any, cfg: Any, model: Any, sample: Sample, o: SampleOption
     return SampleResult(sample, files, stats.total_steps, stats.full_passes, stats.pass_speedup, wall, inside, score, full_wall)
 
 
-def generate_share(source: Any, config: dict | str, samples: Sequence[Sample], options: SampleOptions, outdir: str | None,
+def generate_share(source: Any, config: dict, samples: Sequence[Sample], options: SampleOptions, outdir: str | None,
                    collect: bool, task: int | None = None, progress: bool = False) -> list[SampleResult]:
     """Load the pipeline, check every sample's call, then generate them one by one (a task of ``generate_many``).
 
@@ -197,7 +197,7 @@ def generate_share(source: Any, config: dict | str, samples: Sequence[Sample], o
         results = []
         for sample in progress_bar(samples, progress, len(samples)):
             try:
-                result = _one_sample(pipe, config if isinstance(config, str) else cfg, model, sample, options, folder)
+                result = _one_sample(pipe, cfg, model, sample, options, folder)
             except Exception as err:  # noqa: BLE001 - reported with the sample; the others go on
                 result = SampleResult(sample, error=describe_error(err))
             result.task = task
