@@ -181,22 +181,3 @@ def test_the_cache_dit_peer_meets_the_block_pass_budget_where_it_runs(dit_pipe):
     for r in runs:  # 10 steps, 1.5x: 7 passes; its first block on every step: 5 full passes + 5 / 3
         assert sum(r.config["steps_computation_mask"]) == 5
         assert r.passes == pytest.approx(5 + 5 / BLOCKS, abs=1e-4) and r.passes <= budget(STEPS, 1.5)
-
-
-def test_apply_plans_a_block_range_method_for_the_models_blocks_as_the_benchmark_does(dit_pipe):
-    """`apply(pipe, "tc-pade F1B0")` is the family at its 2.5x setting on 20 steps: with the first of 3 blocks run on
-    every step, the budget's 8 block passes leave P + (20 - P) / 3 <= 8, so P = 2 full passes (it planned 8 full passes,
-    12 block passes).  A config with its own sections is taken as written."""
-    from padecache.sweeps import range_passes
-
-    expected = range_passes(20, 2.5, 1 / BLOCKS)
-    for method in ("tc-pade F1B0", "tc-pade F0B1"):
-        padecache.apply(dit_pipe, method)
-        try:
-            dit_pipe(class_labels=[1, 2], num_inference_steps=20, guidance_scale=4.0, output_type="pt",
-                     generator=torch.Generator().manual_seed(0))
-            stats = padecache.stats(dit_pipe)
-        finally:
-            padecache.remove(dit_pipe)
-        assert sum(stats.mask()) == expected == 2, (method, stats.mask())
-        assert stats.block_passes <= 20 / 2.5 * BLOCKS + 1e-6

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .adapters import GenericAdapter
 from .adapters.pipelines import denoisers
-from .config import SECTIONS, CacheConfig, ConfigError, load_config, sized_method
+from .config import SECTIONS, CacheConfig, ConfigError, load_config
 from .hooks import attach, attachment_of, detach
 from .interfaces import Schedule
 from .options import suggest
@@ -87,10 +87,12 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
             f"padecache.set_schedule(model, timesteps)"
         )
     cfg = load_config(config, **sections)
+    registry = get_registry()
     found = denoisers(target)
-    adapters = _adapters(found)  # raise before attaching anything
-    if isinstance(config, str) and not sections and found:  # a block-range method counts the model's blocks
-        cfg = sized_method(config, len(adapters[0].blocks(found[0].module))) or cfg
+    adapters = []
+    for d in found:  # raise before attaching anything
+        adapter = registry.adapter_for(d.module)[0]
+        adapters.append(adapter.resolve(d.module) if isinstance(adapter, GenericAdapter) else adapter)
     for d in found:
         if attachment_of(d.module) is not None:
             raise ValueError(
@@ -112,15 +114,6 @@ def apply(target: T, config: ConfigLike = None, **sections: Mapping[str, Any] | 
     if not isinstance(target, nn.Module):
         _end_generations_with_the_call(target, attached)
     return target
-
-
-def _adapters(found: list) -> list:
-    registry = get_registry()
-    adapters = []
-    for d in found:
-        adapter = registry.adapter_for(d.module)[0]
-        adapters.append(adapter.resolve(d.module) if isinstance(adapter, GenericAdapter) else adapter)
-    return adapters
 
 
 _END = "maybe_free_model_hooks"  # what every diffusers pipeline calls last in __call__, interrupted or not

@@ -147,9 +147,6 @@ def cmd_mask(args) -> int:
             print(f"policy {cfg.policy.name!r} is adaptive: its mask depends on the run (see padecache.stats(...).mask())")
             return 0
         print(f"{steps:>3} steps  {mask_to_str(mask)}  {sum(mask)} passes ({steps / sum(mask):.2f}x)")
-    if cfg.engine.first_blocks or cfg.engine.last_blocks:
-        print("engine.first_blocks / last_blocks run on every step: on a model, apply (and the benchmark) plan a method "
-              "with a block range for fewer full passes, so that its block passes meet the speedup")
     return 0
 
 

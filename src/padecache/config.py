@@ -277,25 +277,6 @@ def _method(registry, name: str) -> dict | None:
         raise ConfigError(str(err)) from None
 
 
-def sized_method(name: str, num_blocks: int) -> CacheConfig | None:
-    """The method ``name`` planned for a stack of ``num_blocks`` blocks, where that changes it (a bench family with a
-    block range, such as ``tc-pade F1B0``: the blocks it runs every step count against the budget); else ``None``."""
-    from .plugins import get_registry
-    from .sweeps import families_of, find_family, method_config
-
-    registry = get_registry()
-    if registry.has_preset(name) or Path(name).is_file():
-        return None
-    try:
-        found = find_family(name, families_of(registry), groups=True)
-    except ValueError:
-        return None  # two plugins declare it: load_config says so
-    if found is None or not found[0].always_run:
-        return None
-    config = method_config(registry, name, DEFAULT_SECTIONS["predictor"], num_blocks=num_blocks)
-    return CacheConfig.from_dict(config, source=f"method {name!r} on {num_blocks} blocks")
-
-
 def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = None, **sections) -> CacheConfig:
     """Resolve ``config`` (a preset name, a TOML path, a dict or a :class:`CacheConfig`) and overrides.
 

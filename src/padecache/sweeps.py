@@ -327,8 +327,8 @@ def _peer_error(name: str, families: list[tuple[Family, str, str]]) -> str | Non
             f"runs padecache's methods{hint}")
 
 
-def _family_config(family: Family, target: float, steps: int, num_blocks: int | None = None) -> dict:
-    configs = family.configs(steps, target, num_blocks)  # without the model's blocks, a block range's share is not counted
+def _family_config(family: Family, target: float, steps: int) -> dict:
+    configs = family.configs(steps, target)  # the model, and so a block range's share, is not known here
     if not configs:
         raise ValueError(f"method {family.name!r} has no setting at {target:g}x fewer passes on {steps} steps")
     return configs[0]
@@ -344,20 +344,19 @@ def _component_config(registry: Any, name: str, default_predictor: Mapping[str, 
 
 
 def method_config(registry: Any, name: str, default_predictor: Mapping[str, Any], target: float = APPLY_TARGET,
-                  steps: int = APPLY_STEPS, num_blocks: int | None = None) -> dict | None:
+                  steps: int = APPLY_STEPS) -> dict | None:
     """The configuration the method ``name`` stands for (``None``: no method is called that).
 
     ``name`` is a family (``tc-pade``, ``taylorseer-O1``, ``plugin:name``), the headline group of exactly one family
     (``reuse``), a predictor (on the ``budget`` policy) or a policy (with ``default_predictor``), or ``full`` (full
-    compute).  A peer's name is a ``ValueError`` saying what it is.  ``num_blocks`` (the model's, when known) lets a
-    family with a block range plan as the benchmark does: fewer full passes, so that block passes meet ``target``.
+    compute).  A peer's name is a ``ValueError`` saying what it is.
     """
     families = families_of(registry)
     if name == "full":
         return {"predictor": {"name": "noop"}, "policy": {"name": "always"}}
     found = find_family(name, families, groups=True)
     if found is not None:
-        return _family_config(found[0], target, steps, num_blocks)
+        return _family_config(found[0], target, steps)
     peer = _peer_error(name, families)
     if peer is not None:
         raise ValueError(peer)
