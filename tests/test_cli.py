@@ -388,3 +388,11 @@ def test_a_large_seed_range_parses_and_a_repeated_seed_is_named():
     assert len(seeds("0-199999")) == 200_000 and seeds("5,0-2") == (5, 0, 1, 2)
     with pytest.raises(argparse.ArgumentTypeError, match="seed 3 is given twice"):
         seeds("0-5,3")
+
+
+def test_mask_says_a_block_range_methods_passes_are_full_passes(capsys):
+    """`tc-pade F1B0` prints 8 passes at 2.5x on 20 steps; its first block also runs on the 12 other steps."""
+    assert main(["mask", "tc-pade F1B0", "--steps", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "8 passes (2.50x)" in out and "first/last blocks also run on every other step" in out
+    assert main(["mask", "tc-pade", "--steps", "20"]) == 0 and "first/last" not in capsys.readouterr().out
