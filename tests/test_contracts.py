@@ -117,6 +117,19 @@ class Raising(AdamsBashforth2):
         return super().predict(ctx, block_input)
 
 
+class RowList(AdamsBashforth2):
+    """A bug: keeps a per-row weight in a Python list, which the default select() cannot cut to the chosen rows."""
+
+    name = "ab2-row-list"
+
+    def update(self, ctx, residual, block_input, computed):
+        super().update(ctx, residual, block_input, computed)
+        self.weights = [1.0] * residual.shape[0]
+
+    def predict(self, ctx, block_input):
+        return super().predict(ctx, block_input) * torch.tensor(self.weights)[:, None, None]
+
+
 class EveryOtherPerRow(CachePolicy):
     """Static (every other step and the last), answering with one bool per row, as the interface allows: a tensor
     whose rows agree is one decision to the engine, and the kit once compared it with the mask as a list."""
@@ -167,7 +180,7 @@ class ThirdParty:
 
     @padecache.hookimpl
     def padecache_predictors(self):
-        return [AdamsBashforth2, SignFlipped, Exploding, Raising]
+        return [AdamsBashforth2, SignFlipped, Exploding, Raising, RowList]
 
     @padecache.hookimpl
     def padecache_policies(self):
@@ -226,6 +239,16 @@ def test_an_exception_in_plugin_code_is_named_with_plugin_component_step_and_bra
                                          "at step 5, branch 'main': history index out of range")
     assert isinstance(failure.value.__cause__, ValueError)
     assert torch.isfinite(contract.run_history(contract.make({}), until=4)[0]).all()  # before step 5 it works
+
+
+def test_state_that_select_cannot_cut_fails_the_kit_saying_what_to_do():
+    """It failed with the size mismatch alone, from predict(), with nothing about select()."""
+    contract = type("TestRowList", (PredictorContract,), {"component": "ab2-row-list"})()
+    with pytest.raises(AssertionError) as failure:
+        contract.test_select_keeps_the_state_of_the_chosen_rows({})
+    text = str(failure.value)
+    assert "after select(rows=[0, 2]) of a batch of 3, predict() on those two rows raised" in text
+    assert "override select() for state it cannot slice" in text
 
 
 def test_a_policy_that_mixes_the_rows_of_a_batch_fails_the_kit():

@@ -174,7 +174,13 @@ class PredictorContract(_ComponentContract):
             inputs = step_inputs(predictor, step, 3)
             return context(step, history=history, rows=2, inputs=None if inputs is None else inputs.select(rows))
 
-        got = self.call(part, "predict", at(13, ctx.history), torch.zeros(2, 6, 8))
+        try:
+            got = self.call(part, "predict", at(13, ctx.history), torch.zeros(2, 6, 8))
+        except Exception as err:  # state select() did not cut to the two rows: say so, not only where it broke
+            raise AssertionError(f"{self.component!r}: after select(rows=[0, 2]) of a batch of 3, predict() on those two "
+                                 f"rows raised {type(err).__name__}: {err}.  Keep per-row state batch-first in tensors "
+                                 f"(the default select slices them), or override select() for state it cannot "
+                                 f"slice (lists, dicts of rows)") from err
         assert tuple(got.shape) == (2, 6, 8), (f"{self.component!r}: after select(rows=[0, 2]) of 3 it forecast shape "
                                                f"{tuple(got.shape)} for a block stack of (2, 6, 8)")
         torch.testing.assert_close(got, batch[rows], rtol=1e-5, atol=1e-6,
