@@ -198,3 +198,33 @@ def attrs_default(cls, field: str):
     import attrs
 
     return next(f.default for f in attrs.fields(cls) if f.name == field)
+
+
+def test_an_adapter_without_its_blocks_stream_name_says_which_block_and_what_to_set(tmp_path):
+    """The guide's MixerModel with its `io` left out failed with "block called without `hidden_states`" alone."""
+    import re
+    import types
+
+    import attrs
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    import padecache
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "adapters.md").read_text(), re.S)
+    family = types.ModuleType("mixer_family_io")
+    exec(next(b for b in blocks if "class MixerModel" in b), family.__dict__)  # noqa: S102 - the guide's own code
+    broken = types.ModuleType("mixer_no_io")
+    broken.padecache_adapters = padecache.hookimpl(lambda: [attrs.evolve(family.MIXER, name="mixer-no-io", io={})])
+    padecache.register_plugin(broken, name="mixer-no-io")
+    model, scheduler = family.MixerModel(), FlowMatchEulerDiscreteScheduler()
+    try:
+        padecache.apply(model, "tc-pade-fast", scheduler=scheduler)
+        scheduler.set_timesteps(4)
+        with pytest.raises(TypeError) as failure, torch.no_grad():
+            model(torch.randn(1, 16, 4), scheduler.timesteps[:1])
+        assert "MixerBlock was called without `hidden_states` (it takes x, temb)" in str(failure.value)
+        assert "BlockIO(hidden='x')" in str(failure.value)
+    finally:
+        padecache.remove(model)
+        padecache.unregister_plugin(broken)

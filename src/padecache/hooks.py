@@ -151,7 +151,8 @@ class Attachment(Uncopyable):
             self.reset()
             raise RuntimeError(
                 f"padecache: {type(self.model).__name__}.{heads[len(call.outputs)]} was never called after the block "
-                f"stack; the adapter {self.adapter.name!r} does not match this model"
+                f"stack; the adapter {self.adapter.name!r} does not match this model: its `head` names the module that "
+                f"takes the block stack's output (e.g. 'norm_out'; docs/adapters.md)"
             )
         if call is not None:
             try:

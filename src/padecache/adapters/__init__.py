@@ -135,10 +135,20 @@ class BlockIO:
         return cls(hidden=hidden, encoder=encoder, hidden_index=hidden_index, encoder_index=encoder_index)
 
     def hidden_of(self, block_forward: Callable, args: tuple, kwargs: dict) -> Any:
-        return argument(args, kwargs, self.hidden, position_of(block_forward, self.hidden))
+        return self.argument(block_forward, args, kwargs, self.hidden)
 
     def argument(self, block_forward: Callable, args: tuple, kwargs: dict, name: str) -> Any:
-        return argument(args, kwargs, name, position_of(block_forward, name))
+        try:
+            return argument(args, kwargs, name, position_of(block_forward, name))
+        except TypeError:  # the adapter's stream name is not this block's: say which block, what it takes, what to set
+            owner = getattr(block_forward, "__self__", None)
+            who = type(owner).__name__ if owner is not None else getattr(block_forward, "__qualname__", "a block")
+            try:
+                takes = ", ".join(inspect.signature(block_forward).parameters)
+            except (TypeError, ValueError):
+                takes = "arguments padecache cannot read"
+            raise TypeError(f"{who} was called without `{name}` (it takes {takes}): give its block list a BlockIO "
+                            f"naming its stream argument, e.g. io={{'blocks': BlockIO(hidden='x')}} (docs/adapters.md)") from None
 
     def _returned(self, block_forward: Callable, args: tuple, kwargs: dict, spec: str | None) -> Any:
         if spec is None:
