@@ -396,3 +396,15 @@ def test_mask_says_a_block_range_methods_passes_are_full_passes(capsys):
     out = capsys.readouterr().out
     assert "8 passes (2.50x)" in out and "first/last blocks also run on every other step" in out
     assert main(["mask", "tc-pade", "--steps", "20"]) == 0 and "first/last" not in capsys.readouterr().out
+
+
+def test_a_method_whose_component_needs_an_option_takes_it_from_set(capsys):
+    """`mask` (a policy, so a method) cannot be built without its plan: --set gives it before it is checked (both
+    commands were refused with "give exactly one of mask ... or steps")."""
+    assert main(["mask", "mask", "--set", 'policy.mask="##..#"', "--steps", "5"]) == 0
+    assert "##..#  3 passes" in capsys.readouterr().out
+    assert main(["config", "mask", "--set", "policy.steps=[0,1,5]", "--set", "policy.num_steps=10"]) == 0
+    assert 'name = "mask"' in capsys.readouterr().out
+    assert main(["config", "mask", "--set", "policy.mask=x"]) == 2
+    assert "--set: method 'mask': [policy] (mask).mask: use '#'/'1'" in capsys.readouterr().err
+    assert main(["config", "mask"]) == 2 and "give exactly one of `mask`" in capsys.readouterr().err

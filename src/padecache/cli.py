@@ -122,15 +122,16 @@ def cmd_list(args) -> int:
 
 def _config(args) -> Any:
     """The command's config with ``--set``'s changes (options of one section merge; a new ``name`` replaces it)."""
-    from . import ConfigError, load_config
+    from . import ConfigError
+    from .config import load_changed
 
-    cfg, sections = load_config(args.config), {}
+    sections: dict = {}
     for section, key, value in args.settings:
         sections.setdefault(section, {})[key] = value
     try:
-        return cfg.evolve(**sections) if sections else cfg
+        return load_changed(args.config, sections)
     except ConfigError as err:
-        raise _Usage(f"--set: {err}") from None
+        raise _Usage(f"--set: {err}" if getattr(err, "changes", False) else str(err)) from None
 
 
 def cmd_mask(args) -> int:

@@ -277,6 +277,34 @@ def _method(registry, name: str) -> dict | None:
         raise ConfigError(str(err)) from None
 
 
+def load_changed(config: str, changes: Mapping[str, Mapping[str, Any]]) -> CacheConfig:
+    """``load_config(config)`` with ``changes`` (section -> options, as ``--set`` gives them) merged as
+    :meth:`CacheConfig.evolve` merges them.  A method whose component cannot be built without an option (the ``mask``
+    policy's plan) takes the changes before it is checked, so ``padecache mask mask --set policy.mask=...`` works."""
+    try:
+        base = load_config(config)
+    except ConfigError:
+        from .plugins import get_registry
+
+        registry = get_registry()
+        raw = None if registry.has_preset(config) or Path(config).is_file() else _method(registry, config)
+        if not changes or raw is None:
+            raise
+        data = {key: dict(value) for key, value in raw.items()}
+        for key, value in changes.items():
+            data[key] = dict(value) if "name" in value and key != "engine" else {**data.get(key, {}), **dict(value)}
+        return _with_changes(lambda: CacheConfig.from_dict(data, source=f"method {config!r}"))
+    return _with_changes(lambda: base.evolve(**changes)) if changes else base
+
+
+def _with_changes(build: Any) -> CacheConfig:
+    try:
+        return build()
+    except ConfigError as err:
+        err.changes = True  # the changes are what is wrong (a command line says "--set: ...")
+        raise
+
+
 def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = None, **sections) -> CacheConfig:
     """Resolve ``config`` (a preset name, a TOML path, a dict or a :class:`CacheConfig`) and overrides.
 
