@@ -136,7 +136,7 @@ def run_model(name, steps, repeats, rows, smoke=False):
     model, x0, step, patterns = build(name, smoke)
     counter = PassCounter(model)
     with torch.inference_mode():
-        counter.count = 0
+        counter.reset()
         ref, full_wall, walls = timed(lambda: sample(model, x0, step, steps), repeats)
         per_pass = counter.count / (repeats + 1) / steps
         first = len(rows)
@@ -167,7 +167,7 @@ def run_model(name, steps, repeats, rows, smoke=False):
 
             def run():
                 registry.reset_stateful_hooks()
-                counter.count = 0
+                counter.reset()
                 return sample(model, x0, step, steps)
 
             out, wall, walls = timed(run, repeats)
@@ -211,6 +211,7 @@ def main(argv=None):
             print(f"{name} failed: {type(err).__name__}: {err}", flush=True)
             rows.append(dict(model=name, method="failed", error=f"{type(err).__name__}: {err}"[:500]))
         write(Path(a.out), meta, rows, a)  # after every model: a run cut short keeps what it measured
+    return 1 if any(r["method"] == "failed" for r in rows) else 0  # a failed model is a failed run, also for scripts
 
 
 def write(out, meta, rows, a):
@@ -232,4 +233,4 @@ def write(out, meta, rows, a):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

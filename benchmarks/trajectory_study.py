@@ -57,6 +57,8 @@ def summary(trajectory: torch.Tensor) -> dict[str, list[float]]:
 
 
 def _fmt(values: list[float]) -> str:
+    if len(values) <= 16:  # all of them: a short run's first 12 and last 4 overlap
+        return " ".join(f"{x:.2f}" for x in values)
     return " ".join(f"{x:.2f}" for x in values[:12]) + " ... " + " ".join(f"{x:.2f}" for x in values[-4:])
 
 

@@ -582,3 +582,20 @@ def test_a_new_comparison_in_an_old_directory_removes_the_old_report_at_its_firs
     assert (tmp_path / "notes.txt").exists() and len(load_records(tmp_path)) == 1  # not ours: kept
     writer.add(record)
     assert len(load_records(tmp_path)) == 2
+
+
+def test_a_pass_counter_counts_from_zero_again_after_reset(dit_pipe):
+    """benchmarks/gpu_walltime.py set `counter.count = 0`, which the read-only count refused: every model failed."""
+    from padecache.bench.measure import PassCounter
+
+    counter = PassCounter(dit_pipe.transformer)
+    try:
+        generate(dit_pipe, 0)
+        first = counter.count
+        assert first == pytest.approx(STEPS * counter.num_blocks)  # block calls: every block on every step
+        counter.reset()
+        assert counter.count == 0
+        generate(dit_pipe, 0)
+        assert counter.count == pytest.approx(first)
+    finally:
+        counter.close()

@@ -408,3 +408,24 @@ def test_a_method_whose_component_needs_an_option_takes_it_from_set(capsys):
     assert main(["config", "mask", "--set", "policy.mask=x"]) == 2
     assert "--set: method 'mask': [policy] (mask).mask: use '#'/'1'" in capsys.readouterr().err
     assert main(["config", "mask"]) == 2 and "give exactly one of `mask`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, message", [
+    (ConnectionError("Could not find any running Ray instance"), "--ray: Could not find any running Ray instance"),
+    (ModuleNotFoundError("running on a Ray cluster needs Ray"), "--ray: running on a Ray cluster needs Ray"),
+])
+def test_a_cluster_that_cannot_start_is_one_line_not_a_traceback(monkeypatch, capsys, tmp_path, error, message):
+    import padecache.cluster as cluster
+
+    class Unreachable(cluster.InProcessExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+
+        def __enter__(self):
+            raise error
+
+    monkeypatch.setattr(cluster, "RayExecutor", Unreachable)
+    assert main(["generate", "--pipeline", "dit-mnist", "--labels", "3", "--seeds", "0", "--steps", "2", "--ray", "auto",
+                 "--no-progress", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"padecache generate: error: {message}" in err

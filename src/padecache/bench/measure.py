@@ -85,6 +85,11 @@ class PassCounter:
         if module is self.anchors[i]:  # once per block execution, however many of its layers run
             self.calls[i].append(_rows(output) or 0)
 
+    def reset(self) -> None:
+        """Start counting from zero (the hooks stay)."""
+        for calls in self.calls:
+            calls.clear()
+
     @property
     def count(self) -> float:
         """Block executions so far, a call on some of the rows counting their share (a whole number when none did)."""

@@ -352,6 +352,13 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
             f"{root}: no trained {name!r} weights (padecache.json missing). "
             f"Train them with `padecache train-reference {name} --data {_DATA_HINT[spec.family]}`."
         )
+    try:
+        trained = json.loads(meta_file.read_text()).get("name", name)
+    except (ValueError, AttributeError):
+        trained = name  # unreadable: the loading below says the weights are corrupt
+    if trained != name:  # another model's weights: refused before torch reads them with the wrong shapes
+        raise ValueError(f"{root}: these are {trained!r} weights (padecache.json), not {name!r}; pass --model {trained} "
+                         f"or the directory `padecache train-reference {name}` wrote")
     cls = DiTTransformer2DModel if spec.family == "dit" else FluxTransformer2DModel
     if spec.family == "flux-t2i":
         from .t2i import TextPipeline
