@@ -34,9 +34,11 @@ def test_list(capsys):
     for word in ("predictors:", "policies:", "stage detectors:", "presets:", "adapters:", "taylor", "budget", "fraction", "order = 1",
                  "bench families", "diffusers-taylorseer, diffusers-fbc", "reference models", "broken plugins"):
         assert word in out
-    assert any(line.split()[:2] == ["tc-pade-reference", "tcpade"] for line in out.splitlines())  # a plugin's family
+    # a plugin's family, named by its distribution as its components are (it said `tcpade` there, `padecache-tcpade` here)
+    assert any(line.split()[:2] == ["tc-pade-reference", "padecache-tcpade"] for line in out.splitlines())
     models = out.split("\nreference models (")[1].split("\nbroken plugins")[0]
-    assert any(line.split()[:2] == ["dit-mnist", "reference"] and "generate takes --labels" in line for line in models.splitlines())
+    assert any(line.split()[:2] == ["dit-mnist", "padecache-reference"] and "generate takes --labels" in line
+               for line in models.splitlines())
     from padecache.references import default_model
 
     default = [line.split()[0] for line in models.splitlines() if line.endswith("(default)")]

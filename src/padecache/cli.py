@@ -75,7 +75,7 @@ def _family_inputs(registry, name: str) -> str:
     return ", ".join(given) or "none (TeaCache-style policies measure the stack input and say so)"
 
 
-def _print_methods(width: int) -> None:
+def _print_methods(registry, width: int) -> None:
     from .bench.families import registered_families
     from .bench.peers import PEER_NAMES
 
@@ -86,8 +86,8 @@ def _print_methods(width: int) -> None:
         families = []
     width = max([width, *(len(f.name) for f, _, _ in families)])
     print("bench families (padecache bench --methods, each swept over the target speedups; padecache.apply takes each name too):")
-    for family, plugin, version in families:
-        print(f"  {family.name:<{width}}  {plugin} {version}  {family.summary}")
+    for family, plugin, version in families:  # named by distribution, as the components above are
+        print(f"  {family.name:<{width}}  {registry.packages.get(plugin, plugin)} {version}  {family.summary}")
     print(f"bench peers (other tools, through their own APIs): {', '.join(PEER_NAMES)}")
 
 
@@ -102,7 +102,7 @@ def _print_reference_models(registry, verbose: bool) -> None:
     for model, plugin, version in models:
         mark = " (default)" if model.default else ""
         flag = "--prompt" if model.inputs == "prompts" else "--labels"
-        print(f"  {model.name:<{width}}  {plugin} {version}  {model.summary}; generate takes {flag}{mark}")
+        print(f"  {model.name:<{width}}  {registry.packages.get(plugin, plugin)} {version}  {model.summary}; generate takes {flag}{mark}")
         if verbose and model.train:
             print(f"      train-reference --data: {model.train_data or 'see the plugin'}")
 
@@ -112,7 +112,7 @@ def cmd_list(args) -> int:
 
     registry = get_registry()
     width = _print_components(registry, args.verbose)
-    _print_methods(width)
+    _print_methods(registry, width)
     _print_reference_models(registry, args.verbose)
     print("broken plugins (skipped):")
     for b in registry.broken:
