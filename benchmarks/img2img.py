@@ -24,6 +24,7 @@ Each (model, strength) goes to ``OUT/<model>-s<strength>/`` (``results.json``, `
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -116,6 +117,20 @@ def label(model: str, strength: float, steps: int) -> str:
     return f"{model} img2img {strength:g} ({steps_run(steps, strength)} of {steps} steps)"
 
 
+def regenerate(args, stored: dict) -> str:
+    """The command that makes these runs: ``--out`` and every setting that is not its default (``stored``: the
+    models, strengths, steps and targets read from the runs, which a ``--summary-only`` call need not repeat)."""
+    words = ["python benchmarks/img2img.py", f"--out {args.out}"]
+    for name, default in (("models", list(MODELS)), ("strengths", list(STRENGTHS)), ("steps", STEPS),
+                          ("targets", list(TARGETS)), ("samples", None), ("seed", 0), ("ours", OURS),
+                          ("methods", list(METHODS))):
+        value = stored.get(name, getattr(args, name))
+        if value != default:
+            words.append(f"--{name} " + (" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+                                         if isinstance(value, list) else str(value)))
+    return " ".join(words)
+
+
 def summary(out: Path, runs: list[Path], args) -> str:
     """``OUT/README.md``: the headline at every target, from the runs' ``results.json`` alone."""
     from padecache.bench import headline_markdown, load_records
@@ -124,15 +139,21 @@ def summary(out: Path, runs: list[Path], args) -> str:
 
     records = load_records([d / "results.json" for d in runs])
     samples = {r.model.split()[0]: r.samples for r in records if r.kind == "reference"}
-    ran = steps_run(args.steps, min(args.strengths))
-    cap = budget(ran, args.targets[0])
+    # what the stored runs are, read from their records (a --summary-only run need not repeat the arguments)
+    models = [m for m in MODELS if any(r.model.split()[0] == m for r in records)]
+    drawn = None if all(samples.get(m) == SAMPLES[m] for m in models) else next(iter(set(samples.values())))
+    strengths = sorted({float(r.model.split()[2]) for r in records})
+    steps = int(re.search(r"of (\d+) steps", records[0].model).group(1))
+    targets = sorted({r.target for r in records if r.target is not None and r.kind != "reference"})
+    ran = steps_run(steps, min(strengths))
+    cap = budget(ran, targets[0])
     lines = [
         "# Image-to-image: ours against the others at equal passes over the executed steps",
         "",
-        f"img2img on the reference models at strengths {', '.join(f'{s:g}' for s in args.strengths)} of a "
-        f"{args.steps}-step schedule: only the last `round({args.steps} × strength)` steps run, and every method is "
-        f"held to the pass budget of those steps (at {args.targets[0]:g}× a {ran}-step run spends at most "
-        f"`round({ran} / {args.targets[0]:g}) = {cap}` passes). "
+        f"img2img on the reference models at strengths {', '.join(f'{s:g}' for s in strengths)} of a "
+        f"{steps}-step schedule: only the last `round({steps} × strength)` steps run, and every method is "
+        f"held to the pass budget of those steps (at {targets[0]:g}× a {ran}-step run spends at most "
+        f"`round({ran} / {targets[0]:g}) = {cap}` passes). "
         f"Scores are against full compute of the same img2img call (inputs, prompts, seeds); each method at its best "
         f"setting within the budget.  *Ours* is `{args.ours}`.",
         "",
@@ -142,12 +163,12 @@ def summary(out: Path, runs: list[Path], args) -> str:
         f"almost unchanged image, which flatters every cache).  Images per run: "
         + ", ".join(f"{m} {n}" for m, n in sorted(samples.items())) + ".",
         "",
-        headline_markdown(records, ours=args.ours, targets=args.targets, every_point=True),
+        headline_markdown(records, ours=args.ours, targets=targets, every_point=True),
         "",
         "Every method at every budget, with SSIM, relative L2, class accuracy and FID: "
         + ", ".join(f"[{d.name}]({d.name}/results.md)" for d in runs) + ".",
         "",
-        f"Regenerate: `python benchmarks/img2img.py --out {args.out}`.",
+        f"Regenerate: `{regenerate(args, dict(models=models, strengths=strengths, steps=steps, targets=targets, samples=drawn))}`.",
         "",
     ]
     return "\n".join(lines)
@@ -179,7 +200,12 @@ def main(argv=None) -> None:
 
     out = Path(args.out)
     runs = [run_dir(out, m, s) for m in args.models for s in args.strengths]
-    if not args.summary_only:
+    if args.summary_only:  # the runs on disk, whatever this command's --models and --strengths say
+        runs = [run_dir(out, m, float(d.name.rsplit("-s", 1)[1])) for m in MODELS for d in sorted(out.glob(f"{m}-s*"))
+                if (d / "results.json").is_file()]
+        if not runs:
+            raise SystemExit(f"--summary-only: no runs under {out} (run without it first)")
+    else:
         resolve(args.methods)  # unknown names fail before any model loads
         for model in args.models:
             pipe = load_reference(model)
