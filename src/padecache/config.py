@@ -170,22 +170,7 @@ class CacheConfig:
     def evolve(self, **sections: Mapping[str, Any] | str) -> CacheConfig:
         """A copy with some sections replaced (``predictor="linear"`` or ``policy={"name": ..., ...}``), or some
         options of a section changed (``policy={"speedup": 3}``: the same policy)."""
-        data = self.to_dict()
-        for key, value in sections.items():
-            if key not in (*SECTIONS, "engine"):
-                raise ConfigError(f"unknown section {key!r}{suggest(key, [*SECTIONS, 'engine'])}; valid: {[*SECTIONS, 'engine']}")
-            if isinstance(value, str):
-                value = {"name": value}
-            if not isinstance(value, Mapping):
-                raise ConfigError(
-                    f"{key}={value!r}: expected a component name or a dict with `name` and options, "
-                    f"got {type(value).__name__}"
-                )
-            if key == "engine" or "name" not in value:  # options alone: the same component, those options changed
-                data[key] = {**data[key], **dict(value)}
-            else:
-                data[key] = dict(value)
-        return CacheConfig.from_dict(data)
+        return CacheConfig.from_dict(_merged(self.to_dict(), sections))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config", prefer: str | None = None) -> CacheConfig:
@@ -290,11 +275,29 @@ def load_changed(config: str, changes: Mapping[str, Mapping[str, Any]]) -> Cache
         raw = None if registry.has_preset(config) or Path(config).is_file() else _method(registry, config)
         if not changes or raw is None:
             raise
-        data = {key: dict(value) for key, value in raw.items()}
-        for key, value in changes.items():
-            data[key] = dict(value) if "name" in value and key != "engine" else {**data.get(key, {}), **dict(value)}
-        return _with_changes(lambda: CacheConfig.from_dict(data, source=f"method {config!r}"))
+        return _with_changes(lambda: CacheConfig.from_dict(_merged({k: dict(v) for k, v in raw.items()}, changes),
+                                                           source=f"method {config!r}"))
     return _with_changes(lambda: base.evolve(**changes)) if changes else base
+
+
+def _merged(data: dict, sections: Mapping[str, Mapping[str, Any] | str]) -> dict:
+    """``data`` (the :meth:`CacheConfig.to_dict` structure) with ``sections`` replaced, or their options changed where
+    a section names no component (what :meth:`CacheConfig.evolve` and ``--set`` do)."""
+    for key, value in sections.items():
+        if key not in (*SECTIONS, "engine"):
+            raise ConfigError(f"unknown section {key!r}{suggest(key, [*SECTIONS, 'engine'])}; valid: {[*SECTIONS, 'engine']}")
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{key}={value!r}: expected a component name or a dict with `name` and options, "
+                f"got {type(value).__name__}"
+            )
+        if key == "engine" or "name" not in value:  # options alone: the same component, those options changed
+            data[key] = {**data.get(key, {}), **dict(value)}
+        else:
+            data[key] = dict(value)
+    return data
 
 
 def _with_changes(build: Any) -> CacheConfig:
