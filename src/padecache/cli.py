@@ -173,8 +173,6 @@ def cmd_bench(args) -> int:
     check_output_dir(args.out)  # before anything is imported or run: an unwritable --out fails at once
     model = find_model(args.model)
     for_scope, run_bench = model.function("bench_options"), model.function("bench")
-    import os
-
     os.environ.setdefault("CACHE_DIT_LOG_LEVEL", "warning")  # cache-dit reads it at import: its INFO lines drown the table
     _set_threads((args.threads or 1) if args.ray is None else None)  # one thread: CPU time measures the method alone
     options = for_scope(
@@ -440,8 +438,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"padecache {args.command}: interrupted{kept}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `padecache list | head`: the reader stopped; say nothing more
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
