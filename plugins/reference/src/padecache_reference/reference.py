@@ -352,10 +352,8 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
             f"{root}: no trained {name!r} weights (padecache.json missing). "
             f"Train them with `padecache train-reference {name} --data {_DATA_HINT[spec.family]}`."
         )
-    try:
-        trained = json.loads(meta_file.read_text()).get("name", name)
-    except (ValueError, AttributeError):
-        trained = name  # unreadable: the loading below says the weights are corrupt
+    meta = json.loads(meta_file.read_text())
+    trained = meta.get("name", name) if isinstance(meta, dict) else name
     if trained != name:  # another model's weights: refused before torch reads them with the wrong shapes
         raise ValueError(f"{root}: these are {trained!r} weights (padecache.json), not {name!r}; pass --model {trained} "
                          f"or the directory `padecache train-reference {name}` wrote")
@@ -364,7 +362,7 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
         from .t2i import TextPipeline
 
         pipe = TextPipeline(spec, _load_transformer(cls, root, name))
-        pipe.metadata = json.loads(meta_file.read_text())
+        pipe.metadata = meta
         return pipe
     try:
         transformer = cls.from_pretrained(root / "transformer", local_files_only=True)
@@ -381,5 +379,5 @@ def load_reference(name: str, path: str | Path | None = None) -> ReferencePipeli
             f"Reinstall padecache-reference or retrain with `padecache train-reference {name}`."
         ) from err
     pipe = ReferencePipeline(spec, transformer, conditioner)
-    pipe.metadata = json.loads(meta_file.read_text())
+    pipe.metadata = meta
     return pipe
