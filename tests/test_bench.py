@@ -505,7 +505,8 @@ def test_a_stored_results_file_reads_the_same_whatever_plugins_are_installed(dit
             padecache.register_plugin(plugin, name=name)
     assert without == with_plugins
     stored = load_records(tmp_path)
-    assert stored[1].summary == "tc-pade + budget(speedup=2.0)" and "| tc-pade + budget(speedup=2.0) |" in with_plugins[2]
+    summary = "tc-pade + budget(speedup=2.0) + engine(gap_correction=0.5)"
+    assert stored[1].summary == summary and f"| {summary} |" in with_plugins[2]
 
 
 def test_every_method_name_of_the_results_the_readme_and_list_is_one_apply_takes(dit_pipe, capsys):

@@ -124,6 +124,11 @@ class EngineConfig:
             execution order) that run on every step; only the blocks between them are skipped and forecast, and
             the residual is that range's.  A forecast step then costs ``(first + last) / blocks`` of a pass
             (``stats().full_passes`` counts it).
+        gap_correction: at a computed step after skipped ones, move the model output so that the latent gains this
+            share of the difference between the skipped steps' outputs interpolated between the computed ones and
+            the forecasts (:mod:`padecache.correction`); 0 turns it off.  Only with a scheduler whose update is an
+            Euler flow-matching step (``FlowMatchEulerDiscreteScheduler``), and only for a static plan of at least
+            ``gap_correction_passes`` passes (on leaner plans it lost: docs/methods.md, "Gap correction").
     """
 
     guard: bool = option(True, "bool", doc="replace non-finite or exploding predictions by a computed step")
@@ -132,6 +137,8 @@ class EngineConfig:
     history_device: str = option("model", "str", choices=("model", "cpu"), doc="device of the residual history")
     first_blocks: int = option(0, "int", ge=0, doc="blocks at the start of the stack that run on every step (cache-dit's Fn)")
     last_blocks: int = option(0, "int", ge=0, doc="blocks at the end of the stack that run on every step (cache-dit's Bn)")
+    gap_correction: float = option(0.0, ge=0.0, le=1.0, doc="share of the skipped steps' forecast error taken back at a computed step")
+    gap_correction_passes: int = option(6, "int", ge=1, doc="fewest passes of a static plan that gap_correction applies to")
 
 
 @attrs.frozen

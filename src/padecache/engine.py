@@ -19,8 +19,9 @@ import torch
 
 from .answers import as_stage, per_row_decision
 from .config import CacheConfig
+from .correction import GapCorrector, computed_rows, output_tensor, with_output_tensor
 from .distributed import LOCAL
-from .errors import Uncopyable, component_error, prediction_problem, warn
+from .errors import Uncopyable, component_error, fallbacks_message, prediction_problem, warn
 from .interfaces import StepContext, StepInputs, inputs_problem
 from .math import row_sumsq
 from .plugins import get_registry
@@ -53,6 +54,7 @@ class Engine(Uncopyable):
         self.forecast_cost = always / num_blocks if always else None  # share of the stack a forecast step runs
         self.recorder = StatsRecorder(num_blocks)
         self.branches: dict[str, BranchState] = {}
+        self.correctors: dict[str, GapCorrector] = {}  # per branch, with engine.gap_correction
         self.owner = Owner()
         self._open = False
         self._warned: set[str] = set()
@@ -117,6 +119,7 @@ class Engine(Uncopyable):
     def _clear(self) -> None:
         self._finish_generation()
         self.branches.clear()
+        self.correctors.clear()
         self._open = False
         self._warned = set()
 
@@ -126,15 +129,8 @@ class Engine(Uncopyable):
         if not self._open or r.forecast_attempts < 2 or r.fallback_rows * 2 <= r.forecast_attempts or "fallbacks" in self._warned:
             return
         self._warned.add("fallbacks")
-        head = f"padecache: {r.fallback_rows} of {r.forecast_attempts} forecasts of {self.label('predictor')} were rejected"
-        if r.nonfinite_rows * 2 >= r.fallback_rows:
-            message = (f"{head} by the guard and computed instead, because the residuals they are forecast from are "
-                       f"non-finite (NaN or Inf): the block stack's input or output was non-finite -- check the initial "
-                       f"latents, and the model in this dtype; the predictor is not the cause")
-        else:
-            message = (f"{head} by the guard (non-finite, or larger than engine.max_growth = "
-                       f"{self.config.engine.max_growth:g} x the largest computed residual) and computed instead: this "
-                       f"generation ran at nearly full cost. Check the predictor, or its options")
+        message = fallbacks_message(r.fallback_rows, r.forecast_attempts, r.nonfinite_rows, self.label("predictor"),
+                                    self.config.engine.max_growth)
         warn(message, RuntimeWarning, stacklevel=3)
 
     # -- decisions -----------------------------------------------------------------------------------------
@@ -270,6 +266,20 @@ class Engine(Uncopyable):
                                          cost=None if part.compute else self.forecast_cost))
         (plan.ctx.reducer or LOCAL).flush()  # what this step queued (norms, statistics) goes out in one all-reduce now
         self.recorder.observe_bytes(self.state_bytes(extra=(x_in,)))
+
+    def correct(self, plan: Plan, output: Any) -> Any:
+        """The model's ``output`` of the call of ``plan``, its sample's rows that computed after skipped steps moved by
+        ``engine.gap_correction`` (:mod:`padecache.correction`) where the scheduler and the policy's plan allow it."""
+        e, schedule = self.config.engine, plan.ctx.schedule
+        sigmas = None if schedule is None else schedule.euler_sigmas
+        sample = output_tensor(output) if e.gap_correction and sigmas is not None else None
+        if sample is None or sample.shape[0] != plan.batch:
+            return output
+        computed, eligible = computed_rows(plan, lambda p: sum(self._plan_of(p.slot, p.ctx) or ()) >= e.gap_correction_passes)
+        corrector = self.correctors.setdefault(plan.branch.name, GapCorrector())
+        sample, done = corrector.apply(plan.ctx.step, sample, computed, eligible, sigmas, e.gap_correction)
+        self.recorder.corrected_rows += done
+        return with_output_tensor(output, sample) if done else output
 
     def state_bytes(self, extra: tuple = ()) -> int:
         """Bytes held by every predictor and policy, plus ``extra`` (each storage counted once, whole)."""

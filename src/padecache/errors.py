@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["ComponentError", "PipelineError", "ThreadConflictError", "component_error", "pipeline_error", "prediction_problem", "head_shape_error", "COPY_MESSAGE",
-           "Uncopyable", "warn", "speaking_for"]
+           "Uncopyable", "warn", "speaking_for", "fallbacks_message"]
 
 #: who the warnings of this thread or task are said for ("" outside :func:`speaking_for`)
 _SPEAKER: contextvars.ContextVar[str] = contextvars.ContextVar("padecache_speaker", default="")
@@ -144,3 +144,15 @@ class Uncopyable:
 
     def __reduce_ex__(self, protocol):
         raise TypeError(COPY_MESSAGE.format(name=self._model_name(), what="pickled"))
+
+
+def fallbacks_message(fallbacks: int, attempts: int, nonfinite: int, predictor: str, max_growth: float) -> str:
+    """The warning for a generation whose forecasts mostly fell back: why, and what to check."""
+    head = f"padecache: {fallbacks} of {attempts} forecasts of {predictor} were rejected"
+    if nonfinite * 2 >= fallbacks:
+        return (f"{head} by the guard and computed instead, because the residuals they are forecast from are "
+                f"non-finite (NaN or Inf): the block stack's input or output was non-finite -- check the initial "
+                f"latents, and the model in this dtype; the predictor is not the cause")
+    return (f"{head} by the guard (non-finite, or larger than engine.max_growth = {max_growth:g} x the largest "
+            f"computed residual) and computed instead: this generation ran at nearly full cost. Check the predictor, "
+            f"or its options")

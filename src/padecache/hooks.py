@@ -144,7 +144,7 @@ class Attachment(Uncopyable):
         """The call raised: its generation cannot go on (the next call starts a new one)."""
         self.reset()
 
-    def end(self) -> None:
+    def end(self, output: Any = None) -> Any:  # what the call returns (engine.gap_correction may move its sample)
         call, self.call = self.call, None
         if call is not None and call.plan is not None and not call.done:
             heads = [s.head for s in self.adapter.stream_specs(self.model)]
@@ -154,12 +154,13 @@ class Attachment(Uncopyable):
                 f"stack; the adapter {self.adapter.name!r} does not match this model: its `head` names the module that "
                 f"takes the block stack's output (e.g. 'norm_out'; docs/adapters.md)"
             )
-        if call is not None:
-            try:
+        try:
+            if call is not None:
                 self.engine.finish(call.ctx)
-            except ThreadConflictError:
-                self.reset()
-                raise
+        except ThreadConflictError:
+            self.reset()
+            raise
+        return output if call is None or call.plan is None else self.engine.correct(call.plan, output)
 
     # -- blocks ----------------------------------------------------------------------------------------------
     def enter(self, block: BlockForward, args: tuple, kwargs: dict) -> tuple[str, tuple, dict]:
@@ -302,8 +303,8 @@ class Attachment(Uncopyable):
         plan, output = call.plan, None
         if plan.mode != "skip":  # the stack output in the history's dtype and device (Wan's head takes float32)
             like = {"device": plan.x_in.device, "dtype": plan.x_in.dtype}
-            outs = call.outputs
-            output = outs[0].detach().to(**like) if len(outs) == 1 else torch.cat([t.detach().to(**like).flatten(1) for t in outs], 1)
+            outs = [t.detach().to(**like) for t in call.outputs]
+            output = outs[0] if len(outs) == 1 else torch.cat([t.flatten(1) for t in outs], 1)
         call.outputs = [None] * len(call.outputs)  # drop the references: the model owns these tensors
         self.engine.record(plan, output)
 

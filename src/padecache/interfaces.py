@@ -77,12 +77,17 @@ class Schedule:
 
     timesteps: tuple[float, ...] = attrs.field(converter=_floats)
     sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats)
+    #: the sigmas of an Euler flow-matching update (``x += (sigma[k+1] - sigma[k]) * output``), one more than the
+    #: steps; ``None`` for any other update (``engine.gap_correction`` needs it: :mod:`padecache.correction`)
+    euler_sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats, kw_only=True)
 
     def __attrs_post_init__(self):
         if len(self.timesteps) == 0:
             raise ValueError("a schedule needs at least one timestep")
         if self.sigmas is not None and len(self.sigmas) < len(self.timesteps):
             raise ValueError(f"got {len(self.sigmas)} sigmas for {len(self.timesteps)} timesteps")
+        if self.euler_sigmas is not None and len(self.euler_sigmas) != len(self.timesteps) + 1:
+            raise ValueError(f"got {len(self.euler_sigmas)} Euler sigmas for {len(self.timesteps)} steps; give one more")
 
     @property
     def num_steps(self) -> int:

@@ -83,6 +83,7 @@ class CacheStats:
         computed_steps: transformer calls that ran the block stack (all branches; row-weighted).
         forecast_steps: transformer calls whose block stack was predicted (row-weighted).
         fallbacks: row forecasts rejected (non-finite or exploding) and computed instead.
+        corrections: computed row outputs that ``engine.gap_correction`` moved (:mod:`padecache.correction`).
         restarts: branches whose history restarted because the batch size or resolution changed.
         cache_bytes: peak bytes held by padecache during the generation: histories and policy state kept from
             step to step, plus the block-stack input it keeps during a call (its float32 copy, or the model's
@@ -106,6 +107,7 @@ class CacheStats:
     num_blocks: int = 0
     block_passes: float = 0.0
     planned_steps: int = 0
+    corrections: int = 0
 
     def __str__(self) -> str:
         return self.summary()
@@ -120,6 +122,7 @@ class CacheStats:
             f"({self.pass_speedup:.2f}x fewer), branches: {names}",
             f"  calls computed {_fmt(self.computed_steps)}, forecast {_fmt(self.forecast_steps)}; fallbacks "
             f"{self.fallbacks}, restarts {self.restarts}; cache {_bytes(self.cache_bytes)}; generation {self.generations}"
+            + (f"; gap corrections {self.corrections}" if self.corrections else "")
             + (f"; stopped after {self.total_steps} of {self.planned_steps} steps"
                if self.planned_steps > self.total_steps else ""),
         ]
@@ -201,6 +204,7 @@ class CacheStats:
             forecast_steps=_count(sum(p.forecast_steps for p in parts)),
             fallbacks=sum(p.fallbacks for p in parts),
             restarts=sum(p.restarts for p in parts),
+            corrections=sum(p.corrections for p in parts),
             cache_bytes=sum(p.cache_bytes for p in parts),
             records=tuple(sorted((r for p in parts for r in p.records), key=lambda r: r.step)),
             generations=max(p.generations for p in parts),
@@ -224,6 +228,7 @@ class StatsRecorder:
         self.restarts = 0
         self.forecast_attempts = 0
         self.fallback_rows = 0
+        self.corrected_rows = 0  # rows whose output engine.gap_correction moved
 
     def add(self, record: StepRecord) -> None:
         self.records.append(record)
@@ -254,6 +259,7 @@ class StatsRecorder:
             forecast_steps=_count(forecast),
             fallbacks=self.fallback_rows,
             restarts=self.restarts,
+            corrections=self.corrected_rows,
             cache_bytes=self.peak_bytes,
             records=tuple(self.records),
             generations=self.generations,

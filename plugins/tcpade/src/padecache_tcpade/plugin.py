@@ -35,14 +35,16 @@ def padecache_presets():
         # the TSI policy (docs/methods.md); `tc-pade-tsi` keeps the paper's policy, `tc-pade-official` the
         # official code's whole behaviour.
         "tc-pade-fast": {
-            "summary": "TC-Padé (damped), 7 passes per 20 steps (2.86x), front-loaded budget",
+            "summary": "TC-Padé (damped), 7 passes per 20 steps (2.86x), front-loaded budget, gap correction",
             "predictor": {"name": "tc-pade"},
             "policy": {"name": "budget", "speedup": 20 / 7},
+            "engine": {"gap_correction": 0.5},
         },
         "tc-pade-slow": {
-            "summary": "TC-Padé (damped), 9 passes per 20 steps (2.22x), front-loaded budget",
+            "summary": "TC-Padé (damped), 9 passes per 20 steps (2.22x), front-loaded budget, gap correction",
             "predictor": {"name": "tc-pade"},
             "policy": {"name": "budget", "speedup": 20 / 9},
+            "engine": {"gap_correction": 0.5},
         },
         "tc-pade-tsi": {
             "summary": "TC-Padé (damped) with the paper's TSI policy: interval 4, 3 warm-up steps",
