@@ -143,7 +143,7 @@ def test_a_pipeline_gets_the_correction_at_computed_steps_after_a_gap(flux_pipe)
     _, plain, off = _outputs(flux_pipe, _mask_config(plan, 0.0))
     images, moved, on = _outputs(flux_pipe, _mask_config(plan, 0.5))
     assert off.corrections == 0 and on.corrections == 4 and "gap corrections 4" in on.summary()
-    assert on.full_passes == off.full_passes == 6
+    assert on.full_passes == off.full_passes == 6 and on.cache_bytes > off.cache_bytes  # the outputs kept count
     sigmas = flux_pipe.scheduler.sigmas.tolist()
     for i in range(3):  # until step 3, the first computed after a gap, the runs are one run
         torch.testing.assert_close(moved[i], plain[i], rtol=0, atol=0)

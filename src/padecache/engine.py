@@ -282,9 +282,11 @@ class Engine(Uncopyable):
         return with_output_tensor(output, sample) if done else output
 
     def state_bytes(self, extra: tuple = ()) -> int:
-        """Bytes held by every predictor and policy, plus ``extra`` (each storage counted once, whole)."""
+        """Bytes held by every predictor and policy and the gap corrections' outputs, plus ``extra`` (each storage
+        counted once, whole)."""
         seen: dict[int, int] = {}
-        for t in (*(t for b in self.branches.values() for t in b.state_tensors()), *extra):
+        kept = (t for c in self.correctors.values() for t in c.outputs.values())
+        for t in (*(t for b in self.branches.values() for t in b.state_tensors()), *kept, *extra):
             if isinstance(t, torch.Tensor):
                 storage = t.untyped_storage()
                 seen[storage.data_ptr()] = storage.nbytes()

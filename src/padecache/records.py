@@ -85,9 +85,9 @@ class CacheStats:
         fallbacks: row forecasts rejected (non-finite or exploding) and computed instead.
         corrections: computed row outputs that ``engine.gap_correction`` moved (:mod:`padecache.correction`).
         restarts: branches whose history restarted because the batch size or resolution changed.
-        cache_bytes: peak bytes held by padecache during the generation: histories and policy state kept from
-            step to step, plus the block-stack input it keeps during a call (its float32 copy, or the model's
-            own tensor kept alive); each storage counted once and whole.
+        cache_bytes: peak bytes held by padecache during the generation: histories, policy state and the outputs a
+            gap correction keeps from step to step, plus the block-stack input it keeps during a call (its float32
+            copy, or the model's own tensor kept alive); each storage counted once and whole.
         records: one :class:`StepRecord` per transformer call (per row group), in call order.
         generations: generations this transformer has run since padecache was applied.
         experts: the stats of each transformer, when these are combined (Wan 2.2).
