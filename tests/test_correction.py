@@ -188,3 +188,50 @@ def test_the_option_is_checked_and_shown(tmp_path):
     assert cfg.engine.gap_correction == 0.5 and "gap_correction=0.5" in cfg.describe()
     (tmp_path / "c.toml").write_text(cfg.to_toml())
     assert padecache.load_config(tmp_path / "c.toml").engine.gap_correction == 0.5
+
+
+def test_what_is_kept_is_a_copy_the_caller_may_change_in_place():
+    # a CFG written as uncond.add_(cond - uncond, alpha=g) changes the float32 output it was given
+    plan = [[True], [True], [False], [False], [True], [False], [True]]
+    g = torch.Generator().manual_seed(3)
+    draws = [torch.randn(1, 2, 3, generator=g) for _ in plan]
+    clean, dirty = GapCorrector(), GapCorrector()
+    for step, rows in enumerate(plan):
+        mask = torch.tensor(rows)
+        a, _ = clean.apply(step, draws[step].clone(), mask, mask, SIGMAS, 0.5)
+        given = draws[step].clone()
+        b, _ = dirty.apply(step, given, mask, mask, SIGMAS, 0.5)
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        given.mul_(-7.0)  # the caller reuses its tensor
+        b.add_(100.0)
+
+
+def test_a_schedule_pinned_with_set_schedule_keeps_the_correction_only_with_euler_sigmas(flux_pipe):
+    config = _mask_config([0, 1, 3, 6, 8, 10], 0.5)
+    with tiny.applied(flux_pipe, config):
+        reference = tiny.run_flux(flux_pipe, steps=12)
+        assert padecache.stats(flux_pipe).corrections == 4
+        timesteps, sigmas = flux_pipe.scheduler.timesteps.clone(), flux_pipe.scheduler.sigmas.clone()
+        padecache.set_schedule(flux_pipe, timesteps, sigmas[:12])
+        tiny.run_flux(flux_pipe, steps=12)
+        assert padecache.stats(flux_pipe).corrections == 0  # no word on the update rule: off
+        padecache.set_schedule(flux_pipe, timesteps, sigmas[:12], euler_sigmas=sigmas)
+        torch.testing.assert_close(tiny.run_flux(flux_pipe, steps=12), reference, rtol=0, atol=0)
+        assert padecache.stats(flux_pipe).corrections == 4
+        bad = sigmas.clone()
+        bad[3] = float("nan")
+        with pytest.raises(ValueError, match="set_schedule: the timesteps and sigmas must be finite numbers, got nan"):
+            padecache.set_schedule(flux_pipe, timesteps, euler_sigmas=bad)
+        with pytest.raises(ValueError, match="must be finite"):
+            padecache.set_schedule(flux_pipe, Schedule(timesteps, euler_sigmas=bad))
+        with pytest.raises(ValueError, match="12 Euler sigmas for 12 steps"):
+            padecache.set_schedule(flux_pipe, timesteps, euler_sigmas=sigmas[:12])
+        padecache.set_schedule(flux_pipe, None)
+        torch.testing.assert_close(tiny.run_flux(flux_pipe, steps=12), reference, rtol=0, atol=0)
+
+
+def test_the_kept_outputs_are_float32_copies_on_the_history_device():
+    c = GapCorrector("cpu")
+    out, _ = c.apply(0, torch.ones(2, 3), torch.tensor([True, True]), torch.tensor([True, True]), SIGMAS, 0.5)
+    assert all(t.device.type == "cpu" and t.dtype == torch.float32 for t in c.outputs.values())
+    assert out.dtype == torch.float32

@@ -241,27 +241,29 @@ def reset(target: Any) -> None:
         attachment.reset()
 
 
-def set_schedule(target: Any, timesteps: Sequence[float] | Schedule | None, sigmas: Sequence[float] | None = None) -> None:
+def set_schedule(target: Any, timesteps: Sequence[float] | Schedule | None, sigmas: Sequence[float] | None = None, *,
+                 euler_sigmas: Sequence[float] | None = None) -> None:
     """Tell padecache the sampling schedule of a hand-written loop calling a bare transformer.
 
     ``timesteps`` is a sequence of numbers (a list, a tuple, a tensor such as ``scheduler.timesteps``) or a
     :class:`~padecache.Schedule`; ``timesteps=None`` undoes it: the engine follows the scheduler it was applied
-    with again (if any).
+    with again (if any).  ``euler_sigmas`` (one more than the steps, the final sigma last: a
+    ``FlowMatchEulerDiscreteScheduler``'s ``sigmas``) says the loop's update is ``x += (sigma[k+1] - sigma[k]) *
+    output``, which ``engine.gap_correction`` needs; without it the correction is off.
 
     Example::
 
-        padecache.set_schedule(transformer, scheduler.timesteps)
+        padecache.set_schedule(transformer, scheduler.timesteps, euler_sigmas=scheduler.sigmas)
     """
-    if timesteps is None:
-        schedule = None
-    elif isinstance(timesteps, Schedule):
-        schedule = timesteps
-    else:
+    schedule = timesteps
+    if timesteps is not None and not isinstance(timesteps, Schedule):
         try:
-            schedule = Schedule(timesteps, sigmas)
+            schedule = Schedule(timesteps, sigmas, euler_sigmas=euler_sigmas)
         except (TypeError, ValueError) as err:
             raise type(err)(f"padecache.set_schedule: {err}") from None
-        bad = next((v for v in schedule.timesteps + (schedule.sigmas or ()) if not math.isfinite(v)), None)
+    if schedule is not None:
+        given = schedule.timesteps + (schedule.sigmas or ()) + (schedule.euler_sigmas or ())
+        bad = next((v for v in given if not math.isfinite(v)), None)
         if bad is not None:
             raise ValueError(f"padecache.set_schedule: the timesteps and sigmas must be finite numbers, got {bad}")
         if schedule.timesteps[0] < schedule.timesteps[-1]:  # (reliability) else every call starts a new generation

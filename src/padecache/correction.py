@@ -48,22 +48,24 @@ def gap_correction(sigmas: Sequence[float], m: int, k: int, at_m: torch.Tensor, 
 
 
 class GapCorrector:
-    """One guidance branch: each row's last computed step and the outputs returned since."""
+    """One guidance branch: each row's last computed step and the outputs returned since (float32 copies, on
+    ``device``, or the output's device when it is ``None``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: torch.device | str | None = None) -> None:
+        self.device = device
         self.last: torch.Tensor | None = None  # per row: the last computed step, -1 before the first
-        self.outputs: dict[int, torch.Tensor] = {}  # step -> the output returned (before any correction), float32
+        self.outputs: dict[int, torch.Tensor] = {}  # step -> the output returned (before any correction)
         self.step = -1
 
     def apply(self, step: int, output: torch.Tensor, computed: torch.Tensor, eligible: torch.Tensor,
               sigmas: Sequence[float], weight: float) -> tuple[torch.Tensor, int]:
         """``output`` of ``step`` (``computed``/``eligible``: a bool per row), corrected where a row computed after
-        skipped steps; returns it and the number of rows corrected (rows whose correction is not finite are not)."""
-        kept = output.detach().float()
+        skipped steps; returns it and the number of rows corrected (rows whose correction is not finite are not).
+        What is kept is a copy: the caller may change ``output`` in place afterwards."""
+        kept = output.detach().to(device=self.device or output.device, dtype=torch.float32, copy=True)
         if self.last is None or step <= self.step or kept.shape != next(iter(self.outputs.values()), kept).shape:
             self.last, self.outputs = torch.full((len(kept),), -1, dtype=torch.long), {}  # a new run, or another layout
         self.step = step
-        self.outputs[step] = kept
         delta, done = None, 0
         for m in sorted({int(v) for v in self.last[computed & eligible]}):
             rows = torch.nonzero(computed & eligible & (self.last == m)).flatten()
@@ -78,10 +80,11 @@ class GapCorrector:
             done += int(finite.sum())
         self.last[computed] = step
         oldest = int(self.last.min()) if bool((self.last >= 0).all()) else 0
-        self.outputs = {i: t for i, t in self.outputs.items() if i >= oldest}
+        self.outputs = {i: t for i, t in self.outputs.items() if i >= oldest}  # pruned before this step's is kept
+        self.outputs[step] = kept
         if delta is None:
             return output, 0
-        return (kept + delta).to(output.dtype), done
+        return (output.float() + delta.to(output.device)).to(output.dtype), done
 
 
 def computed_rows(plan: Any, corrects: Callable[[Any], bool]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -270,15 +270,15 @@ class Engine(Uncopyable):
     def correct(self, plan: Plan, output: Any) -> Any:
         """The model's ``output`` of the call of ``plan``, its sample's rows that computed after skipped steps moved by
         ``engine.gap_correction`` (:mod:`padecache.correction`) where the scheduler and the policy's plan allow it."""
-        e, schedule = self.config.engine, plan.ctx.schedule
-        sigmas = None if schedule is None else schedule.euler_sigmas
+        e, sigmas = self.config.engine, getattr(plan.ctx.schedule, "euler_sigmas", None)
         sample = output_tensor(output) if e.gap_correction and sigmas is not None else None
         if sample is None or sample.shape[0] != plan.batch:
             return output
         computed, eligible = computed_rows(plan, lambda p: sum(self._plan_of(p.slot, p.ctx) or ()) >= e.gap_correction_passes)
-        corrector = self.correctors.setdefault(plan.branch.name, GapCorrector())
+        corrector = self.correctors.setdefault(plan.branch.name, GapCorrector("cpu" if e.history_device == "cpu" else None))
         sample, done = corrector.apply(plan.ctx.step, sample, computed, eligible, sigmas, e.gap_correction)
         self.recorder.corrected_rows += done
+        self.recorder.observe_bytes(self.state_bytes())  # the outputs it keeps now count too
         return with_output_tensor(output, sample) if done else output
 
     def state_bytes(self, extra: tuple = ()) -> int:
