@@ -80,6 +80,7 @@ def run_case(family: str, order: str, configs: list, out: Path) -> None:
         with padecache.testing.applied(model, cfg, scheduler=scheduler):  # the single-process reference
             reference = run_loop(family, model, steps=12, scheduler=scheduler, batch=2)
             ref_decisions = decisions(padecache.stats(model))
+            ref_corrections = padecache.stats(model).corrections
         if order == "before":
             padecache.apply(model, cfg, scheduler=scheduler)
             model.enable_parallelism(config=ContextParallelConfig(ulysses_degree=2))
@@ -98,6 +99,8 @@ def run_case(family: str, order: str, configs: list, out: Path) -> None:
             "config": cfg,
             "decisions": decisions(stats),
             "reference_decisions": ref_decisions,
+            "corrections": stats.corrections,
+            "reference_corrections": ref_corrections,
             "max_abs_diff": float((got - reference).abs().max()),
             "scale": float(reference.abs().max()),
             "calls": len(stats.records),

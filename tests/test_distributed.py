@@ -22,6 +22,7 @@ TSI = [{"predictor": "tc-pade", "policy": {"name": "tsi", "threshold": t, "inter
        for t in (0.3, 0.6, 0.9, 1.01)]
 CASES = {
     "flux": ("after", [{"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}}, *TSI,
+                       {"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}, "engine": {"gap_correction": 0.5}},
                        {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
     "wan": ("before", [{"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5}}, TSI[2],
                        {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
@@ -74,6 +75,9 @@ def test_sharded_runs_decide_and_generate_as_the_unsharded_run(ranks):
             adaptive_forecasts += run["forecasts"]
         assert run["finite_after_remove"]
     assert adaptive_forecasts > 0  # the adaptive policy really forecast on some thresholds
+    corrected = [run for run in rank0 + rank1 if run["config"].get("engine", {}).get("gap_correction")]
+    assert all(run["corrections"] == run["reference_corrections"] > 0 for run in corrected)  # the same rows moved
+    assert len(corrected) == (2 if family == "flux" else 0)
 
 
 def test_a_guard_that_fires_on_one_shard_makes_every_rank_compute(ranks):
