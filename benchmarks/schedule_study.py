@@ -20,6 +20,13 @@ since two residuals with a gap between them forecast their trend (seeds 6 and 7,
         --seed 6 --out docs/results/schedule-warmup-gap/seed6
     python benchmarks/schedule_study.py --study warmup --models dit-mnist,flux-mnist --steps 24,40 \
         --seed 7 --out docs/results/schedule-warmup-gap/seed7
+
+``--study correction`` is not about the plan: the same plan without and with the gap correction
+(``engine.gap_correction = 0.5``, here at every pass count, so that the rows below ``gap_correction_passes`` = 6
+show why it stops there):
+
+    python benchmarks/schedule_study.py --study correction --models dit-mnist,flux-mnist,emoji-t2i --steps 24,36,50 \
+        --seed 6 --out docs/results/gap-correction
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ STUDIES = {
                         ("old placement", "short first gap")),
     "tail": ({"tail": 0.1, **TWO}, TWO, ("tail 10 % of the steps", "tail 0.7 mean gaps")),
     "warmup": (TWO, {"warmup": 1, "lean_passes": 0}, ("two warm-up steps", "one warm-up step")),
+    "correction": ({}, {}, ("no gap correction", "gap correction 0.5")),
 }
+#: study -> (old variant's engine options, new variant's), where a study compares engine options on one plan
+ENGINES = {"correction": ({"gap_correction": 0.0}, {"gap_correction": 0.5, "gap_correction_passes": 1})}
 
 
 def psnr(x, ref):
@@ -72,6 +82,7 @@ def main() -> int:
     ap.add_argument("--models", default="dit-mnist,flux-mnist", help="comma-separated reference models")
     args = ap.parse_args()
     old_opts, new_opts, titles = STUDIES[args.study]
+    engines = ENGINES.get(args.study, ({}, {}))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -83,9 +94,9 @@ def main() -> int:
             full = pipe(labels, num_inference_steps=steps, seed=args.seed)
             for target in TARGETS:
                 row = {"model": model, "steps": steps, "target": round(target, 2)}
-                for key, opts in (("old", old_opts), ("new", new_opts)):
+                for key, opts, engine in (("old", old_opts, engines[0]), ("new", new_opts, engines[1])):
                     policy = {"name": "budget", "speedup": target, **opts}
-                    padecache.apply(pipe, {"predictor": {"name": "tc-pade"}, "policy": policy})
+                    padecache.apply(pipe, {"predictor": {"name": "tc-pade"}, "policy": policy, "engine": engine})
                     try:
                         images = pipe(labels, num_inference_steps=steps, seed=args.seed)
                         stats = padecache.stats(pipe)
@@ -105,7 +116,8 @@ def main() -> int:
                 print(row, flush=True)
                 (out / "results.json").write_text(json.dumps({"meta": {"samples": args.samples, "seed": args.seed,
                                                                        "torch": torch.__version__, "machine": platform.machine(),
-                                                              "study": args.study, "old": old_opts, "new": new_opts},
+                                                              "study": args.study, "old": old_opts, "new": new_opts,
+                                                              "engines": engines},
                                                               "records": rows}, indent=1))
     lines = [f"| model | steps | target | passes | PSNR, {titles[0]} | PSNR, {titles[1]} | gain (dB) | plan ({titles[1]}) |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]

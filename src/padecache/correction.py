@@ -1,4 +1,4 @@
-"""Gap correction: at a computed step, take back most of what the forecasts of the skipped steps before it got wrong.
+"""Gap correction: at a computed step, take back part of what the forecasts of the skipped steps before it got wrong.
 
 Between two computed steps ``m < k`` a cache forecasts the model output of each skipped step ``i`` and an Euler
 flow-matching sampler adds ``(sigma[i+1] - sigma[i]) * output_i`` to the latent.  Once step ``k`` is computed, the
