@@ -85,8 +85,9 @@ def block_metadata(block_cls: type) -> tuple[str, str, int | None, int | None] |
 def model_hook(begin: Callable[[tuple, dict, Any], None], end: Callable[[Any], Any], reset: Callable[[], None],
                failed: Callable[[BaseException], None], eager: Callable[[Callable], Callable]):
     """A stateful diffusers ``ModelHook``: ``begin(args, kwargs, cache_context)`` before the transformer runs,
-    ``end(output)`` after it (what it returns is the call's output), ``failed(error)`` when its forward raises, ``reset()`` when the pipeline resets its
-    stateful hooks (at the end of every pipeline call).  ``eager`` keeps our callbacks out of ``torch.compile``."""
+    ``end(output)`` after it (what it returns is the call's output), ``failed(error)`` when its forward raises,
+    ``reset()`` when the pipeline resets its stateful hooks (at the end of every pipeline call).  ``eager`` keeps our
+    callbacks out of ``torch.compile``."""
     from diffusers.hooks import ModelHook
     from diffusers.hooks.hooks import BaseState, StateManager
 
