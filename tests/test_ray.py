@@ -8,9 +8,11 @@ against a stand-in for Ray.  Pipelines are tiny (2 images, 4-6 steps).
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import json
 import os
+import socket
 import sys
 import types
 
@@ -23,7 +25,7 @@ from PIL import Image
 import padecache.bench as bench
 from padecache.bench.methods import padecache_setting
 from padecache.cli import main
-from padecache.cluster import InProcessExecutor, RayExecutor, TaskFailed
+from padecache.cluster import ClusterError, InProcessExecutor, RayExecutor, TaskFailed
 from padecache.generate import load_pipeline
 from padecache.testing.pipelines import tiny_pipeline
 
@@ -89,14 +91,35 @@ def test_the_executor_shuts_down_the_cluster_it_started_and_only_that_one(monkey
     assert fake.calls == [("init", "local"), ("shutdown",)]
     fake = _FakeRay()
     monkeypatch.setitem(sys.modules, "ray", fake)
-    with RayExecutor("ray://head:10001"):
-        pass
-    assert fake.calls == [("init", "ray://head:10001")]  # someone else's cluster: disconnected, never shut down
+    with socket.create_server(("127.0.0.1", 0)) as head:  # something listens there, as a cluster's head would
+        address = f"ray://127.0.0.1:{head.getsockname()[1]}"
+        with RayExecutor(address):
+            pass
+    assert fake.calls == [("init", address)]  # someone else's cluster: disconnected, never shut down
     fake = _FakeRay(running=True)
     monkeypatch.setitem(sys.modules, "ray", fake)
     with RayExecutor():
         pass
     assert fake.calls == []  # Ray already running in this process: its owner shuts it down
+
+
+def test_an_address_nothing_answers_at_fails_in_seconds_with_what_to_do(monkeypatch, capsys, tmp_path):
+    """``ray.init`` would retry an unreachable address for minutes; the executor says so at once, before Ray starts."""
+    fake = _FakeRay()
+    fake.__spec__ = importlib.machinery.ModuleSpec("ray", None)  # the CLI looks Ray up before it starts anything
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            with pytest.raises(ClusterError, match=rf"no Ray cluster answers at '{address}'.*ray start --head --port={port}"):
+                RayExecutor(address, connect_timeout=2).start()
+        assert main(["generate", "--pipeline", "dit-mnist", "--labels", "1", "--ray", f"127.0.0.1:{port}",
+                     "--out", str(tmp_path)]) == 1  # a failure to run, not a usage error
+    assert f"no Ray cluster answers at '127.0.0.1:{port}'" in capsys.readouterr().err
+    assert fake.calls == [] and not list(tmp_path.iterdir())  # Ray never started, nothing written
+    with pytest.raises(ValueError, match="connect_timeout must be a number of seconds > 0, got 0"):
+        RayExecutor("auto", connect_timeout=0)
 
 
 def test_without_ray_the_error_says_what_to_install(monkeypatch, capsys, tmp_path):

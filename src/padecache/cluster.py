@@ -205,6 +205,34 @@ def _ray():
     return ray
 
 
+def _endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of ``"host:port"``, ``"ray://host:port"`` or ``"[v6]:port"``; ``None`` for ``"auto"`` and the like."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _check_reachable(address: str, timeout: float) -> None:
+    """Raise :class:`ClusterError` at once when nothing listens at ``address``.
+
+    ``ray.init`` retries an address that does not answer for minutes before it fails; a TCP connection with a
+    short timeout says the same in seconds.
+    """
+    import socket
+
+    endpoint = _endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=timeout).close()
+    except OSError as err:
+        raise ClusterError(f"no Ray cluster answers at {address!r} ({err or type(err).__name__}, waited {timeout:g} s): "
+                           f"start one there (ray start --head --port={endpoint[1]}), check the host and port, "
+                           "or leave the address out to start a local cluster") from None
+
+
 def _run_task(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
     """What a Ray worker runs: torch's thread count for this task's CPUs, then the task."""
     import torch
@@ -226,6 +254,8 @@ class RayExecutor(Executor):
         threads: torch threads in each task (default 1: one task per CPU, or per GPU with one CPU beside it).
         retries: how often a failed task runs again before it is reported (default once).
         seeds_per_unit: seeds per benchmark unit (default: all, one unit per method setting).
+        connect_timeout: seconds to wait for a ``host:port`` address to accept a connection before
+            :meth:`start` raises :class:`ClusterError` (Ray itself would keep retrying for minutes).
         init_options: more keyword arguments for ``ray.init`` (``runtime_env``, ``namespace``...).
 
     Workers of a local cluster run this interpreter (same virtual environment, so padecache and its plugins,
@@ -239,12 +269,16 @@ class RayExecutor(Executor):
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
-                 threads: int | None = None, retries: int = 1, seeds_per_unit: int | None = None, **init_options: Any):
+                 threads: int | None = None, retries: int = 1, seeds_per_unit: int | None = None,
+                 connect_timeout: float = 10.0, **init_options: Any):
         if address is not None and (num_cpus is not None or num_gpus is not None):
             raise ValueError("num_cpus and num_gpus size a local cluster; a running cluster at an address has its own")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, (int, float)) or not connect_timeout > 0:
+            raise ValueError(f"connect_timeout must be a number of seconds > 0, got {connect_timeout!r}")
         self.address, self.num_cpus, self.num_gpus = address, num_cpus, num_gpus
+        self.connect_timeout = float(connect_timeout)
         self.threads = threads or 1
         self.retries = _check_retries(retries)
         self.seeds_per_unit = _check_seeds_per_unit(seeds_per_unit)
@@ -266,6 +300,7 @@ class RayExecutor(Executor):
             ray.init(address="local", num_cpus=self.num_cpus, num_gpus=self.num_gpus, **options)
             self.owned = True
         else:
+            _check_reachable(self.address, self.connect_timeout)
             options.pop("include_dashboard")  # a setting of the cluster's head, not of a driver
             ray.init(address=self.address, **options)
             self.owned = False
