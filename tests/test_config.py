@@ -136,7 +136,7 @@ def test_selection_options_are_a_components_config():
 def test_a_config_describes_itself_from_its_components_defaults():
     cfg = padecache.load_config({"predictor": {"name": "taylor", "order": 2}, "policy": {"name": "budget", "speedup": 2.0}})
     assert cfg.describe() == "taylor(order=2) + budget(speedup=2.0)"
-    assert padecache.load_config("default").describe() == "taylor + budget"
+    assert padecache.load_config("default").describe() == "taylor + budget + engine(gap_correction=0.5)"
     blocks = padecache.load_config({"predictor": "tc-pade", "engine": {"first_blocks": 1}})
     assert blocks.describe() == "tc-pade + budget + engine(first_blocks=1)"  # once read as plain "tc-pade + budget"
     assert cfg.predictor.changed() == {"order": 2}

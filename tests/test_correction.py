@@ -11,6 +11,7 @@ import padecache
 import tiny
 from padecache.correction import GapCorrector, euler_update, gap_correction, output_tensor, with_output_tensor
 from padecache.interfaces import Schedule
+from padecache.plugins import get_registry
 from padecache.schedule import schedule_from
 
 SIGMAS = [1.0, 0.93, 0.85, 0.74, 0.6, 0.41, 0.2, 0.0]  # uneven, as shifted flow-matching grids are
@@ -235,3 +236,17 @@ def test_the_kept_outputs_are_float32_copies_on_the_history_device():
     out, _ = c.apply(0, torch.ones(2, 3), torch.tensor([True, True]), torch.tensor([True, True]), SIGMAS, 0.5)
     assert all(t.device.type == "cpu" and t.dtype == torch.float32 for t in c.outputs.values())
     assert out.dtype == torch.float32
+
+
+def test_the_default_preset_corrects_after_each_gap_of_its_plan(flux_pipe):
+    """``padecache.apply(pipe)`` without a config: first-order forecasts on the budget plan, with the correction."""
+    config = padecache.load_config("default")
+    assert config.engine.gap_correction == 0.5
+    mask = get_registry().create("policy", "budget", config.policy.options).mask(20)
+    after_gap = [k for k in range(1, 20) if mask[k] and not mask[k - 1]]
+    assert sum(mask) == 8 and len(after_gap) == 6  # 2.5x of 20 steps; the warm-up's second pass has no gap before it
+    _, moved, on = _outputs(flux_pipe, "default", steps=20)
+    _, plain, off = _outputs(flux_pipe, {**config.to_dict(), "engine": {"gap_correction": 0.0}}, steps=20)
+    assert on.corrections == len(after_gap) and off.corrections == 0 and on.full_passes == off.full_passes == 8
+    first = after_gap[0]
+    assert all(torch.equal(a, b) for a, b in zip(moved[:first], plain[:first])) and not torch.equal(moved[first], plain[first])

@@ -43,9 +43,10 @@ def padecache_presets():
             "policy": {"name": "fixed", "interval": 5, "warmup": 3, "last": False},
         },
         "default": {
-            "summary": "first-order forecast of the block-stack residual at 2.5x fewer passes",
+            "summary": "first-order forecast of the block-stack residual at 2.5x fewer passes, with gap correction",
             "predictor": {"name": "taylor", "order": 1},
             "policy": {"name": "budget", "speedup": 2.5},
+            "engine": {"gap_correction": 0.5},
         },
     }
 
