@@ -60,11 +60,22 @@ def main() -> int:
     torch.accelerator.device_count = lambda: 1  # diffusers' mesh code assumes an accelerator; CPU ranks share one
     torch.set_num_threads(1)
     padecache.register_plugin(FaultPlugin(), name="shard-fault")
+    check_gather(out)
     for family, order, configs in cases:
         run_case(family, order, configs, out / family)
     dist.barrier()
     dist.destroy_process_group()
     return 0
+
+
+def check_gather(out: Path) -> None:
+    """``Reducer.gather`` of shards of unequal length (rank r holds r + 1 tokens): ``out/gather{r}.json``."""
+    from padecache.distributed import Reducer
+
+    rank = dist.get_rank()
+    whole = Reducer(dist.group.WORLD).gather(torch.full((2, rank + 1, 3), float(rank)), 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"gather{rank}.json").write_text(json.dumps(whole[:, :, 0].tolist()))
 
 
 def run_case(family: str, order: str, configs: list, out: Path) -> None:

@@ -8,6 +8,7 @@ first block) or after it (FLUX: the split is on the model).  Each run has a time
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -20,10 +21,13 @@ import pytest
 WORKER = Path(__file__).with_name("distributed_worker.py")
 TSI = [{"predictor": "tc-pade", "policy": {"name": "tsi", "threshold": t, "interval": 0, "warmup": 3, "last": False}}
        for t in (0.3, 0.6, 0.9, 1.01)]
+#: SeaCache filters the first block's modulated input over the whole token grid, gathered from the shards
+SEA = ([{"predictor": "linear", "policy": {"name": "seacache", "threshold": 0.3, "indicator": "modulated"}}]
+       if importlib.util.find_spec("padecache_inputaware") else [])
 CASES = {
     "flux": ("after", [{"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}}, *TSI,
                        {"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}, "engine": {"gap_correction": 0.5}},
-                       {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
+                       *SEA, {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
     "wan": ("before", [{"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5}}, TSI[2],
                        {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
 }
@@ -78,6 +82,14 @@ def test_sharded_runs_decide_and_generate_as_the_unsharded_run(ranks):
     corrected = [run for run in rank0 + rank1 if run["config"].get("engine", {}).get("gap_correction")]
     assert all(run["corrections"] == run["reference_corrections"] > 0 for run in corrected)  # the same rows moved
     assert len(corrected) == (2 if family == "flux" else 0)
+    sea = [run for run in rank0 + rank1 if run["config"]["policy"]["name"] == "seacache"]
+    assert all(0 < run["forecasts"] < run["calls"] for run in sea)  # it skipped some steps, and the same ones as unsharded
+    assert len(sea) == (2 if family == "flux" and SEA else 0)
+
+
+def test_every_rank_gathers_the_whole_sequence_from_shards_of_unequal_length(launched):
+    for r in (0, 1):  # rank 0 holds one token of value 0, rank 1 two of value 1: in rank order, on both ranks
+        assert json.loads((launched / f"gather{r}.json").read_text()) == [[0.0, 1.0, 1.0]] * 2
 
 
 def test_a_guard_that_fires_on_one_shard_makes_every_rank_compute(ranks):

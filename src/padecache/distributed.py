@@ -57,6 +57,28 @@ class Reducer:
         self.pending.append(handle)
         return handle
 
+    def gather(self, local: torch.Tensor, dim: int) -> torch.Tensor:
+        """The whole tensor from every rank's shard of it along ``dim``, in rank order (``local`` itself without a
+        group); shards may differ in length.  Sent at once: for a component that needs the whole sequence (a
+        spectral filter over the token grid), called at the same point on every rank."""
+        if self.group is None:
+            return local
+        import torch.distributed as dist
+
+        world = dist.get_world_size(self.group)
+        size = torch.tensor([local.shape[dim]], dtype=torch.long, device=local.device)
+        sizes = [torch.zeros_like(size) for _ in range(world)]
+        dist.all_gather(sizes, size, group=self.group)
+        lengths = [int(n.item()) for n in sizes]
+        x = local.detach().contiguous()
+        if max(lengths) > x.shape[dim]:  # all_gather needs equal shapes: pad, then cut each shard back
+            pad = list(x.shape)
+            pad[dim] = max(lengths) - x.shape[dim]
+            x = torch.cat([x, x.new_zeros(pad)], dim)
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x, group=self.group)
+        return torch.cat([part.narrow(dim, 0, n) for part, n in zip(parts, lengths)], dim)
+
     def flush(self) -> None:
         """Send every queued partial sum in one all-reduce."""
         import torch.distributed as dist

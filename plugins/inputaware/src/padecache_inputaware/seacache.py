@@ -7,7 +7,8 @@ out on their token grid, are multiplied in the Fourier domain by the SEA filter,
 signal with a power-law spectrum ``1/|f|^p`` observed at the step's noise level,
 ``H(f) = a S(f) / (a^2 S(f) + b^2)`` per axis (``a = 1 - sigma``, ``b = sigma`` for rectified flow), normalised
 to unit mean.  Early (noisy) steps keep only low frequencies, late ones the whole band, so the distance follows
-the content that is forming rather than the noise.  Per batch row; sums over the sequence-parallel group.
+the content that is forming rather than the noise.  Per batch row; under sequence parallelism every rank filters
+the whole token grid, gathered from the shards (``ctx.gather``), so the decisions are the unsharded run's.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class SeaCachePolicy(CachePolicy):
     def should_compute(self, ctx: StepContext) -> bool | torch.Tensor:
         c = self.config
         value, used = read_input(ctx, _ORDER[c.indicator], "policy 'seacache'")
+        # the block stack's features are this rank's shard of the tokens under sequence parallelism; the filter needs
+        # the whole token grid, so every rank filters the gathered sequence (the model's input is whole everywhere)
+        whole = used != "model_input" and ctx.sharded
+        if whole:
+            value = ctx.gather(_as_tokens(value), 1)
         rows = value.shape[0]
         if self.acc is None or self.acc.shape[0] != rows:
             self.acc = torch.zeros(rows, dtype=torch.float64, device=value.device)
@@ -111,7 +117,8 @@ class SeaCachePolicy(CachePolicy):
             if current.shape != self.previous.shape:
                 raise RuntimeError(f"policy 'seacache': the indicator changed shape from {tuple(self.previous.shape)} "
                                    f"to {tuple(current.shape)} within a generation")
-            distance = rel_l1(ctx.reduce(rel_l1_sums(current, self.previous)).value)
+            sums = rel_l1_sums(current, self.previous)
+            distance = rel_l1(sums if whole else ctx.reduce(sums).value)
             compute, self.acc = _accumulate(self.acc, distance.double(), c.threshold)
             compute = compute.cpu()
             if c.max_skips:
