@@ -73,9 +73,11 @@ def check_gather(out: Path) -> None:
     from padecache.distributed import Reducer
 
     rank = dist.get_rank()
-    whole = Reducer(dist.group.WORLD).gather(torch.full((2, rank + 1, 3), float(rank)), 1)
+    local = torch.full((2, rank + 1, 3), float(rank))
+    whole = Reducer(dist.group.WORLD).gather(local, 1)
+    part = Reducer(dist.group.WORLD).gather(local, 1, lambda t: t.cumsum(1))  # a token-mixing map, this rank's part
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"gather{rank}.json").write_text(json.dumps(whole[:, :, 0].tolist()))
+    (out / f"gather{rank}.json").write_text(json.dumps([whole[:, :, 0].tolist(), part[:, :, 0].tolist()]))
 
 
 def run_case(family: str, order: str, configs: list, out: Path) -> None:

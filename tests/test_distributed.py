@@ -24,10 +24,13 @@ TSI = [{"predictor": "tc-pade", "policy": {"name": "tsi", "threshold": t, "inter
 #: SeaCache filters the first block's modulated input over the whole token grid, gathered from the shards
 SEA = ([{"predictor": "linear", "policy": {"name": "seacache", "threshold": 0.3, "indicator": "modulated"}}]
        if importlib.util.find_spec("padecache_inputaware") else [])
+#: FreqCa's band split is a 2-D FFT over the token grid: each rank gets its part of the whole sequence's split
+FREQCA = ([{"predictor": "freqca", "policy": {"name": "budget", "speedup": 2.0}}]
+          if importlib.util.find_spec("padecache_forecasters") else [])
 CASES = {
     "flux": ("after", [{"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}}, *TSI,
                        {"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}, "engine": {"gap_correction": 0.5}},
-                       *SEA, {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
+                       *SEA, *FREQCA, {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
     "wan": ("before", [{"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5}}, TSI[2],
                        {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
 }
@@ -88,8 +91,9 @@ def test_sharded_runs_decide_and_generate_as_the_unsharded_run(ranks):
 
 
 def test_every_rank_gathers_the_whole_sequence_from_shards_of_unequal_length(launched):
+    parts = {0: [[0.0]] * 2, 1: [[1.0, 2.0]] * 2}  # each rank's part of the whole's cumulative sum [0, 1, 2]
     for r in (0, 1):  # rank 0 holds one token of value 0, rank 1 two of value 1: in rank order, on both ranks
-        assert json.loads((launched / f"gather{r}.json").read_text()) == [[0.0, 1.0, 1.0]] * 2
+        assert json.loads((launched / f"gather{r}.json").read_text()) == [[[0.0, 1.0, 1.0]] * 2, parts[r]]
 
 
 def test_a_guard_that_fires_on_one_shard_makes_every_rank_compute(ranks):

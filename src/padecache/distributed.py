@@ -57,12 +57,13 @@ class Reducer:
         self.pending.append(handle)
         return handle
 
-    def gather(self, local: torch.Tensor, dim: int) -> torch.Tensor:
+    def gather(self, local: torch.Tensor, dim: int, fn: Any = None) -> torch.Tensor:
         """The whole tensor from every rank's shard of it along ``dim``, in rank order (``local`` itself without a
-        group); shards may differ in length.  Sent at once: for a component that needs the whole sequence (a
-        spectral filter over the token grid), called at the same point on every rank."""
+        group); shards may differ in length.  With ``fn``: this rank's part of ``fn(whole)`` (``fn`` keeps the shape),
+        so a forecast that mixes tokens (a spatial filter) gives each rank its shard of the unsharded result.  Sent at
+        once: for a component that needs the whole sequence, called at the same point on every rank."""
         if self.group is None:
-            return local
+            return local if fn is None else fn(local)
         import torch.distributed as dist
 
         world = dist.get_world_size(self.group)
@@ -77,7 +78,11 @@ class Reducer:
             x = torch.cat([x, x.new_zeros(pad)], dim)
         parts = [torch.empty_like(x) for _ in range(world)]
         dist.all_gather(parts, x, group=self.group)
-        return torch.cat([part.narrow(dim, 0, n) for part, n in zip(parts, lengths)], dim)
+        whole = torch.cat([part.narrow(dim, 0, n) for part, n in zip(parts, lengths)], dim)
+        if fn is None:
+            return whole
+        rank = dist.get_rank(self.group)
+        return fn(whole).narrow(dim, sum(lengths[:rank]), lengths[rank])
 
     def flush(self) -> None:
         """Send every queued partial sum in one all-reduce."""

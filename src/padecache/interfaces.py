@@ -236,10 +236,10 @@ class StepContext:
         """Whether the tokens inside the block stack are this rank's shard of a sequence-parallel group's sequence."""
         return self.reducer is not None and self.reducer.active
 
-    def gather(self, local: torch.Tensor, dim: int = 1) -> torch.Tensor:
-        """The whole sequence from the ranks' shards of ``local`` (``local`` when not :attr:`sharded`), for what needs
-        every token at once (a filter over the token grid); every rank calls it at the same point."""
-        return self.reducer.gather(local, dim) if self.sharded else local
+    def gather(self, local: torch.Tensor, dim: int = 1, fn=None) -> torch.Tensor:
+        """The whole sequence from the ranks' shards of ``local`` (``local`` when not :attr:`sharded`); with ``fn``,
+        this rank's part of ``fn(whole)``.  For what mixes tokens (a filter over the token grid); all ranks call it."""
+        return self.reducer.gather(local, dim, fn) if self.sharded else (local if fn is None else fn(local))
     @property
     def first_step(self) -> int:
         """First step this model runs (0 unless the pipeline splits the steps between experts)."""

@@ -83,4 +83,7 @@ class FreqCaPredictor(HiCachePredictor):
         forecast = super().predict(ctx, block_input)
         newest = self.derivatives()[:, 0]
         change = forecast - newest
-        return newest + change - lowpass(change, self.config.cutoff, self.config.tokens)
+        # the band split mixes tokens: under sequence parallelism it runs on the whole sequence, each rank keeping its part
+        band = lambda whole: lowpass(whole, self.config.cutoff, self.config.tokens)  # noqa: E731
+        low = ctx.gather(change, 1, band) if change.dim() == 3 else band(change)
+        return newest + change - low
