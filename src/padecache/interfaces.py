@@ -234,7 +234,7 @@ class StepContext:
     @property
     def sharded(self) -> bool:
         """Whether the tokens inside the block stack are this rank's shard of a sequence-parallel group's sequence."""
-        return self.reducer is not None and self.reducer.active
+        return bool(getattr(self.reducer, "active", False))
 
     def gather(self, local: torch.Tensor, dim: int = 1, fn=None) -> torch.Tensor:
         """The whole sequence from the ranks' shards of ``local`` (``local`` when not :attr:`sharded`); with ``fn``,
