@@ -27,10 +27,13 @@ SEA = ([{"predictor": "linear", "policy": {"name": "seacache", "threshold": 0.3,
 #: FreqCa's band split is a 2-D FFT over the token grid: each rank gets its part of the whole sequence's split
 FREQCA = ([{"predictor": "freqca", "policy": {"name": "budget", "speedup": 2.0}}]
           if importlib.util.find_spec("padecache_forecasters") else [])
+#: TC-Padé's published forms take row norms (TSI, stability, adaptive order) over the whole sequence
+PUBLISHED = [{"predictor": {"name": "tc-pade", "variant": v}, "policy": {"name": "budget", "speedup": 2.0}}
+             for v in ("reference", "paper")]
 CASES = {
     "flux": ("after", [{"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}}, *TSI,
                        {"predictor": "linear", "policy": {"name": "budget", "speedup": 2.0}, "engine": {"gap_correction": 0.5}},
-                       *SEA, *FREQCA, {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
+                       *SEA, *FREQCA, *PUBLISHED, {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
     "wan": ("before", [{"predictor": "tc-pade", "policy": {"name": "budget", "speedup": 2.5}}, TSI[2],
                        {"predictor": "shard-fault", "policy": {"name": "budget", "speedup": 2.0}}]),
 }
@@ -77,7 +80,10 @@ def test_sharded_runs_decide_and_generate_as_the_unsharded_run(ranks):
             continue  # its forecasts depend on the rank by design (next test)
         assert run["decisions"] == run["reference_decisions"], f"{family} {run['config']}"
         assert run["max_abs_diff"] <= 1e-4 * max(1.0, run["scale"]), f"{family} {run['config']}: {run['max_abs_diff']}"
-        assert run["flushes"] <= run["calls"], "more than one all-reduce per transformer call"
+        # one packed all-reduce per call; TC-Padé's published forms need their norms inside a forecast or an update,
+        # before the guard's sums are queued: up to three small ones per call (docs/methods.md)
+        most = 3 if run["config"] in PUBLISHED else 1
+        assert run["flushes"] <= most * run["calls"], "more all-reduces per transformer call than allowed"
         if run["config"]["policy"]["name"] == "tsi":
             adaptive_forecasts += run["forecasts"]
         assert run["finite_after_remove"]

@@ -100,3 +100,30 @@ def test_sigma_stages_follow_the_noise_level_on_a_shifted_schedule():
 def test_sigma_stage_without_sigmas_explains():
     with pytest.raises(ValueError, match="use stage = 'fraction'"):
         get_registry().create("stage", "sigma").stage(StepContext(0, 10, 999.0, None))
+
+
+def _two_shards(fn, *tensors):
+    """``fn(*shard, reduce=...)`` on the first half of the tokens, its ``reduce`` adding the second half's partial
+    sums: what rank 0 of a two-rank sequence-parallel group computes."""
+    n = tensors[0].shape[1] // 2
+    second = []
+    fn(*(t[:, n:] for t in tensors), reduce=lambda sums: second.append(sums) or sums)
+    return fn(*(t[:, :n] for t in tensors), reduce=lambda sums: sums + second.pop(0))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_published_forms_norms_from_shards_equal_the_whole_sequences(seed):
+    """TSI, the stability scalar, the paper's sigma and the adaptive order from two shards' reduced partial sums are
+    the unsharded values (oracle: the formulas on the whole tensors)."""
+    g = torch.Generator().manual_seed(seed)
+    r2 = torch.randn(3, 8, 4, generator=g, dtype=torch.float64)
+    r1 = r2 + 0.1 * torch.randn(3, 8, 4, generator=g, dtype=torch.float64)
+    r0 = r1 + 0.1 * torch.randn(3, 8, 4, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(_two_shards(pm.tsi, r0, r1, r2), pm.tsi(r0, r1, r2), rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(_two_shards(pm.official_stability_scalar, r0, r1), pm.official_stability_scalar(r0, r1))
+    torch.testing.assert_close(_two_shards(pm.paper_sigma, r0, r1), pm.paper_sigma(r0, r1), rtol=1e-6, atol=1e-9)
+    order = _two_shards(lambda a, b, c, reduce: pm.official_adaptive_order([a, b, c], 4, reduce=reduce), r0, r1, r2)
+    assert order == pm.official_adaptive_order([r0, r1, r2], 4) == 4  # the trajectories are nearly collinear
+    far = torch.randn(3, 8, 4, generator=g, dtype=torch.float64)
+    assert _two_shards(lambda a, b, c, reduce: pm.official_adaptive_order([a, b, c], 4, reduce=reduce), far, r1, r2) \
+        == pm.official_adaptive_order([far, r1, r2], 4) == 2

@@ -6,11 +6,11 @@ whole-tensor norm at batch size 1.  Residual histories are passed newest first: 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from padecache.math import as_rows, row_dot, row_norm
+from padecache.math import as_rows, row_dot, row_norm, row_sumsq
 
 __all__ = [
     "tsi",
@@ -32,6 +32,9 @@ __all__ = [
     "denominator_min",
 ]
 
+#: per-row partial sums ``(rows, k)`` of one shard -> the whole sequence's (``lambda t: ctx.reduce(t).value``)
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+
 
 # -- Trajectory Stability Indicator -----------------------------------------------------------------------------
 
@@ -41,11 +44,19 @@ def unit_rows(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return v / as_rows(row_norm(v) + eps, v)
 
 
-def tsi(r_n: torch.Tensor, r_n1: torch.Tensor, r_n2: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """TSI = ½ ||u1 − u2|| per row, u1 = unit(R_{n-1} − R_{n-2}), u2 = unit(R_n − R_{n-1}); in [0, 1]."""
-    u1 = unit_rows(r_n1 - r_n2, eps)
-    u2 = unit_rows(r_n - r_n1, eps)
-    return 0.5 * row_norm(u1 - u2)
+def tsi(r_n: torch.Tensor, r_n1: torch.Tensor, r_n2: torch.Tensor, eps: float = 1e-12, reduce: Reduce | None = None) -> torch.Tensor:
+    """TSI = ½ ||u1 − u2|| per row, u1 = unit(R_{n-1} − R_{n-2}), u2 = unit(R_n − R_{n-1}); in [0, 1].
+
+    With ``reduce`` (the per-row partial sums of a shard to the whole sequence's, one call): the same value from
+    <v1, v2>, ||v1||² and ||v2||², so every rank of a sequence-parallel group computes the unsharded TSI."""
+    if reduce is None:
+        u1 = unit_rows(r_n1 - r_n2, eps)
+        u2 = unit_rows(r_n - r_n1, eps)
+        return 0.5 * row_norm(u1 - u2)
+    v1, v2 = r_n1 - r_n2, r_n - r_n1
+    dot, n1, n2 = reduce(torch.stack([row_dot(v1, v2), row_sumsq(v1), row_sumsq(v2)], 1)).unbind(1)
+    a, b = n1.sqrt() + eps, n2.sqrt() + eps
+    return 0.5 * (n1 / a**2 + n2 / b**2 - 2 * dot / (a * b)).clamp(min=0).sqrt()
 
 
 # -- the official FLUX code (`utils/predict.py`), described in shared/docs/tc-pade-paper.md §2.4 ----------------
@@ -93,9 +104,12 @@ def official_pade_core(
     return w * r + (1 - w) * m
 
 
-def official_stability_scalar(r_n: torch.Tensor, r_n1: torch.Tensor, gain: float = 10.0, lo: float = 0.8, hi: float = 1.2) -> torch.Tensor:
-    """Per row ``clip(1 / (1 + gain·||R_n − R_{n−1}||), lo, hi)``, used by the weighted fallback."""
-    return (1.0 / (1.0 + gain * row_norm(r_n - r_n1))).clamp(lo, hi)
+def official_stability_scalar(r_n: torch.Tensor, r_n1: torch.Tensor, gain: float = 10.0, lo: float = 0.8, hi: float = 1.2,
+                              reduce: Reduce | None = None) -> torch.Tensor:
+    """Per row ``clip(1 / (1 + gain·||R_n − R_{n−1}||), lo, hi)``, used by the weighted fallback (``reduce``: as
+    :func:`tsi`'s)."""
+    norm = row_norm(r_n - r_n1) if reduce is None else reduce(row_sumsq(r_n - r_n1)[:, None])[:, 0].sqrt()
+    return (1.0 / (1.0 + gain * norm)).clamp(lo, hi)
 
 
 def official_weighted_extrapolation(
@@ -109,17 +123,25 @@ def official_weighted_extrapolation(
     return as_rows(stability, out).to(out.dtype) * out
 
 
-def official_adaptive_order(newest_first: Sequence[torch.Tensor], order: int, hi: float = 0.98, mid: float = 0.90) -> int:
+def official_adaptive_order(newest_first: Sequence[torch.Tensor], order: int, hi: float = 0.98, mid: float = 0.90,
+                            reduce: Reduce | None = None) -> int:
     """``_adaptive_order_selection``: mean of cos(R_n, R_{n−1}) and cos(R_{n−1}, R_{n−2}) picks the order.
 
-    The cosines are averaged over batch rows; with one row (the official setting) this is exact.
+    The cosines are averaged over batch rows; with one row (the official setting) this is exact.  ``reduce``: as
+    :func:`tsi`'s.
     """
     r0, r1, r2 = newest_first[:3]
+    if reduce is None:
+        def cos(a, b):
+            return row_dot(a, b) / (row_norm(a) * row_norm(b)).clamp(min=1e-12)
 
-    def cos(a, b):
-        return row_dot(a, b) / (row_norm(a) * row_norm(b)).clamp(min=1e-12)
-
-    avg = float(((cos(r0, r1) + cos(r1, r2)) / 2).mean())
+        avg = float(((cos(r0, r1) + cos(r1, r2)) / 2).mean())
+    else:
+        d01, d12, s0, s1, s2 = reduce(torch.stack([row_dot(r0, r1), row_dot(r1, r2), row_sumsq(r0), row_sumsq(r1),
+                                                   row_sumsq(r2)], 1)).unbind(1)
+        cos01 = d01 / (s0.sqrt() * s1.sqrt()).clamp(min=1e-12)
+        cos12 = d12 / (s1.sqrt() * s2.sqrt()).clamp(min=1e-12)
+        avg = float(((cos01 + cos12) / 2).mean())
     if avg > hi:
         return min(order, 4)
     if avg > mid:
@@ -130,9 +152,13 @@ def official_adaptive_order(newest_first: Sequence[torch.Tensor], order: int, hi
 # -- the formula as published ------------------------------------------------------------------------------------
 
 
-def paper_sigma(r_n: torch.Tensor, r_n1: torch.Tensor, lam: float = 10.0, eps: float = 1e-12) -> torch.Tensor:
-    """σ_stab = exp(−λ ||R_n − R_{n−1}|| / ||R_n + R_{n−1}||), one value per row."""
-    return torch.exp(-lam * row_norm(r_n - r_n1) / (row_norm(r_n + r_n1) + eps))
+def paper_sigma(r_n: torch.Tensor, r_n1: torch.Tensor, lam: float = 10.0, eps: float = 1e-12,
+                reduce: Reduce | None = None) -> torch.Tensor:
+    """σ_stab = exp(−λ ||R_n − R_{n−1}|| / ||R_n + R_{n−1}||), one value per row (``reduce``: as :func:`tsi`'s)."""
+    if reduce is None:
+        return torch.exp(-lam * row_norm(r_n - r_n1) / (row_norm(r_n + r_n1) + eps))
+    diff, total = reduce(torch.stack([row_sumsq(r_n - r_n1), row_sumsq(r_n + r_n1)], 1)).sqrt().unbind(1)
+    return torch.exp(-lam * diff / (total + eps))
 
 
 def paper_pade(

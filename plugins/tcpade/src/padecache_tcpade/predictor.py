@@ -51,6 +51,12 @@ from . import _math as pm
 __all__ = ["TCPadePredictor"]
 
 
+def _reduce(ctx: StepContext):
+    """Per-row partial sums to the whole sequence's when the generation is sharded (else ``None``: the published
+    forms' own norms, bit for bit)."""
+    return (lambda t: ctx.reduce(t).value) if getattr(ctx, "sharded", False) else None
+
+
 VARIANTS = ("damped", "reference", "paper")
 
 #: option -> (variants it applies to, default)
@@ -181,9 +187,9 @@ class TCPadePredictor(Predictor):
         self.last_input = block_input
         h = self._newest(len(self.history))
         if len(h) >= 3:
-            self.current_order = pm.official_adaptive_order(h, c.get("order"))
+            self.current_order = pm.official_adaptive_order(h, c.get("order"), reduce=_reduce(ctx))
         if len(h) >= 2:
-            self.stability = pm.official_stability_scalar(h[0], h[1])
+            self.stability = pm.official_stability_scalar(h[0], h[1], reduce=_reduce(ctx))
 
     def _update_damped(self, ctx: StepContext, x: float, residual: torch.Tensor) -> None:
         """Fit the relaxing trend once per computed step: slope D_n, and from ρ = <D_n, D_{n−1}>/||D_{n−1}||² its rate
@@ -248,18 +254,18 @@ class TCPadePredictor(Predictor):
         if self.stage_rules and ctx.stage is Stage.EARLY:
             pred = self._early(r)
         else:
-            pred = self._reference_core(r)
+            pred = self._reference_core(r, ctx)
             if self.stage_rules and ctx.stage is Stage.LATE:
                 pred = pred + c.beta * (r[0] - r[1])
         if self.last_input is not None and c.get("input_delta"):
             pred = pred + c.get("input_delta") * (block_input - self.last_input)
         return pred
 
-    def _reference_core(self, r: list[torch.Tensor]) -> torch.Tensor:
+    def _reference_core(self, r: list[torch.Tensor], ctx: StepContext) -> torch.Tensor:
         c = self.config
         if len(r) < self.current_order + 1:
             return self._weighted(r)
-        curve_ok = len(r) < 5 or bool((pm.tsi(r[0], r[1], r[2]) < c.get("curve_threshold")).all())
+        curve_ok = len(r) < 5 or bool((pm.tsi(r[0], r[1], r[2], reduce=_reduce(ctx)) < c.get("curve_threshold")).all())
         out = pm.official_pade_core(
             r[0], r[1], curve_ok=curve_ok, den_eps=c.get("den_eps"),
             clamp_weights=c.get("clamp_weights"), clamp_width=c.get("clamp_width"), blend=c.get("blend"),
@@ -279,7 +285,7 @@ class TCPadePredictor(Predictor):
         r = self._newest(3)
         if self.stage_rules and ctx.stage is Stage.EARLY:
             return self._early(r)
-        sigma = pm.paper_sigma(r[0], r[1], c.get("lam"))
+        sigma = pm.paper_sigma(r[0], r[1], c.get("lam"), reduce=_reduce(ctx))
         pred, guarded = pm.paper_pade(r[0], r[1], r[2], sigma, c.get("lam"), c.get("den_eps"))
         self._indicators = {"sigma": sigma.mean(), "guarded": guarded.float().mean()}
         if self.stage_rules and ctx.stage is Stage.LATE:
