@@ -144,7 +144,7 @@ class Attachment(Uncopyable):
         """The call raised: its generation cannot go on (the next call starts a new one)."""
         self.reset()
 
-    def end(self, output: Any = None) -> Any:  # what the call returns (engine.gap_correction may move its sample)
+    def end(self, output: Any) -> Any:  # what the call returns (engine.gap_correction may move its sample)
         call, self.call = self.call, None
         if call is not None and call.plan is not None and not call.done:
             heads = [s.head for s in self.adapter.stream_specs(self.model)]

@@ -77,8 +77,7 @@ class Schedule:
 
     timesteps: tuple[float, ...] = attrs.field(converter=_floats)
     sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats)
-    #: the sigmas of an Euler flow-matching update (``x += (sigma[k+1] - sigma[k]) * output``), one more than the
-    #: steps; ``None`` for any other update (``engine.gap_correction`` needs it: :mod:`padecache.correction`)
+    #: sigmas of an Euler update x += (sigma[k+1] - sigma[k]) * output, one per step and one more (gap_correction)
     euler_sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats, kw_only=True)
 
     def __attrs_post_init__(self):
@@ -240,6 +239,7 @@ class StepContext:
         """The whole sequence from the ranks' shards of ``local`` (``local`` when not :attr:`sharded`); with ``fn``,
         this rank's part of ``fn(whole)``.  For what mixes tokens (a filter over the token grid); all ranks call it."""
         return self.reducer.gather(local, dim, fn) if self.sharded else (local if fn is None else fn(local))
+
     @property
     def first_step(self) -> int:
         """First step this model runs (0 unless the pipeline splits the steps between experts)."""

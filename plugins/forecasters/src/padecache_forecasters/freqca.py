@@ -16,6 +16,7 @@ dimensions of a ``(B, C, H, W)`` tensor; otherwise the FFT runs along the token 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import attrs
@@ -84,6 +85,6 @@ class FreqCaPredictor(HiCachePredictor):
         newest = self.derivatives()[:, 0]
         change = forecast - newest
         # the band split mixes tokens: under sequence parallelism it runs on the whole sequence, each rank keeping its part
-        band = lambda whole: lowpass(whole, self.config.cutoff, self.config.tokens)  # noqa: E731
+        band = functools.partial(lowpass, cutoff=self.config.cutoff, tokens=self.config.tokens)
         low = ctx.gather(change, 1, band) if change.dim() == 3 else band(change)
         return newest + change - low
