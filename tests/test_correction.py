@@ -93,20 +93,82 @@ def test_nothing_moves_without_a_gap_for_ineligible_rows_or_for_a_non_finite_cor
     assert n == 0 and torch.equal(y, x)
 
 
-def test_only_an_euler_flow_matching_scheduler_gives_euler_sigmas():
-    from diffusers import DDIMScheduler, FlowMatchEulerDiscreteScheduler, FlowMatchHeunDiscreteScheduler
+def test_only_an_euler_step_gives_euler_sigmas():
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        FlowMatchHeunDiscreteScheduler,
+    )
 
     euler = FlowMatchEulerDiscreteScheduler()
     euler.set_timesteps(6)
     schedule = schedule_from(euler, euler.timesteps)
     assert schedule.euler_sigmas == pytest.approx(euler.sigmas.tolist()) and len(schedule.euler_sigmas) == 7
     assert schedule.sigmas == pytest.approx(euler.sigmas[:6].tolist())
-    for other in (FlowMatchEulerDiscreteScheduler(stochastic_sampling=True), FlowMatchHeunDiscreteScheduler(), DDIMScheduler()):
-        other.set_timesteps(6)
-        assert not euler_update(other) or other is euler
-        assert schedule_from(other, other.timesteps).euler_sigmas is None
+    others = (FlowMatchEulerDiscreteScheduler(stochastic_sampling=True), FlowMatchHeunDiscreteScheduler(),
+              DDIMScheduler(),  # clips x0 (its default): not linear in the output
+              DDIMScheduler(clip_sample=False, prediction_type="v_prediction"),
+              DDIMScheduler(clip_sample=False, timestep_spacing="trailing"),  # 7 steps of 1000: strides 142 and 143
+              EulerDiscreteScheduler(prediction_type="v_prediction"), DPMSolverMultistepScheduler())
+    for other in others:
+        other.set_timesteps(7)
+        assert not euler_update(other)
+        assert schedule_from(other, other.timesteps).euler_sigmas is None, other
     with pytest.raises(ValueError, match="3 Euler sigmas for 3 steps; give one more"):
         Schedule([1, 2, 3], euler_sigmas=[1, 0.5, 0.2])
+
+
+@pytest.mark.parametrize("kind", ["ddim", "ddim-trailing", "k-euler"])
+def test_noise_prediction_samplers_are_corrected_as_euler_steps_of_their_grid(kind):
+    # oracle: the scheduler's own step() run by hand.  DDIM (eta = 0) and k-diffusion's Euler on a noise prediction are
+    # Euler steps of (a scaled) latent on the grid euler_grid gives, so the correction at weight 1 lands the latent
+    # after step k where the interpolated outputs would have taken it, as for flow matching
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler
+
+    steps = 8  # 1000 / 8 = 125: trailing spacing lands each step on the next one too
+    scheduler = (EulerDiscreteScheduler() if kind == "k-euler"
+                 else DDIMScheduler(clip_sample=False, timestep_spacing="trailing" if "trailing" in kind else "leading"))
+    scheduler.set_timesteps(steps)
+    grid = schedule_from(scheduler, scheduler.timesteps).euler_sigmas
+    assert grid is not None and len(grid) == steps + 1 and grid[0] > grid[-1]
+
+    def run(outputs, x):
+        scheduler.set_timesteps(steps)
+        for i, t in enumerate(scheduler.timesteps[:k + 1]):
+            x = scheduler.step(outputs[i], t, x).prev_sample
+        return x
+
+    g = torch.Generator().manual_seed(2)
+    m, k = 2, 6
+    at = {i: torch.randn(2, 4, 3, 3, generator=g) for i in range(steps)}
+    forecasts = [at[m] + 0.3 * torch.randn(2, 4, 3, 3, generator=g) for _ in range(m + 1, k)]
+    x = torch.randn(2, 4, 3, 3, generator=g) * float(scheduler.init_noise_sigma)
+    change = gap_correction(grid, m, k, at[m], at[k], forecasts)
+    interpolated = {i: torch.lerp(at[m], at[k], (grid[i] - grid[m]) / (grid[k] - grid[m])) for i in range(m + 1, k)}
+    corrected = run({**at, **dict(zip(range(m + 1, k), forecasts)), k: at[k] + change}, x)
+    torch.testing.assert_close(corrected, run({**at, **interpolated}, x), rtol=1e-4, atol=1e-4)
+    uncorrected = run({**at, **dict(zip(range(m + 1, k), forecasts))}, x)
+    assert (uncorrected - corrected).abs().max() > 1e-2  # the forecasts' error was there to take back
+
+
+def test_a_ddim_pipeline_gets_the_correction_and_a_clipping_one_does_not():
+    from diffusers import DDIMScheduler
+
+    from padecache.testing.pipelines import dit_pipeline, run_dit
+
+    pipe = dit_pipeline()
+    for clip, corrected in ((False, True), (True, False)):
+        pipe.scheduler = DDIMScheduler(clip_sample=clip)
+        padecache.apply(pipe, "default")
+        try:
+            out = run_dit(pipe, steps=20)
+            stats = padecache.stats(pipe)
+        finally:
+            padecache.remove(pipe)
+        assert torch.isfinite(out).all() and stats.full_passes == 8
+        assert (stats.corrections > 0) is corrected, (clip, stats.corrections)
 
 
 def test_output_structures_keep_their_shape():

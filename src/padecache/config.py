@@ -127,7 +127,8 @@ class EngineConfig:
         gap_correction: at a computed step after skipped ones, move the model output so that the latent gains this
             share of the difference between the skipped steps' outputs interpolated between the computed ones and
             the forecasts (:mod:`padecache.correction`); 0 turns it off.  Only with a scheduler whose update is an
-            Euler flow-matching step (``FlowMatchEulerDiscreteScheduler``), and only for a static plan of at least
+            Euler step in the output (``FlowMatchEulerDiscreteScheduler``; on noise predictions ``EulerDiscreteScheduler``
+            and unclipped ``DDIMScheduler``: :func:`padecache.correction.euler_grid`), and only for a static plan of at least
             ``gap_correction_passes`` passes (on leaner plans it lost: docs/methods.md, "Gap correction").
     """
 

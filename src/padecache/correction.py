@@ -9,26 +9,55 @@ difference (``engine.gap_correction``; docs/methods.md, "Gap correction", for wh
 
     output_k += weight * sum_i (sigma[i+1] - sigma[i]) * (interpolated_i - forecast_i) / (sigma[k+1] - sigma[k])
 
-It needs the sampler's update to be that Euler step (:attr:`padecache.Schedule.euler_sigmas`, filled for
-diffusers' ``FlowMatchEulerDiscreteScheduler``); with any other scheduler nothing is corrected.  Each row keeps its
-own last computed step, so one sample of a batch never changes another's.
+It needs the sampler's update to be that Euler step (:attr:`padecache.Schedule.euler_sigmas`), which three of
+diffusers' schedulers are (:func:`euler_grid`): ``FlowMatchEulerDiscreteScheduler`` (the flow-matching models), and,
+for models that predict the noise, ``EulerDiscreteScheduler`` (k-diffusion's Euler) and ``DDIMScheduler`` with
+``eta = 0`` (its default), which is an Euler step of the scaled latent ``x / sqrt(alpha_bar)`` on the grid
+``sqrt((1 - alpha_bar) / alpha_bar)``; with any other scheduler (multistep solvers, Heun, ancestral samplers, a
+predicted ``v`` or ``x0``, clipped ``x0``) nothing is corrected.  Each row keeps its own last computed step, so one
+sample of a batch never changes another's.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["euler_update", "gap_correction", "GapCorrector", "computed_rows", "output_tensor", "with_output_tensor"]
+__all__ = ["euler_update", "euler_grid", "gap_correction", "GapCorrector", "computed_rows", "output_tensor", "with_output_tensor"]
 
 
 def euler_update(scheduler: Any) -> bool:
     """Whether ``scheduler.step`` is ``x + (sigma[k+1] - sigma[k]) * output`` on ``scheduler.sigmas``."""
+    config, name = getattr(scheduler, "config", None), type(scheduler).__name__
+    if name == "FlowMatchEulerDiscreteScheduler":
+        return not getattr(config, "stochastic_sampling", False) and not getattr(config, "invert_sigmas", False)
+    # k-diffusion's Euler: x0 = x - sigma * eps, so the step adds (sigma[k+1] - sigma[k]) * eps (s_churn = 0, the default)
+    return name == "EulerDiscreteScheduler" and getattr(config, "prediction_type", None) == "epsilon"
+
+
+def euler_grid(scheduler: Any, timesteps: Sequence[float]) -> list[float] | None:
+    """The sigmas (one per step of ``timesteps`` and the final one) on which ``scheduler.step`` is an Euler step in the
+    model output, or ``None`` where it is not one.  ``DDIMScheduler`` with ``eta = 0`` on a noise prediction moves
+    ``y = x / sqrt(alpha_bar)`` by ``(s[k+1] - s[k]) * eps`` with ``s = sqrt((1 - alpha_bar) / alpha_bar)``, provided
+    each step lands on the next step's timestep and ``x0`` is neither clipped nor thresholded."""
+    if euler_update(scheduler):
+        sigmas = torch.as_tensor(scheduler.sigmas).flatten().tolist()
+        return sigmas[:len(timesteps) + 1] if len(sigmas) > len(timesteps) else None
     config = getattr(scheduler, "config", None)
-    return (type(scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
-            and not getattr(config, "stochastic_sampling", False) and not getattr(config, "invert_sigmas", False))
+    if (type(scheduler).__name__ != "DDIMScheduler" or getattr(config, "prediction_type", None) != "epsilon"
+            or getattr(config, "clip_sample", True) or getattr(config, "thresholding", True)
+            or not getattr(scheduler, "num_inference_steps", None) or len(timesteps) == 0):
+        return None
+    stride = config.num_train_timesteps // scheduler.num_inference_steps
+    steps = [int(t) for t in timesteps]
+    if any(float(t) != s for t, s in zip(timesteps, steps, strict=True)) or any(a - stride != b for a, b in zip(steps, steps[1:])):
+        return None  # a step that does not land where the next one starts: not one Euler chain
+    alphas = [scheduler.alphas_cumprod[t] if t >= 0 else scheduler.final_alpha_cumprod for t in (*steps, steps[-1] - stride)]
+    grid = [float(((1 - a) / a).sqrt()) for a in map(torch.as_tensor, alphas)]
+    return grid if all(math.isfinite(v) for v in grid) else None  # zero terminal SNR: alpha_bar = 0 at the start
 
 
 def gap_correction(sigmas: Sequence[float], m: int, k: int, at_m: torch.Tensor, at_k: torch.Tensor,

@@ -77,7 +77,7 @@ class Schedule:
 
     timesteps: tuple[float, ...] = attrs.field(converter=_floats)
     sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats)
-    #: sigmas of an Euler update x += (sigma[k+1] - sigma[k]) * output, one per step and one more (gap_correction)
+    #: grid of an Euler update x += (sigma[k+1] - sigma[k]) * output (of a scaled x for DDIM), one per step and one more
     euler_sigmas: tuple[float, ...] | None = attrs.field(default=None, converter=_floats, kw_only=True)
 
     def __attrs_post_init__(self):

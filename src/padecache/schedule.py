@@ -31,7 +31,7 @@ import attrs
 import torch
 
 from .adapters import TimeSpec, position_of
-from .correction import euler_update
+from .correction import euler_grid
 from .errors import warn
 from .interfaces import Schedule
 
@@ -109,16 +109,15 @@ class SchedulerSource:
 
 def schedule_from(scheduler: Any, ts) -> Schedule:
     timesteps = [float(t) for t in torch.as_tensor(ts).flatten().tolist()]
-    n = len(timesteps)
+    n, grid = len(timesteps), euler_grid(scheduler, timesteps)  # grid: where the update is an Euler step (gap_correction)
     sigmas = getattr(scheduler, "sigmas", None)
     if sigmas is not None and len(sigmas) >= n:
-        sig = torch.as_tensor(sigmas).flatten().tolist()
-        return Schedule(timesteps, sig[:n], euler_sigmas=sig[:n + 1] if len(sig) > n and euler_update(scheduler) else None)
+        return Schedule(timesteps, torch.as_tensor(sigmas).flatten().tolist()[:n], euler_sigmas=grid)
     alphas = getattr(scheduler, "alphas_cumprod", None)
     if alphas is not None:
         alphas = torch.as_tensor(alphas).flatten()
         idx = [min(len(alphas) - 1, max(0, int(round(t)))) for t in timesteps]
-        return Schedule(timesteps, [float((1 - alphas[i]).clamp(min=0).sqrt()) for i in idx])
+        return Schedule(timesteps, [float((1 - alphas[i]).clamp(min=0).sqrt()) for i in idx], euler_sigmas=grid)
     return Schedule(timesteps)
 
 
