@@ -248,7 +248,8 @@ def set_schedule(target: Any, timesteps: Sequence[float] | Schedule | None, sigm
     ``timesteps`` is a sequence of numbers (a list, a tuple, a tensor such as ``scheduler.timesteps``) or a
     :class:`~padecache.Schedule`; ``timesteps=None`` undoes it: the engine follows the scheduler it was applied
     with again (if any).  ``euler_sigmas`` (one more than the steps, the final sigma last: a
-    ``FlowMatchEulerDiscreteScheduler``'s ``sigmas``) says the loop's update is ``x += (sigma[k+1] - sigma[k]) *
+    ``FlowMatchEulerDiscreteScheduler``'s ``sigmas``; for other schedulers ``padecache.correction.euler_grid(scheduler,
+    scheduler.timesteps)``, ``None`` where there is none) says the loop's update is ``x += (sigma[k+1] - sigma[k]) *
     output``, which ``engine.gap_correction`` needs; without it the correction is off.
 
     Example::
