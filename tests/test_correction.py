@@ -169,6 +169,26 @@ def test_a_ddim_pipeline_gets_the_correction_and_a_clipping_one_does_not():
             padecache.remove(pipe)
         assert torch.isfinite(out).all() and stats.full_passes == 8
         assert (stats.corrections > 0) is corrected, (clip, stats.corrections)
+        # and where it moves nothing, stats say why
+        assert ("not an Euler step" in stats.correction_off) is not corrected, stats.correction_off
+        assert ("gap correction off: the scheduler's update" in stats.summary()) is not corrected
+
+
+@pytest.mark.parametrize("policy, why", [
+    ({"name": "budget", "speedup": 4.0}, "fewer passes than engine.gap_correction_passes = 6"),  # 3 passes
+    ({"name": "tsi", "interval": 3}, "the policy decides as it goes"),
+    ({"name": "budget", "speedup": 2.0}, ""),  # 6 passes: corrected, nothing to explain
+])
+def test_stats_say_why_an_enabled_correction_moved_nothing(flux_pipe, policy, why):
+    config = {"predictor": {"name": "taylor", "order": 1}, "policy": policy, "engine": {"gap_correction": 0.5}}
+    with tiny.applied(flux_pipe, config):
+        tiny.run_flux(flux_pipe, steps=12)
+        stats = padecache.stats(flux_pipe)
+    assert (why in stats.correction_off) if why else stats.correction_off == "", stats.correction_off
+    assert (stats.corrections > 0) is (not why) and ("gap correction off" in stats.summary()) is bool(why)
+    with tiny.applied(flux_pipe, {**config, "engine": {"gap_correction": 0.0}}):  # off: nothing to explain
+        tiny.run_flux(flux_pipe, steps=12)
+        assert padecache.stats(flux_pipe).correction_off == ""
 
 
 def test_output_structures_keep_their_shape():

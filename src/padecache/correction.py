@@ -21,12 +21,12 @@ sample of a batch never changes another's.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["euler_update", "euler_grid", "gap_correction", "GapCorrector", "computed_rows", "output_tensor", "with_output_tensor"]
+__all__ = ["euler_update", "euler_grid", "gap_correction", "GapCorrector", "computed_rows", "uncorrected", "output_tensor", "with_output_tensor"]
 
 
 def euler_update(scheduler: Any) -> bool:
@@ -116,16 +116,29 @@ class GapCorrector:
         return (output.float() + delta.to(output.device)).to(output.dtype), done
 
 
-def computed_rows(plan: Any, corrects: Callable[[Any], bool]) -> tuple[torch.Tensor, torch.Tensor]:
+def computed_rows(plan: Any, corrects: Sequence[bool]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of a call's :class:`~padecache.engine.Plan`: whether it computed, and whether it may be corrected
-    (it computed, and ``corrects(part)`` holds for its part)."""
+    (it computed, and ``corrects`` holds for its part: one entry per part)."""
     computed, eligible = torch.zeros(plan.batch, dtype=torch.bool), torch.zeros(plan.batch, dtype=torch.bool)
-    for part in plan.parts:
+    for part, ok in zip(plan.parts, corrects, strict=True):
         if part.compute:
             rows = slice(None) if part.rows is None else part.rows.cpu()
             computed[rows] = True
-            eligible[rows] = bool(corrects(part))
+            eligible[rows] = bool(ok)
     return computed, eligible
+
+
+def uncorrected(sigmas: Sequence[float] | None, plans: Sequence[Sequence[bool] | None], passes: int) -> str:
+    """Why ``engine.gap_correction`` can move no row of a call, for :attr:`padecache.CacheStats.correction_off` ("" where
+    it can): ``sigmas`` the schedule's Euler grid, ``plans`` each row group's static plan (``None``: a policy that
+    decides as it goes), ``passes`` ``engine.gap_correction_passes``."""
+    if sigmas is None:
+        return "the scheduler's update is not an Euler step in the model output (padecache.correction.euler_grid)"
+    if all(p is None for p in plans):
+        return "the policy decides as it goes; the correction needs a static plan"
+    if all(p is None or sum(p) < passes for p in plans):
+        return f"the plan has fewer passes than engine.gap_correction_passes = {passes}"
+    return ""
 
 
 def output_tensor(output: Any) -> torch.Tensor | None:

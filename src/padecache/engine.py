@@ -19,7 +19,7 @@ import torch
 
 from .answers import as_stage, per_row_decision
 from .config import CacheConfig
-from .correction import GapCorrector, computed_rows, output_tensor, with_output_tensor
+from .correction import GapCorrector, computed_rows, output_tensor, uncorrected, with_output_tensor
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, fallbacks_message, prediction_problem, warn
 from .interfaces import StepContext, StepInputs, inputs_problem
@@ -171,7 +171,8 @@ class Engine(Uncopyable):
         seen = inputs.select(rows) if (inputs is not None and self.inputs) else None
         ctx = attrs.evolve(call_ctx, history=slot.history, rows=slot.size(batch), inputs=seen)
         if want is None:  # each row is asked once per call, as it would be alone
-            want = self._per_row(self._call("policy", "should_compute", ctx, slot.policy.should_compute, ctx), ctx)
+            want = per_row_decision(self._call("policy", "should_compute", ctx, slot.policy.should_compute, ctx), ctx,
+                                    self.label("policy"))
         if isinstance(want, torch.Tensor):  # rows disagree: split the group
             yes, no = branch.split(slot, want, batch)
             return (self._decide(call_ctx, branch, yes, x_in, inputs, True)
@@ -205,9 +206,6 @@ class Engine(Uncopyable):
             raise ValueError(f"{self.label('policy')} returned a plan of {len(plan)} steps for a run of {ctx.span_steps}; "
                              f"return one entry per step, or None for a policy that decides as it goes")
         return tuple(bool(on) for on in plan)
-
-    def _per_row(self, want: Any, ctx: StepContext) -> bool | torch.Tensor:
-        return per_row_decision(want, ctx, self.label("policy"))
 
     def _check_ready(self, slot: Slot, ctx: StepContext) -> None:
         need = max(1, getattr(slot.predictor, "min_history", 1))
@@ -271,10 +269,12 @@ class Engine(Uncopyable):
         """The model's ``output`` of the call of ``plan``, its sample's rows that computed after skipped steps moved by
         ``engine.gap_correction`` (:mod:`padecache.correction`) where the scheduler and the policy's plan allow it."""
         e, sigmas = self.config.engine, getattr(plan.ctx.schedule, "euler_sigmas", None)
-        sample = output_tensor(output) if e.gap_correction and sigmas is not None else None
+        plans = [self._plan_of(p.slot, p.ctx) for p in plan.parts] if e.gap_correction else []
+        self.recorder.correction_off = uncorrected(sigmas, plans, e.gap_correction_passes) if plans else ""
+        sample = output_tensor(output) if plans and sigmas is not None else None
         if sample is None or sample.shape[0] != plan.batch:
             return output
-        computed, eligible = computed_rows(plan, lambda p: sum(self._plan_of(p.slot, p.ctx) or ()) >= e.gap_correction_passes)
+        computed, eligible = computed_rows(plan, [sum(q or ()) >= e.gap_correction_passes for q in plans])
         corrector = self.correctors.setdefault(plan.branch.name, GapCorrector("cpu" if e.history_device == "cpu" else None))
         sample, done = corrector.apply(plan.ctx.step, sample, computed, eligible, sigmas, e.gap_correction)
         self.recorder.corrected_rows += done

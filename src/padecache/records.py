@@ -84,6 +84,8 @@ class CacheStats:
         forecast_steps: transformer calls whose block stack was predicted (row-weighted).
         fallbacks: row forecasts rejected (non-finite or exploding) and computed instead.
         corrections: computed row outputs that ``engine.gap_correction`` moved (:mod:`padecache.correction`).
+        correction_off: why ``engine.gap_correction``, though on, can move nothing (the scheduler's update is not an
+            Euler step, a policy without a static plan, a plan of too few passes); "" where it can or is off.
         restarts: branches whose history restarted because the batch size or resolution changed.
         cache_bytes: peak bytes held by padecache during the generation: histories, policy state and the outputs a
             gap correction keeps from step to step, plus the block-stack input it keeps during a call (its float32
@@ -108,6 +110,7 @@ class CacheStats:
     block_passes: float = 0.0
     planned_steps: int = 0
     corrections: int = 0
+    correction_off: str = ""
 
     def __str__(self) -> str:
         return self.summary()
@@ -123,6 +126,7 @@ class CacheStats:
             f"  calls computed {_fmt(self.computed_steps)}, forecast {_fmt(self.forecast_steps)}; fallbacks "
             f"{self.fallbacks}, restarts {self.restarts}; cache {_bytes(self.cache_bytes)}; generation {self.generations}"
             + (f"; gap corrections {self.corrections}" if self.corrections else "")
+            + (f"; gap correction off: {self.correction_off}" if self.correction_off else "")
             + (f"; stopped after {self.total_steps} of {self.planned_steps} steps"
                if self.planned_steps > self.total_steps else ""),
         ]
@@ -205,6 +209,7 @@ class CacheStats:
             fallbacks=sum(p.fallbacks for p in parts),
             restarts=sum(p.restarts for p in parts),
             corrections=sum(p.corrections for p in parts),
+            correction_off=next((p.correction_off for p in parts if p.correction_off), ""),
             cache_bytes=sum(p.cache_bytes for p in parts),
             records=tuple(sorted((r for p in parts for r in p.records), key=lambda r: r.step)),
             generations=max(p.generations for p in parts),
@@ -229,6 +234,7 @@ class StatsRecorder:
         self.forecast_attempts = 0
         self.fallback_rows = 0
         self.corrected_rows = 0  # rows whose output engine.gap_correction moved
+        self.correction_off = ""  # why engine.gap_correction, though on, moved nothing (uncorrected)
 
     def add(self, record: StepRecord) -> None:
         self.records.append(record)
@@ -260,6 +266,7 @@ class StatsRecorder:
             fallbacks=self.fallback_rows,
             restarts=self.restarts,
             corrections=self.corrected_rows,
+            correction_off=self.correction_off,
             cache_bytes=self.peak_bytes,
             records=tuple(self.records),
             generations=self.generations,
