@@ -120,8 +120,9 @@ def test_only_an_euler_step_gives_euler_sigmas():
         Schedule([1, 2, 3], euler_sigmas=[1, 0.5, 0.2])
 
 
-@pytest.mark.parametrize("kind", ["ddim", "ddim-trailing", "k-euler"])
-def test_noise_prediction_samplers_are_corrected_as_euler_steps_of_their_grid(kind):
+@pytest.mark.parametrize("m, k", [(2, 6), (4, 7)])  # (4, 7): the last step, onto the final alpha_bar
+@pytest.mark.parametrize("kind", ["ddim", "ddim-trailing", "ddim-offset", "k-euler"])
+def test_noise_prediction_samplers_are_corrected_as_euler_steps_of_their_grid(kind, m, k):
     # oracle: the scheduler's own step() run by hand.  DDIM (eta = 0) and k-diffusion's Euler on a noise prediction are
     # Euler steps of (a scaled) latent on the grid euler_grid gives, so the correction at weight 1 lands the latent
     # after step k where the interpolated outputs would have taken it, as for flow matching
@@ -129,7 +130,8 @@ def test_noise_prediction_samplers_are_corrected_as_euler_steps_of_their_grid(ki
 
     steps = 8  # 1000 / 8 = 125: trailing spacing lands each step on the next one too
     scheduler = (EulerDiscreteScheduler() if kind == "k-euler"
-                 else DDIMScheduler(clip_sample=False, timestep_spacing="trailing" if "trailing" in kind else "leading"))
+                 else DDIMScheduler(clip_sample=False, timestep_spacing="trailing" if "trailing" in kind else "leading",
+                                    steps_offset=int("offset" in kind), set_alpha_to_one="offset" not in kind))
     scheduler.set_timesteps(steps)
     grid = schedule_from(scheduler, scheduler.timesteps).euler_sigmas
     assert grid is not None and len(grid) == steps + 1 and grid[0] > grid[-1]
@@ -141,7 +143,6 @@ def test_noise_prediction_samplers_are_corrected_as_euler_steps_of_their_grid(ki
         return x
 
     g = torch.Generator().manual_seed(2)
-    m, k = 2, 6
     at = {i: torch.randn(2, 4, 3, 3, generator=g) for i in range(steps)}
     forecasts = [at[m] + 0.3 * torch.randn(2, 4, 3, 3, generator=g) for _ in range(m + 1, k)]
     x = torch.randn(2, 4, 3, 3, generator=g) * float(scheduler.init_noise_sigma)
