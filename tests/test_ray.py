@@ -103,6 +103,16 @@ def test_the_executor_shuts_down_the_cluster_it_started_and_only_that_one(monkey
     assert fake.calls == []  # Ray already running in this process: its owner shuts it down
 
 
+def test_tasks_of_several_threads_reserve_as_many_cpus_and_a_cluster_too_small_is_refused(monkeypatch):
+    fake = _FakeRay()  # 2 CPUs
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    with RayExecutor(num_cpus=2, threads=2) as executor:
+        assert executor.slots() == 1  # one task of two threads at a time, not two
+    with pytest.raises(ClusterError, match="threads = 3 reserves 3 CPUs for each task, and the Ray cluster has 2 CPUs"):
+        RayExecutor(num_cpus=2, threads=3).start()
+    assert fake.calls[-2:] == [("init", "local"), ("shutdown",)]  # refused, and shut down again
+
+
 def test_an_address_nothing_answers_at_fails_in_seconds_with_what_to_do(monkeypatch, capsys, tmp_path):
     """``ray.init`` would retry an unreachable address for minutes; the executor says so at once, before Ray starts."""
     fake = _FakeRay()
@@ -186,6 +196,22 @@ def test_workers_run_this_interpreter_with_padecache_and_its_plugins_on_one_thre
     got = [cluster.get(h) for h in [cluster.submit(_where, n) for n in range(2)]]
     assert [g["n"] for g in got] == [0, 1]
     assert all(g["python"] == sys.executable and g["padecache"] == padecache.__file__ and g["threads"] == 1 for g in got)
+
+
+def _assigned() -> dict:
+    import ray
+
+    return {"threads": torch.get_num_threads(), "resources": ray.get_runtime_context().get_assigned_resources()}
+
+
+def test_a_task_of_two_threads_holds_two_cpus_of_the_cluster(cluster):
+    executor = RayExecutor(threads=2).start()  # Ray runs already: this executor uses the module's cluster
+    try:
+        assert not executor.owned and executor.slots() == 1
+        got = executor.get(executor.submit(_assigned))
+        assert got["threads"] == 2 and got["resources"].get("CPU") == 2.0, got
+    finally:
+        executor.close()  # not its cluster: left running for the other tests
 
 
 def _images(folder) -> dict:

@@ -179,7 +179,7 @@ def _ray(p: argparse.ArgumentParser, what: str, threads: str = "torch's") -> Non
     p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
                    help=f"{what}: without ADDRESS a local cluster with this machine's CPUs/GPUs, shut down at the end; "
                         "with one (host:port, ray://host:port, auto) a running one, left running")
-    p.add_argument("--threads", type=positive, default=None, help=f"torch threads (default: {threads}; with --ray, per task: 1)")
+    p.add_argument("--threads", type=positive, default=None, help=f"torch threads (default: {threads}; with --ray, per task, each reserving a CPU: 1)")
 
 
 def _bench(sub) -> None:

@@ -251,7 +251,8 @@ class RayExecutor(Executor):
             connects to a running one, which :meth:`close` only disconnects from.  When Ray is already
             initialised in this process, that cluster is used and left running.
         num_cpus, num_gpus: resources of a local cluster (default: what the machine has).
-        threads: torch threads in each task (default 1: one task per CPU, or per GPU with one CPU beside it).
+        threads: torch threads in each task, and the CPUs each task reserves (default 1: one task per CPU, or per
+            GPU with one CPU beside it); a cluster with fewer CPUs than that is refused when it starts.
         retries: how often a failed task runs again before it is reported (default once).
         seeds_per_unit: seeds per benchmark unit (default: all, one unit per method setting).
         connect_timeout: seconds to wait for a ``host:port`` address to accept a connection before
@@ -311,6 +312,9 @@ class RayExecutor(Executor):
             nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
             if not self.gpus and not self.cpus:
                 raise RuntimeError(f"the Ray cluster has neither CPUs nor GPUs to run tasks on ({resources})")
+            if self.threads > self.cpus:  # no task could ever be placed: it would wait for ever
+                raise ClusterError(f"threads = {self.threads} reserves {self.threads} CPUs for each task, and the Ray "
+                                   f"cluster has {self.cpus} CPUs: lower threads, or give the cluster more CPUs")
             self.device = "cuda" if self.gpus else None
             self.label = (f"ray {ray.__version__}: {nodes} node{'s' if nodes != 1 else ''}, {self.cpus} CPUs, {self.gpus} GPUs"
                           + (f" at {self.address}" if self.address is not None else ""))
@@ -333,7 +337,7 @@ class RayExecutor(Executor):
     # -- tasks ----------------------------------------------------------------------------------------------
     def slots(self) -> int:
         self.start()
-        return self.gpus or self.cpus
+        return self.gpus or max(1, self.cpus // self.threads)
 
     def put(self, value: Any) -> Any:
         self.start()
@@ -341,7 +345,7 @@ class RayExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], *args: Any, name: str = "") -> Any:
         self.start()
-        resources = {"num_cpus": 1, "num_gpus": 1} if self.gpus else {"num_cpus": 1}
+        resources = {"num_cpus": self.threads, "num_gpus": 1} if self.gpus else {"num_cpus": self.threads}
         task = self._remote.options(**resources, max_retries=self.retries, retry_exceptions=True,
                                     name=name or getattr(fn, "__name__", "task"))
         return task.remote(self.threads, fn, *args)
