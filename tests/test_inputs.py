@@ -36,7 +36,7 @@ class Peek(CachePolicy):
     """Computes every step and keeps what the engine handed it."""
 
     name = "peek-inputs"
-    inputs: ClassVar[frozenset[str]] = frozenset({"stack_input", "modulated", "model_input"})
+    inputs = ("stack_input", "modulated", "model_input")  # a tuple, as an author may write it: as good as a frozenset
     seen: ClassVar[list] = []
 
     def should_compute(self, ctx):

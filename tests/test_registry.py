@@ -332,6 +332,43 @@ def test_a_component_declaring_unknown_inputs_is_listed_as_broken():
     registry = Registry([Contribution("peeker", "1.0", {"padecache_policies": [Peeks]}),
                          Contribution("squinter", "1.0", {"padecache_predictors": [Squints]})])
     assert [b.plugin for b in registry.broken] == ["peeker", "squinter"]
-    names = "['first_input', 'model_input', 'modulated', 'stack_input', 'time_embedding', 'time_projection']"
-    assert f"policy 'peeks': `inputs` must be a frozenset of {names}, got frozenset({{'latents'}})" in registry.broken[0].error
-    assert f"predictor 'squints': `inputs` must be a frozenset of {names}" in registry.broken[1].error
+    names = "first_input, model_input, modulated, stack_input, time_embedding, time_projection"
+    assert (f"policy 'peeks': `inputs` names 'latents', which the engine does not give; the inputs are {names}"
+            in registry.broken[0].error)
+    assert f"predictor 'squints': `inputs` names 'noise', which the engine does not give" in registry.broken[1].error
+
+
+@pytest.mark.parametrize("declared", [("modulated", "stack_input"), ["modulated", "stack_input"], {"modulated", "stack_input"}])
+def test_inputs_may_be_declared_as_any_collection_of_names(declared):
+    """A tuple or list of input names is as correct as a frozenset: registered, handed over, readable by name."""
+    from padecache.interfaces import declared_inputs
+    from padecache.registry import Contribution, Registry
+    from padecache.testing import step_inputs
+
+    class Reads(padecache.CachePolicy):
+        """Reads the modulated input."""
+
+        name = "reads"
+        inputs = declared
+
+        def should_compute(self, ctx):
+            return True
+
+    registry = Registry([Contribution("reader", "1.0", {"padecache_policies": [Reads]})])
+    assert registry.broken == [] and registry.get("policy", "reads").cls is Reads
+    assert declared_inputs(declared) == frozenset({"modulated", "stack_input"})
+    seen = step_inputs(Reads(), 3, rows=2)
+    assert seen["modulated"] is seen.modulated and seen.modulated.shape[0] == 2 and seen.get("model_input") is None
+    with pytest.raises(KeyError, match="'latents' is not a step input; the inputs are first_input"):
+        seen["latents"]
+
+
+@pytest.mark.parametrize("declared", ["modulated", ("modulated", 3), 7])
+def test_inputs_declared_as_one_name_or_as_something_else(declared):
+    from padecache.interfaces import declared_inputs
+
+    if declared == "modulated":
+        assert declared_inputs(declared) == frozenset({"modulated"})  # one name, not its letters
+    else:
+        with pytest.raises(ValueError, match=r"`inputs` must be names of \['first_input'.*got"):
+            declared_inputs(declared)

@@ -22,7 +22,7 @@ from .config import CacheConfig
 from .correction import GapCorrector, computed_rows, output_tensor, uncorrected, with_output_tensor
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, fallbacks_message, prediction_problem, warn
-from .interfaces import StepContext, StepInputs, inputs_problem
+from .interfaces import StepContext, StepInputs, declared_inputs
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
@@ -62,11 +62,10 @@ class Engine(Uncopyable):
     def _declared_inputs(self) -> frozenset[str]:
         declared = set()
         for kind, component in zip(("predictor", "policy"), self._new_components()):
-            inputs = getattr(component, "inputs", frozenset())
-            problem = inputs_problem(inputs)
-            if problem:
-                raise ValueError(f"{self.label(kind)}: {problem}")
-            declared |= inputs
+            try:
+                declared |= declared_inputs(getattr(component, "inputs", frozenset()))
+            except ValueError as err:
+                raise ValueError(f"{self.label(kind)}: {err}") from None
         return frozenset(declared)
 
     def _new_components(self):

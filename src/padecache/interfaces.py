@@ -152,16 +152,42 @@ class StepInputs:
             return self
         return StepInputs(**{f.name: _rows_of(getattr(self, f.name), rows) for f in attrs.fields(StepInputs)})
 
+    def __getitem__(self, name: str) -> torch.Tensor | None:
+        """``inputs["modulated"]`` is ``inputs.modulated``: read by name as from a dict."""
+        if name not in INPUTS:
+            raise KeyError(f"{name!r} is not a step input; the inputs are {', '.join(sorted(INPUTS))}")
+        return getattr(self, name)
+
+    def get(self, name: str, default: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The input ``name``, or ``default`` where the model cannot give it (``None``)."""
+        value = self[name]
+        return default if value is None else value
+
 
 #: the inputs a component may declare in ``CachePolicy.inputs`` / ``Predictor.inputs``
 INPUTS = frozenset(f.name for f in attrs.fields(StepInputs))
 
 
+def declared_inputs(inputs: object) -> frozenset[str]:
+    """A component's ``inputs`` declaration as a frozenset: one name, or any collection of names (a tuple, list,
+    set or frozenset of :data:`INPUTS`); :class:`ValueError` names what is wrong with anything else."""
+    names = (inputs,) if isinstance(inputs, str) else inputs
+    if isinstance(names, (tuple, list, set, frozenset)) and all(isinstance(n, str) for n in names):
+        unknown = sorted(set(names) - INPUTS)
+        if not unknown:
+            return frozenset(names)
+        raise ValueError(f"`inputs` names {', '.join(map(repr, unknown))}, which the engine does not give; "
+                         f"the inputs are {', '.join(sorted(INPUTS))}")
+    raise ValueError(f"`inputs` must be names of {sorted(INPUTS)} (a frozenset, tuple or list of them), got {inputs!r}")
+
+
 def inputs_problem(inputs: object) -> str | None:
     """What is wrong with a component's ``inputs`` declaration, or ``None``."""
-    if isinstance(inputs, (set, frozenset)) and set(inputs) <= INPUTS:
-        return None
-    return f"`inputs` must be a frozenset of {sorted(INPUTS)}, got {inputs!r}"
+    try:
+        declared_inputs(inputs)
+    except ValueError as err:
+        return str(err)
+    return None
 
 
 @attrs.frozen

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from padecache.interfaces import CachePolicy, Predictor, Schedule, StepContext, StepInputs
+from padecache.interfaces import CachePolicy, Predictor, Schedule, StepContext, StepInputs, declared_inputs
 
 from .loops import STEPS
 
@@ -62,7 +62,7 @@ def step_inputs(component: CachePolicy | Predictor, step: int, rows: int = 3, ki
     alone, in ``dtype`` (the engine gives them in the history dtype); ``None`` for a component that declares none.
     ``first_input`` has the stack input's shape (what the always-run first blocks received), the timestep
     embeddings are ``(rows, 16)`` and ``(rows, 6, 16)``."""
-    wanted = getattr(component, "inputs", frozenset())
+    wanted = declared_inputs(getattr(component, "inputs", frozenset()))
     if not wanted:
         return None
     base, latents = trajectory(step, rows, kind=kind), trajectory(step + 1, rows, (4, 12), kind=kind)
