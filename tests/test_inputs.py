@@ -24,8 +24,8 @@ import torch
 import padecache
 import tiny
 from padecache import CachePolicy, Predictor, option
-from padecache.interfaces import INPUTS
 from padecache.plugins import get_registry
+from padecache.step_inputs import INPUTS
 from padecache.testing import PolicyContract, PredictorContract
 from padecache.testing.families import make_scheduler, run_loop, tiny_transformer
 

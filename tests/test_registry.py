@@ -335,14 +335,14 @@ def test_a_component_declaring_unknown_inputs_is_listed_as_broken():
     names = "first_input, model_input, modulated, stack_input, time_embedding, time_projection"
     assert (f"policy 'peeks': `inputs` names 'latents', which the engine does not give; the inputs are {names}"
             in registry.broken[0].error)
-    assert f"predictor 'squints': `inputs` names 'noise', which the engine does not give" in registry.broken[1].error
+    assert "predictor 'squints': `inputs` names 'noise', which the engine does not give" in registry.broken[1].error
 
 
 @pytest.mark.parametrize("declared", [("modulated", "stack_input"), ["modulated", "stack_input"], {"modulated", "stack_input"}])
 def test_inputs_may_be_declared_as_any_collection_of_names(declared):
     """A tuple or list of input names is as correct as a frozenset: registered, handed over, readable by name."""
-    from padecache.interfaces import declared_inputs
     from padecache.registry import Contribution, Registry
+    from padecache.step_inputs import declared_inputs
     from padecache.testing import step_inputs
 
     class Reads(padecache.CachePolicy):
@@ -365,7 +365,7 @@ def test_inputs_may_be_declared_as_any_collection_of_names(declared):
 
 @pytest.mark.parametrize("declared", ["modulated", ("modulated", 3), 7])
 def test_inputs_declared_as_one_name_or_as_something_else(declared):
-    from padecache.interfaces import declared_inputs
+    from padecache.step_inputs import declared_inputs
 
     if declared == "modulated":
         assert declared_inputs(declared) == frozenset({"modulated"})  # one name, not its letters

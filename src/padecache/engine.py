@@ -22,12 +22,13 @@ from .config import CacheConfig
 from .correction import GapCorrector, computed_rows, output_tensor, uncorrected, with_output_tensor
 from .distributed import LOCAL
 from .errors import Uncopyable, component_error, fallbacks_message, prediction_problem, warn
-from .interfaces import StepContext, StepInputs, declared_inputs
+from .interfaces import StepContext, StepInputs
 from .math import row_sumsq
 from .plugins import get_registry
 from .records import StatsRecorder, StepRecord
 from .schedule import Where
 from .state import BranchState, Owner, Part, Plan, Slot
+from .step_inputs import declared_inputs
 
 __all__ = ["Engine", "Part", "Plan"]
 

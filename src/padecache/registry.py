@@ -125,7 +125,7 @@ def validate_component(kind: str, cls: Any) -> None:
         if not callable(getattr(cls, method, None)):
             raise ValueError(f"{human} {name!r}: `{method}` must be a method")
     if kind in ("policy", "predictor"):
-        from .interfaces import inputs_problem
+        from .step_inputs import inputs_problem
 
         problem = inputs_problem(getattr(cls, "inputs", frozenset()))
         if problem:

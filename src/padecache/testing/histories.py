@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from padecache.interfaces import CachePolicy, Predictor, Schedule, StepContext, StepInputs, declared_inputs
+from padecache.interfaces import CachePolicy, Predictor, Schedule, StepContext, StepInputs
+from padecache.step_inputs import declared_inputs
 
 from .loops import STEPS
 
