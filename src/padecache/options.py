@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import attrs
@@ -163,6 +164,7 @@ def option(
                 if not op(_as_float(v), float(bound)):
                     raise OptionError(key, f"must be {word} {bound}, got {v!r}")
 
+    _check_default(check, kind, default, optional)
     return attrs.field(
         default=default,
         converter=attrs.Converter(lambda v, _self, field: _convert(kind, field.name, v, optional), takes_self=True,
@@ -170,6 +172,16 @@ def option(
         validator=check,
         metadata={"doc": doc, "kind": kind},
     )
+
+
+def _check_default(check, kind: _Kind, default, optional: bool) -> None:
+    """A default that breaks its own bounds or choices fails where the class is defined, not at every use."""
+    if default is None or isinstance(default, attrs.Factory):  # None on a non-optional option: one to be given
+        return
+    try:
+        check(None, SimpleNamespace(name="default"), _convert(kind, "default", default, optional))
+    except OptionError as err:
+        raise TypeError(f"option({default!r}, {kind!r}): the default {err.message}") from None
 
 
 def _as_float(v) -> float:
@@ -207,9 +219,13 @@ def build_options(config_cls: type, values: Mapping[str, Any], where: str):
         if key not in valid:
             listing = ", ".join(valid) if valid else "(none)"
             raise ConfigError(f"{where}: unknown option {key!r}{suggest(key, valid)}; valid options: {listing}")
+    missing = [f.name for f in attrs.fields(config_cls) if f.init and f.default is attrs.NOTHING and f.name not in values]
+    if missing:
+        raise ConfigError(f"{where}: option {missing[0]!r} has no default: give it (in the config's section, or "
+                          f"--set SECTION.{missing[0]}=...)")
     try:
         return config_cls(**values)
     except OptionError as err:
         raise ConfigError(f"{where}.{err.key}: {err.message}") from None
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # a missing option, or the component's own validator
         raise ConfigError(f"{where}: {err}") from None

@@ -182,7 +182,13 @@ class Registry:
             if not isinstance(adapter, Adapter):
                 raise ValueError(f"padecache_adapters must return padecache.adapters.Adapter objects, got {adapter!r}")
         staged["adapters"] = list(c.hooks.get("padecache_adapters") or ())
-        staged["bench_families"] = list(c.hooks.get("padecache_bench_families") or ())
+        from .sweeps import Family
+
+        families = c.hooks.get("padecache_bench_families") or ()
+        try:  # a malformed family makes its plugin broken, not every family of every plugin
+            staged["bench_families"] = [Family.from_any(f) for f in families]
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"it declares an invalid bench family: {err}") from None
         from .reference_models import ReferenceModel
 
         staged["reference_models"] = [ReferenceModel.from_any(m) for m in c.hooks.get("padecache_reference_models") or ()]

@@ -3,7 +3,7 @@
 One name per method, everywhere: whatever ``results.json``, the README and ``padecache list`` call a method -- a
 family (``tc-pade``, ``taylorseer-O1``, ``noop``...), a family's headline group with one family (``reuse``), a
 predictor or policy name, or ``full`` -- :func:`method_config` turns it into the configuration
-``padecache.apply`` runs: the family's first setting at :data:`APPLY_TARGET` fewer passes (schedules that count
+``padecache.apply`` runs: the family's first setting that fits the budget at :data:`APPLY_TARGET` fewer passes (schedules that count
 steps, such as ``interval``, are laid out for :data:`APPLY_STEPS` steps).  ``padecache.load_config`` asks it for
 any name that is not a preset.  Peers (other tools) are named here too, so that asking ``apply`` for one says what
 it is.  This module imports no torch, no plugin, and neither the registry nor the config (they are passed in).
@@ -327,11 +327,31 @@ def _peer_error(name: str, families: list[tuple[Family, str, str]]) -> str | Non
             f"runs padecache's methods{hint}")
 
 
-def _family_config(family: Family, target: float, steps: int) -> dict:
+def _family_config(registry: Any, family: Family, target: float, steps: int) -> dict:
+    """The first of the family's settings at ``target`` whose plan on ``steps`` steps fits the budget (an adaptive
+    one counts as fitting); where none fits, the one of fewest passes."""
     configs = family.configs(steps, target)  # the model, and so a block range's share, is not known here
     if not configs:
         raise ValueError(f"method {family.name!r} has no setting at {target:g}x fewer passes on {steps} steps")
-    return configs[0]
+    budget = max(1, round(steps / target))
+    passes = [_planned_passes(registry, c["policy"], steps) for c in configs]
+    fits = [c for c, n in zip(configs, passes, strict=True) if n is None or n <= budget]
+    return fits[0] if fits else configs[min(range(len(configs)), key=lambda i: passes[i])]
+
+
+def _planned_passes(registry: Any, section: Mapping[str, Any], steps: int) -> int | None:
+    """Passes of the static plan of the policy ``section`` on ``steps`` steps (``None``: adaptive, or not buildable
+    without the run)."""
+    from .options import NoOptions, build_options
+
+    values = dict(section)
+    try:
+        entry = registry.get("policy", values.pop("name"))
+        policy = entry.cls(build_options(getattr(entry.cls, "Config", NoOptions), values, "policy"))
+        mask = policy.mask(steps)
+    except Exception:  # noqa: BLE001 - what cannot be planned here is planned (and reported) when it runs
+        return None
+    return None if mask is None else int(sum(bool(m) for m in mask))
 
 
 def _component_config(registry: Any, name: str, default_predictor: Mapping[str, Any]) -> dict | None:
@@ -356,7 +376,7 @@ def method_config(registry: Any, name: str, default_predictor: Mapping[str, Any]
         return {"predictor": {"name": "noop"}, "policy": {"name": "always"}}
     found = find_family(name, families, groups=True)
     if found is not None:
-        return _family_config(found[0], target, steps)
+        return _family_config(registry, found[0], target, steps)
     peer = _peer_error(name, families)
     if peer is not None:
         raise ValueError(peer)
