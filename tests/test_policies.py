@@ -166,3 +166,14 @@ def test_budget_spreads_a_run_that_starts_part_way_more_evenly_and_nearer_the_en
     assert same.mask(14, partial=True) == budget.mask(14)
     fixed = FixedPolicy(FixedPolicy.Config(interval=3, warmup=2))
     assert fixed.mask(14, partial=True) == fixed.mask(14)
+
+
+@pytest.mark.parametrize("options", [{"mask": ".###"}, {"mask": "0..."}, {"steps": [2, 3], "num_steps": 4}])
+def test_a_mask_that_skips_the_first_step_is_refused_as_written(options):
+    """The engine computes the first step whatever the plan says (nothing to forecast from): a plan that skips it
+    would silently run one more pass than written, so it is an error naming the option."""
+    from padecache import ConfigError
+
+    key = "mask" if "mask" in options else "steps"
+    with pytest.raises(ConfigError, match=rf"\(mask\)\.{key}: the first step must compute"):
+        padecache.load_config({"policy": {"name": "mask", **options}})

@@ -147,7 +147,7 @@ def cmd_mask(args) -> int:
         if mask is None:
             print(f"policy {cfg.policy.name!r} is adaptive: its mask depends on the run (see padecache.stats(...).mask())")
             return 0
-        print(f"{steps:>3} steps  {mask_to_str(mask)}  {sum(mask)} passes ({steps / sum(mask):.2f}x)")
+        print(f"{steps:>3} steps  {mask_to_str(mask)}  {sum(mask)} passes ({steps / max(sum(mask), 1):.2f}x)")
     if cfg.engine.first_blocks or cfg.engine.last_blocks:  # docs/plugins.md, "Block ranges, at equal block-pass cost"
         print("full passes; the engine's first/last blocks also run on every other step (padecache bench plans fewer)")
     return 0

@@ -387,7 +387,7 @@ def load_config(config: CacheConfig | Mapping[str, Any] | str | Path | None = No
             raise ConfigError(
                 f"unknown preset {text!r}{suggest(text, [*names, *method_names(registry)])}; presets: {', '.join(names)} "
                 f"(or a method: a bench family, predictor or policy that `padecache list` shows; or a path to a .toml "
-                f"file, a dict, or a CacheConfig)"
+                f"file, a dict, or a CacheConfig){registry.broken_hint()}"
             )
     else:
         raise TypeError(f"config must be a preset name, a .toml path, a dict or a CacheConfig, not {type(config).__name__}")

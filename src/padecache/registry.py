@@ -247,7 +247,7 @@ class Registry:
             names = self.names(kind)
             raise ValueError(
                 f"unknown {human} {name!r}{suggest(name, names)}; registered {plural}: {', '.join(names)}"
-                + self._broken_hint()
+                + self.broken_hint()
             )
         return found
 
@@ -300,7 +300,7 @@ class Registry:
         named = {c for a, _, _ in self.adapters if not isinstance(a, GenericAdapter) for c in a.model_classes}
         raise TypeError(unsupported_message(model, sorted(named)))
 
-    def _broken_hint(self) -> str:
+    def broken_hint(self) -> str:
         if not self.broken:
             return ""
         names = ", ".join(b.plugin for b in self.broken)

@@ -112,11 +112,17 @@ class MaskPolicy(StaticPolicy):
                 bad = set(self.mask) - set("#.10")
                 if bad or not self.mask:
                     raise OptionError("mask", f"use '#'/'1' for compute and '.'/'0' for predict, got {self.mask!r}")
+                if self.mask[0] not in "#1":  # the engine would compute it anyway: a plan it would not run as written
+                    raise OptionError("mask", f"the first step must compute (there is nothing to forecast from before "
+                                              f"it): start the plan with '#', got {self.mask!r}")
             else:
                 if self.num_steps is None:
                     raise OptionError("num_steps", "is required with `steps`")
                 if self.steps and max(self.steps) >= self.num_steps:
                     raise OptionError("steps", f"step {max(self.steps)} is outside 0..{self.num_steps - 1}")
+                if 0 not in self.steps:
+                    raise OptionError("steps", f"the first step must compute (there is nothing to forecast from before "
+                                               f"it): include step 0, got {list(self.steps)}")
 
     def _plan(self) -> list[bool]:
         c = self.config
