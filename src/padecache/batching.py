@@ -12,7 +12,8 @@ import torch
 
 from .adapters import BlockIO, position_of
 
-__all__ = ["stream_encoder", "pack_streams", "unpack_stream", "take_rows", "block_rows", "put_rows", "structure"]
+__all__ = ["stream_encoder", "pack_streams", "unpack_stream", "take_rows", "block_rows", "put_rows", "structure",
+           "structure_fits"]
 
 
 def stream_encoder(io: BlockIO) -> str | None:
@@ -76,8 +77,13 @@ def put_rows(full: Any, part: Any, rows: torch.Tensor, batch: int) -> Any:
         if full.dim() >= 1 and full.shape[0] == batch and part.shape[0] == len(rows):
             return full.index_copy(0, rows.to(full.device), part.to(full.dtype))
         return part
-    if isinstance(full, tuple) and isinstance(part, tuple) and len(full) == len(part):
-        return tuple(put_rows(f, p, rows, batch) if p is not None else None for f, p in zip(full, part))
+    if isinstance(full, (tuple, list)) and isinstance(part, (tuple, list)) and len(full) == len(part):
+        items = [None if f is None or p is None else put_rows(f, p, rows, batch) for f, p in zip(full, part)]
+        # (an extra entry a skipped block leaves None stays None: some rows of the call did not compute it)
+        return type(part)(*items) if hasattr(part, "_fields") else type(part)(items)
+    if isinstance(full, dict) and isinstance(part, dict) and full.keys() == part.keys():
+        return type(part)((k, None if full[k] is None or part[k] is None else put_rows(full[k], part[k], rows, batch))
+                          for k in part)
     return part
 
 
@@ -86,4 +92,18 @@ def structure(out: Any) -> Any:
         return ("tensor", tuple(out.shape))
     if isinstance(out, (tuple, list)):
         return tuple(structure(o) if isinstance(o, torch.Tensor) else ("none" if o is None else type(o).__name__) for o in out)
+    if isinstance(out, dict):
+        return {k: structure(v) if v is not None else "none" for k, v in out.items()}
     return type(out).__name__
+
+
+def structure_fits(skipped: Any, out: Any) -> bool:
+    """Whether a skipped block's output (its :func:`structure`) stands in for the block's: equal, where an entry the
+    skipped output leaves ``None`` (``BlockIO(size=...)``'s extra entries) may be anything in the block's."""
+    if skipped == "none":
+        return True
+    if isinstance(skipped, tuple) and isinstance(out, tuple) and len(skipped) == len(out) and skipped[:1] != ("tensor",):
+        return all(structure_fits(s, o) for s, o in zip(skipped, out))
+    if isinstance(skipped, dict) and isinstance(out, dict) and skipped.keys() == out.keys():
+        return all(structure_fits(skipped[k], out[k]) for k in skipped)
+    return skipped == out

@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from . import compat
 from .adapters import Adapter, BlockIO, ModelCall, control_state, position_of, replace_argument
-from .batching import block_rows, pack_streams, put_rows, stream_encoder, structure, unpack_stream
+from .batching import block_rows, pack_streams, put_rows, stream_encoder, structure, structure_fits, unpack_stream
 from .config import CacheConfig
 from .distributed import LOCAL, Reducer, context_parallel_group
 from .engine import Engine, Plan
@@ -237,11 +237,11 @@ class Attachment(Uncopyable):
             return
         call.validated.add(block.list_name)
         skipped = self.adapter.skip_output(block.list_name, block.module, block.original, args, kwargs)
-        if structure(out) != structure(skipped):
+        if not structure_fits(structure(skipped), structure(out)):
             raise TypeError(
                 f"adapter {self.adapter.name!r}: a skipped {type(block.module).__name__} of `{block.list_name}` would "
-                f"return {structure(skipped)} but the block returns {structure(out)}; give the adapter a BlockIO for "
-                f"`{block.list_name}` (padecache.adapters.BlockIO: hidden/encoder argument names and output indices)"
+                f"return {structure(skipped)} but the block returns {structure(out)}; describe what it returns in the "
+                f"adapter's BlockIO for `{block.list_name}` (padecache.adapters.BlockIO: hidden/encoder names and indices)"
             )
 
     # -- where the cached range ends -----------------------------------------------------------------------

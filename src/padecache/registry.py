@@ -289,12 +289,16 @@ class Registry:
     def adapter_for(self, model) -> tuple[Any, str]:
         """The adapter that supports ``model``; ``TypeError`` saying how to add one otherwise.
 
-        Plugins' adapters are asked before padecache's own, so a plugin can improve a built-in family.
+        The adapter naming the most specific class of the model's MRO wins (a subclass's own adapter before its base
+        class's); between adapters of the same class, plugins' before padecache's own, so a plugin can improve a
+        built-in family.
         """
         ordered = [a for a in self.adapters if a[1] != CORE] + [a for a in self.adapters if a[1] == CORE]
-        for adapter, plugin, _ in ordered:
-            if adapter.supports(model):
-                return adapter, plugin
+        mro = [c.__name__ for c in type(model).__mro__]
+        found = [(a, p) for a, p, _ in ordered if a.supports(model)]
+        if found:  # the adapter of the most specific class: a subclass's own before its base class's
+            return min(found, key=lambda ap: min((mro.index(n) for n in getattr(ap[0], "model_classes", ()) if n in mro),
+                                                 default=len(mro)))
         from .adapters import GenericAdapter, unsupported_message
 
         named = {c for a, _, _ in self.adapters if not isinstance(a, GenericAdapter) for c in a.model_classes}
