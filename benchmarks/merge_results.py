@@ -39,9 +39,10 @@ def main() -> None:
     records = []
     for i, part in enumerate(args.parts):
         new = load_records(Path(part) / "results.json")
-        if args.replace and i:
-            new = [r for r in new if r.kind != "reference"]
+        if i:  # scores of other seeds or samples are not scores of the same images: refuse to mix them
+            new = [r for r in new if r.kind != "reference"] if args.replace else new
             _check_same_run(records, new, part)
+        if args.replace and i:
             replaced = {(r.method, r.steps, r.target) for r in new}
             records = [r for r in records if (r.method, r.steps, r.target) not in replaced]
         records += new
@@ -56,14 +57,14 @@ def main() -> None:
 
 
 def _check_same_run(old, new, part) -> None:
-    """A replacing part must score the same model on the same seeds and samples, or its numbers are not comparable."""
+    """Every part must score the same model on the same seeds and samples, or its numbers are not comparable."""
     def key(r):
         return r.model, tuple(r.seeds), r.samples
     before = {key(r) for r in old if r.kind == "reference"}
     after = {key(r) for r in new}
     if not after <= before:
         raise SystemExit(f"{part}: runs {sorted(after - before)} match no full-compute run of the earlier parts "
-                         f"{sorted(before)}: a replacing part must use the same model, seeds and samples")
+                         f"{sorted(before)}: every part must use the same model, seeds and samples")
 
 
 if __name__ == "__main__":

@@ -600,3 +600,13 @@ def test_a_pass_counter_counts_from_zero_again_after_reset(dit_pipe):
         assert counter.count == pytest.approx(first)
     finally:
         counter.close()
+
+
+def test_a_method_without_a_setting_at_a_target_is_said_not_silently_dropped():
+    """TaylorSeer's interval schedule has nothing within 12x fewer passes on 7 steps: the sweep says so (it once
+    left the method out of every table without a word)."""
+    from padecache.bench.methods import resolve
+
+    (method,) = resolve(["taylorseer-O1"])
+    with pytest.warns(RuntimeWarning, match=r"taylorseer-O1 has no setting within 12x fewer passes on 7 steps"):
+        assert [s.target for s in method.settings(7, [2.5, 12.0])] and not [s for s in method.settings(7, [12.0])]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -101,6 +103,29 @@ def test_a_new_generation_does_not_inherit_the_previous_step_counter(flux_pipe):
         padecache.set_schedule(t, None)  # undone: no schedule is known any more
         with pytest.raises(ValueError, match="cannot tell which denoising step"):
             t(x, timestep=torch.tensor([1.0]), **kw)
+
+
+def test_a_loop_that_starts_over_under_cache_context_names_is_a_new_generation(flux_pipe):
+    """Two calls per step without a cache context (branches main, call1), then the same loop with cond / uncond
+    contexts: the second loop's first call starts a new generation, so its stats hold its own two branches and
+    passes (they once kept the first loop's too: twice the passes, and its histories held on)."""
+    t = flux_pipe.transformer
+    kw = dict(encoder_hidden_states=torch.randn(1, 7, 32), pooled_projections=torch.randn(1, 32), txt_ids=torch.zeros(7, 3),
+              img_ids=torch.zeros(64, 3))
+    values = [1000.0, 750.0, 500.0, 250.0]
+    x = torch.randn(1, 64, 16)
+    seen = []
+    with tiny.applied(t, {"predictor": "taylor", "policy": {"name": "fixed", "interval": 2, "warmup": 1}}):
+        padecache.set_schedule(t, values)
+        for contexts in (False, True, True):
+            for v in values:
+                for branch in ("cond", "uncond"):
+                    with t.cache_context(branch) if contexts else contextlib.nullcontext():
+                        t(x, timestep=torch.tensor([v / 1000]), **kw)
+            stats = padecache.stats(t)
+            seen.append((stats.branches, stats.full_passes, len(stats.records)))
+    assert seen[0] == (("main", "call1"), 2, 8)
+    assert seen[1] == seen[2] == (("cond", "uncond"), 2, 8)
 
 
 def test_scheduler_step_index_is_used_when_it_advances_like_a_loop(flux_pipe, monkeypatch):

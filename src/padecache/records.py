@@ -196,7 +196,7 @@ class CacheStats:
         if not parts:
             return cls()
         branches = tuple(dict.fromkeys(b for p in parts for b in p.branches))
-        passes = round(sum(sum(r.share * r.passes for r in p.records) for p in parts) / max(1, len(branches)), 9)
+        passes = round(sum(sum(r.share * r.passes for r in p.records) for p in parts) / max(1, len(branches)), 9)  # no float dust
         return cls(
             total_steps=sum(p.total_steps for p in parts),
             planned_steps=sum(p.planned_steps for p in parts),
@@ -252,15 +252,15 @@ class StatsRecorder:
         branches = tuple(dict.fromkeys(r.branch for r in self.records))
         computed = sum(r.share for r in self.records if r.computed)
         forecast = sum(r.share for r in self.records if not r.computed)
-        passes = round(sum(r.share * r.passes for r in self.records) / max(1, len(branches)), 9)  # no float dust: 7.0
+        passes = sum(r.share * r.passes for r in self.records) / max(1, len(branches))
         ran = len({r.step for r in self.records})  # the steps that ran: fewer than planned where the run stopped early
         return CacheStats(
             total_steps=min(self.total_steps, ran) if self.records else self.total_steps,
             planned_steps=self.total_steps,
             branches=branches,
-            full_passes=passes,
+            full_passes=round(passes, 9),  # no float dust: 7.0, not 7.000000000000005
             num_blocks=self.num_blocks,
-            block_passes=passes * self.num_blocks,
+            block_passes=round(passes * self.num_blocks, 6),  # block executions: whole numbers where rows run whole
             computed_steps=_count(computed),
             forecast_steps=_count(forecast),
             fallbacks=self.fallback_rows,

@@ -317,7 +317,8 @@ class Locator:
         if name is None:
             self.calls_at_step = self.calls_at_step + 1 if step == self.last_step else 0
             name = "main" if self.calls_at_step == 0 else f"call{self.calls_at_step}"
-        if name in self.branch_steps and step <= self.branch_steps[name]:  # the loop started over
+        if (step <= self.branch_steps[name] if name in self.branch_steps  # the loop started over (under new
+                else self.branch_steps and step < self.last_step):        # branch names: a cache_context now)
             self._start(self.key, self.schedule)
             fresh = True
             name = getattr(context, "name", None) or "main"

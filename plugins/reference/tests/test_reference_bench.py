@@ -66,6 +66,12 @@ def test_bench_rejects_unknown_methods_before_loading_the_model(tmp_path, capsys
     assert "compares against ours" in capsys.readouterr().err
 
 
+def test_bench_refuses_more_digits_than_one_batch_holds_before_loading(tmp_path, capsys):
+    assert main(["bench", "--quick", "--model", "flux-mnist", "--samples", "100000", "--out", str(tmp_path)]) == 2
+    assert "ask for 1 to 1024 samples, got 100000" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_the_default_model_is_the_colour_text_to_image_one(tmp_path, capsys):
     assert main(["bench", "--quick", "--samples", "2", "--steps", "6", "--no-progress", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

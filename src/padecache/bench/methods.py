@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import warn
 from .families import Family, find_family, registered_families
 from .settings import Attached, Method, RunContext, Setting
 
@@ -107,9 +108,15 @@ def _family_method(family: Family, plugin: str, version: str) -> Method:
     def expand(steps, targets, context):
         # a family with a block range is planned at equal block-pass cost on this model's blocks (sweeps.range_passes)
         num_blocks = getattr(context, "num_blocks", None)
-        return [padecache_setting(family.name, cfg, t, plugin=plugin, version=version, group=family.group,
-                                  published=family.published)
-                for t in targets for cfg in family.configs(steps, t, num_blocks)]
+        out = []
+        for t in targets:
+            configs = family.configs(steps, t, num_blocks)
+            if not configs:  # said, not silently left out of the tables
+                warn(f"padecache bench: {family.name} has no setting within {t:.3g}x fewer passes on {steps} steps "
+                     f"(its schedule offers none that fits the budget); it has no row there", RuntimeWarning, stacklevel=2)
+            out += [padecache_setting(family.name, cfg, t, plugin=plugin, version=version, group=family.group,
+                                      published=family.published) for cfg in configs]
+        return out
 
     return Method(family.name, "family", expand, plugin, version)
 

@@ -157,6 +157,10 @@ class DigitGenerator:
         return pipe(list(self.labels), num_inference_steps=self.steps, seed=seed)
 
 
+#: the most digits one benchmark run generates (one batch; the 400-digit runs of docs/results fit on 2 CPU cores)
+MAX_DIGITS = 1024
+
+
 def _workload(options: BenchOptions):
     """What a run generates and how it is scored: digits for the MNIST models, prompts for emoji-t2i."""
     if options.model == "emoji-t2i":
@@ -171,6 +175,9 @@ def _workload(options: BenchOptions):
                 emoji_scorers([p.category_index for p in prompts]))
     from .scorers import mnist_scorers
 
+    if options.samples > MAX_DIGITS:  # one batch per run: 100 000 digits fill the memory before any is scored
+        raise ValueError(f"{options.model}'s benchmark generates its digits as one batch per run; ask for 1 to "
+                         f"{MAX_DIGITS} samples, got {options.samples}")
     labels = [i % 10 for i in range(options.samples)]
     scorers = mnist_scorers(labels, fid=options.use_fid(), fid_targets=options.fid_targets)
     return (lambda steps: DigitGenerator(labels, steps)), scorers
