@@ -44,6 +44,7 @@ __all__ = [
     "taylorseer_intervals",
     "densest",
     "budget_passes",
+    "budget_caption",
     "range_passes",
     "builtin_families",
     "registered_families",
@@ -117,3 +118,10 @@ def group_of(config: Mapping[str, Any], families: list[tuple[Family, str, str]] 
     preferred = [f for f in matches if uses(f)]  # the same forecast on another kind of schedule is another method
     groups = {f.group for f in preferred}
     return groups.pop() if len(groups) == 1 else None
+
+
+def budget_caption(steps: int, target: float) -> str:
+    """``at most 8 passes (2.50×)``; ``(1.40×, target 1.50×)`` where whole passes move the speedup."""
+    n = budget_passes(steps, target)
+    shown = f"{steps / n:.2f}×" + ("" if abs(steps / n - target) < 0.005 else f", target {target:.2f}×")
+    return f"at most {n} pass{'' if n == 1 else 'es'} ({shown})"

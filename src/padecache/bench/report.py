@@ -21,7 +21,8 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from .families import REUSE, TAYLORSEER
+from .families import REUSE, TAYLORSEER, budget_caption  # (budget: callers import it here)
+from .families import budget_passes as budget
 from .metrics import headline_metric
 from .records import Record
 
@@ -31,10 +32,6 @@ __all__ = ["NO_RUNS", "clock_title", "busy_warning", "ranking_metric", "ours_lab
 HEADLINE_TARGETS = (2.5, 10 / 3)
 #: what the headline says when no run finished
 NO_RUNS = "(no finished runs)"
-
-
-def budget(steps: int, target: float) -> int:
-    return max(1, min(steps, round(steps / target)))
 
 
 def score_names(records: Sequence[Record]) -> list[str]:
@@ -379,7 +376,7 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
             if not rows:
                 continue
             metric = ranking_metric(recs)
-            cap = _cap(steps, target) if steps else f"at least {target:.2f}× fewer passes"
+            cap = budget_caption(steps, target) if steps else f"at least {target:.2f}× fewer passes"
             lines += [f"## {model}, {_fmt(steps)} steps, {cap}: every method's best run", "",
                       "| method | provided by | passes | pass × | wall × | " + " | ".join(map(_title, names)) + " |",
                       "|---|---|---:|---:|---:|" + "---:|" * len(names)]
@@ -400,15 +397,6 @@ def markdown(records: Sequence[Record], ours: str | None = None, targets: Sequen
                          + f" | {r.status} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _cap(steps: int, target: float) -> str:
-    """A budget's caption: ``at most 8 passes (2.50×)``; where rounding to whole passes moves the speedup, the pass
-    speedup the budget really allows is the one shown (``at most 5 passes (1.40×, target 1.50×)``)."""
-    n = budget(steps, target)
-    real = steps / n
-    shown = f"{real:.2f}×" if abs(real - target) < 0.005 else f"{real:.2f}×, target {target:.2f}×"
-    return f"at most {n} pass{'' if n == 1 else 'es'} ({shown})"
 
 
 def combined_summary(records: Sequence[Record], ours: str | None = None, targets: Sequence[float] = HEADLINE_TARGETS,
@@ -438,7 +426,7 @@ def combined_summary(records: Sequence[Record], ours: str | None = None, targets
                                         str(k)))
         if not methods:
             continue
-        cap = _cap(steps, target) if steps else f"{target:.2f}× fewer passes"
+        cap = budget_caption(steps, target) if steps else f"{target:.2f}× fewer passes"
         lines += [f"**{_fmt(steps)} steps, {cap}**: scores against full compute of the same seeds, wall × measured in the same run", ""]
         cols = ["passes", *map(_title, names), "wall ×"]
         lines += ["| method |" + "".join(f" {m}: {c} |" if i == 0 else f" {c} |" for m in models for i, c in enumerate(cols)),

@@ -239,6 +239,8 @@ class BudgetPolicy(StaticPolicy):
         partial_spacing: float = option(1.1, ge=0.5, le=3.0, doc="`spacing` of a run that starts part-way (img2img, inpainting, a second expert)")
         partial_tail_gaps: float = option(0.5, ge=0.0, le=10.0, doc="`tail_gaps` of a run that starts part-way")
         lean_passes: int = option(6, "int", ge=0, doc="budgets of this many passes or fewer, above 2x, warm up with one step, not `warmup` (0: never)")
+        rising_start: bool = option(True, "bool", doc="after a one-step warm-up, 4 passes or more: a first gap as long as "
+                                                      "the next (#..#..#) becomes a pass at step 2, the rest planned from there")
         min_steps: int = option(1, "int", ge=1, doc="runs of fewer steps compute every step, and say so")  # (reach)
 
         def __attrs_post_init__(self):
@@ -252,7 +254,17 @@ class BudgetPolicy(StaticPolicy):
         return max(1, min(num_steps, round(num_steps / c.speedup)))
 
     def build_mask(self, num_steps: int) -> list[bool]:
-        return self._budget_mask(num_steps, self.config.spacing, self.config.tail_gaps, self.config.rising_gaps)
+        c = self.config
+        mask = self._budget_mask(num_steps, c.spacing, c.tail_gaps, c.rising_gaps)
+        on = [s for s, computed in enumerate(mask) if computed]
+        if c.rising_start and len(on) >= 4 and on[1] >= 3 and on[2] - on[1] <= on[1]:
+            # a one-step warm-up whose first gap (forecast from one residual) is as long as the next (#..#..#, at
+            # 14/4, 15/4, 19/5, 23/6 and 24/6 steps/passes): the second pass at step 2, the rest planned from there
+            # (docs/methods.md, "where the first pass after a one-step warm-up goes")
+            tail, gaps = (c.tail, None) if c.tail is not None else (0.0, c.tail_gaps)
+            mask = [True, False] + budget_mask(num_steps - 2, len(on) - 1, 1, c.last, c.spacing, tail, c.short_first_gap,
+                                               gaps, c.rising_gaps)
+        return mask
 
     def build_partial_mask(self, num_steps: int) -> list[bool]:
         # a run that starts part-way has no steep first steps to front-load for, and its last steps still move:
