@@ -6,6 +6,7 @@ Every comparison here runs a 3-block DiT pipeline for 6 steps on 2 images: a few
 from __future__ import annotations
 
 import json
+import sys
 
 import attrs
 import pytest
@@ -610,3 +611,14 @@ def test_a_method_without_a_setting_at_a_target_is_said_not_silently_dropped():
     (method,) = resolve(["taylorseer-O1"])
     with pytest.warns(RuntimeWarning, match=r"taylorseer-O1 has no setting within 12x fewer passes on 7 steps"):
         assert [s.target for s in method.settings(7, [2.5, 12.0])] and not [s for s in method.settings(7, [12.0])]
+
+
+def test_a_scorer_that_raises_is_named(dit_pipe, clock):
+    def broken(images, full):
+        return 1 / 0
+
+    with pytest.raises(ZeroDivisionError) as raised:
+        bench.compare(dit_pipe, clock.generate, ["noop"], targets=(2.0,), scorers={"broken": broken}, progress=False)
+    if sys.version_info >= (3, 11):
+        assert "padecache bench: raised by the scorer 'broken'" in raised.value.__notes__
+    assert not padecache.is_applied(dit_pipe)

@@ -183,6 +183,9 @@ def cmd_bench(args) -> int:
     from .bench.report import busy_warning, headline_markdown
 
     resolve(options.method_list())  # unknown methods, or a scope without ours, fail before a cluster starts
+    if (Path(args.out) / "results.json").is_file():  # said before the run, not found out after it
+        print(f"padecache bench: {args.out} holds an earlier run's results; this run replaces them "
+              f"(merge runs with benchmarks/merge_results.py)", file=sys.stderr)
     with _cluster(args.ray, args.threads) as executor:
         records = run_bench(options, out=args.out, progress=not args.no_progress, executor=executor)
     print(headline_markdown(records, None, options.targets))  # ours as the runs marked it (`tcpade:tc-pade` ran as `tc-pade`)

@@ -66,6 +66,13 @@ def test_bench_rejects_unknown_methods_before_loading_the_model(tmp_path, capsys
     assert "compares against ours" in capsys.readouterr().err
 
 
+def test_bench_says_when_it_replaces_an_earlier_run_s_results(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("[]")
+    assert main(["bench", "--quick", *TINY, "--methods", "noop", "--no-peers", "--out", str(tmp_path)]) == 0
+    assert f"{tmp_path} holds an earlier run's results; this run replaces them" in capsys.readouterr().err
+    assert json.loads((tmp_path / "results.json").read_text())  # replaced: the new run's records
+
+
 def test_bench_refuses_more_digits_than_one_batch_holds_before_loading(tmp_path, capsys):
     assert main(["bench", "--quick", "--model", "flux-mnist", "--samples", "100000", "--out", str(tmp_path)]) == 2
     assert "ask for 1 to 1024 samples, got 100000" in capsys.readouterr().err

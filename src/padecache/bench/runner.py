@@ -153,7 +153,7 @@ def compare(
         writer.start(model, steps, getattr(generate, "captions", None))
 
     def score(images: Any, target: float | None) -> dict[str, float | None]:
-        return {n: round_score(s(images, full_images)) if s.applies(target) else None for n, s in scorer_fns.items()}
+        return {n: _scored(n, s, images, full_images) if s.applies(target) else None for n, s in scorer_fns.items()}
 
     per_gen = None if full_count is None else full_count / len(seeds)
     full_walls = [run.timed()]
@@ -201,3 +201,14 @@ def _run_setting(setting: Setting, run: Run, *, counter_steps, full_walls: list[
     fill(rec, m, steps, per_gen, len(run.seeds))
     rec.scores = score(m.images, setting.target)
     return rec, m.images
+
+
+def _scored(name: str, scorer: Callable, images: Any, full_images: Any) -> float:
+    """One scorer's figure; an exception it raises carries a note naming the scorer (a bare ZeroDivisionError said
+    nothing of which one)."""
+    try:
+        return round_score(scorer(images, full_images))
+    except Exception as err:
+        if hasattr(err, "add_note"):  # Python 3.11+
+            err.add_note(f"padecache bench: raised by the scorer {name!r}")
+        raise
