@@ -269,9 +269,9 @@ class Engine(Uncopyable):
         """The model's ``output`` of the call of ``plan``, its sample's rows that computed after skipped steps moved by
         ``engine.gap_correction`` (:mod:`padecache.correction`) where the scheduler and the policy's plan allow it."""
         e, sigmas = self.config.engine, getattr(plan.ctx.schedule, "euler_sigmas", None)
-        plans = [self._plan_of(p.slot, p.ctx) for p in plan.parts] if e.gap_correction else []
-        self.recorder.correction_off = uncorrected(sigmas, plans, e.gap_correction_passes) if plans else ""
-        sample = output_tensor(output) if plans and sigmas is not None else None
+        plans = [self._plan_of(p.slot, p.ctx) for p in plan.parts] if e.gap_correction and sigmas is not None else []
+        self.recorder.correction_off = uncorrected(sigmas, plans, e.gap_correction_passes) if e.gap_correction else ""
+        sample = output_tensor(output) if plans else None
         if sample is None or sample.shape[0] != plan.batch:
             return output
         computed, eligible = computed_rows(plan, [sum(q or ()) >= e.gap_correction_passes for q in plans])

@@ -1,5 +1,5 @@
 """What an input-aware component reads: :class:`StepInputs`, and the names a component declares in ``inputs``
-(:data:`INPUTS`, :func:`declared_inputs`).  Re-exported by :mod:`padecache.interfaces`."""
+(:data:`INPUTS`, :func:`declared_inputs`).  :class:`StepInputs` is re-exported by :mod:`padecache.interfaces`."""
 
 from __future__ import annotations
 

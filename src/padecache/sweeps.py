@@ -333,7 +333,7 @@ def _family_config(registry: Any, family: Family, target: float, steps: int) -> 
     configs = family.configs(steps, target)  # the model, and so a block range's share, is not known here
     if not configs:
         raise ValueError(f"method {family.name!r} has no setting at {target:g}x fewer passes on {steps} steps")
-    budget = max(1, round(steps / target))
+    budget = budget_passes(steps, target)
     passes = [_planned_passes(registry, c["policy"], steps) for c in configs]
     fits = [c for c, n in zip(configs, passes, strict=True) if n is None or n <= budget]
     return fits[0] if fits else configs[min(range(len(configs)), key=lambda i: passes[i])]

@@ -236,7 +236,7 @@ class PredictorContract(_ComponentContract):
         assert not predictor.ready(context(0, history=0)), "no forecast is possible before any computed residual"
         need = getattr(predictor, "min_history", 1)
         for step in range(need + 2):
-            if predictor.ready(context(step + 1, history=step, rows=3, inputs=step_inputs(predictor, step + 1, 3))) and step:
+            if step and predictor.ready(context(step + 1, history=step, rows=3, inputs=step_inputs(predictor, step + 1, 3))):
                 return
             predictor.update(context(step, history=step, rows=3, inputs=step_inputs(predictor, step, 3)), trajectory(step),
                              torch.zeros(3, 6, 8), True)
